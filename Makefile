@@ -1,0 +1,24 @@
+# logrelay — the two commands of the README, and a few conveniences.
+.PHONY: demo test lint build bench clean-venv images-local
+
+## The local end-to-end demo: emulated AWS accounts, fake cluster, agent, processor, verification.
+demo:
+	./scripts/demo.sh
+
+## Everything CI runs: dev environment, formatting, clippy, the whole test suite, linters.
+test:
+	./scripts/test.sh
+
+## Only the linters (fmt, clippy, manifests and templates).
+lint:
+	LOGRELAY_SKIP_TESTS=1 ./scripts/test.sh
+
+build:
+	cargo build --workspace --all-targets
+
+clean-venv:
+	rm -rf .venv
+
+## Static binaries in FROM-scratch images, each smoke-tested with --version (needs buildah; ~10 min).
+images-local:
+	./scripts/images-local.sh

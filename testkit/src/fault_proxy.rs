@@ -1,0 +1,509 @@
+//! A fault-injecting HTTP/1.1 proxy to put between an AWS SDK client and the emulator: it streams
+//! requests and responses through, and on a programmable plan answers instead with a 5xx, an S3
+//! `SlowDown`, a `ThrottlingException`, a closed connection, or forwards after a delay. Counters
+//! tell a test how many requests it saw and how many faults it injected.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Body of every proxied or injected response.
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Message put in injected error bodies.
+const FAULT_MESSAGE: &str = "fault injected by logrelay testkit";
+
+/// One kind of injected fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// HTTP 500 with an `InternalError`/`InternalFailure` body.
+    Status5xx,
+    /// HTTP 503 with S3's `SlowDown` XML body.
+    SlowDown,
+    /// HTTP 400 `ThrottlingException` (JSON services) or `Throttling` (XML/query services).
+    Throttling,
+    /// Close the connection without answering.
+    Reset,
+    /// Wait, then forward normally.
+    Delay(Duration),
+}
+
+/// Which requests a plan applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultMatch {
+    /// The request path (and query) contains this.
+    Path(String),
+    /// The `X-Amz-Target` header (JSON services' operation, e.g. `DynamoDB_20120810.PutItem`)
+    /// contains this.
+    Target(String),
+    /// The named header's value contains this.
+    Header {
+        /// Header name (case-insensitive).
+        name: String,
+        /// Substring of its value.
+        contains: String,
+    },
+}
+
+impl FaultMatch {
+    /// Whether the request matches.
+    fn matches<B>(&self, request: &Request<B>) -> bool {
+        let header_contains = |name: &str, needle: &str| {
+            request
+                .headers()
+                .get_all(name)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.contains(needle)))
+        };
+        match self {
+            Self::Path(needle) => request
+                .uri()
+                .path_and_query()
+                .is_some_and(|pq| pq.as_str().contains(needle.as_str())),
+            Self::Target(needle) => header_contains("x-amz-target", needle),
+            Self::Header { name, contains } => header_contains(name, contains),
+        }
+    }
+}
+
+/// What to inject: each matching request fails with probability `error_rate` with a kind picked
+/// at random from `kinds`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultPlan {
+    /// Probability in `0.0..=1.0` that a matching request gets a fault.
+    pub error_rate: f64,
+    /// Faults to pick from; empty means none.
+    pub kinds: Vec<FaultKind>,
+    /// Only requests matching this get faults (`None`: all). Also filters [`FaultProxy::fail_next`].
+    pub only: Option<FaultMatch>,
+}
+
+/// State shared by the accept loop and every connection.
+#[derive(Debug)]
+struct Shared {
+    upstream: String,
+    client: Client<HttpConnector, Incoming>,
+    plan: Mutex<FaultPlan>,
+    forced: Mutex<VecDeque<FaultKind>>,
+    requests_seen: AtomicU64,
+    faults_injected: AtomicU64,
+}
+
+/// A running proxy on 127.0.0.1; stops accepting when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept_task: JoinHandle<()>,
+}
+
+/// Locks a mutex, recovering the data if a panicking test poisoned it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl FaultProxy {
+    /// Starts a proxy forwarding to `upstream_url` (e.g. the emulator's URL) with no faults planned.
+    pub async fn start(upstream_url: &str) -> std::io::Result<FaultProxy> {
+        let upstream = upstream_url.trim_end_matches('/').to_owned();
+        upstream.parse::<Uri>().map_err(|err| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("bad upstream URL {upstream}: {err}"),
+            )
+        })?;
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            upstream,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            plan: Mutex::new(FaultPlan::default()),
+            forced: Mutex::new(VecDeque::new()),
+            requests_seen: AtomicU64::new(0),
+            faults_injected: AtomicU64::new(0),
+        });
+        let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(FaultProxy {
+            addr,
+            shared,
+            accept_task,
+        })
+    }
+
+    /// The proxy's base URL, to use as the SDK endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Replaces the fault plan.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        *lock(&self.shared.plan) = plan;
+    }
+
+    /// Makes the next `n` requests that match the plan's `only` filter fail with `kind`,
+    /// whatever the error rate.
+    pub fn fail_next(&self, n: usize, kind: FaultKind) {
+        lock(&self.shared.forced).extend(std::iter::repeat_n(kind, n));
+    }
+
+    /// Drops the plan and any pending `fail_next` faults: everything passes through.
+    pub fn heal(&self) {
+        self.set_plan(FaultPlan::default());
+        lock(&self.shared.forced).clear();
+    }
+
+    /// Requests received so far.
+    pub fn requests_seen(&self) -> u64 {
+        self.shared.requests_seen.load(Ordering::SeqCst)
+    }
+
+    /// Faults injected so far (delays included).
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.faults_injected.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+/// Accepts connections and serves each on its own task.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "fault proxy accept failed");
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| handle(shared.clone(), request));
+            // Errors here are injected resets or clients going away.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Returned by the service to make hyper close the connection without a response.
+#[derive(Debug, thiserror::Error)]
+#[error("connection reset by the fault proxy")]
+struct InjectedReset;
+
+/// Serves one request: picks a fault, or forwards upstream.
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, InjectedReset> {
+    shared.requests_seen.fetch_add(1, Ordering::SeqCst);
+    let fault = pick_fault(&shared, &request);
+    if fault.is_some() {
+        shared.faults_injected.fetch_add(1, Ordering::SeqCst);
+    }
+    let json = is_json_protocol(&request);
+    match fault {
+        None => Ok(forward(&shared, request).await),
+        Some(FaultKind::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            Ok(forward(&shared, request).await)
+        }
+        Some(FaultKind::Reset) => Err(InjectedReset),
+        Some(kind) => Ok(fault_response(kind, json)),
+    }
+}
+
+/// The fault for this request, if any: a forced one first, else a random one per the plan.
+fn pick_fault<B>(shared: &Shared, request: &Request<B>) -> Option<FaultKind> {
+    let plan = lock(&shared.plan);
+    if plan.only.as_ref().is_some_and(|m| !m.matches(request)) {
+        return None;
+    }
+    if let Some(kind) = lock(&shared.forced).pop_front() {
+        return Some(kind);
+    }
+    if plan.kinds.is_empty() || rand::random::<f64>() >= plan.error_rate {
+        return None;
+    }
+    let index = rand::random_range(0..plan.kinds.len());
+    plan.kinds.get(index).copied()
+}
+
+/// JSON-protocol services (DynamoDB, CloudWatch Logs, SQS) send `X-Amz-Target` or a JSON body.
+fn is_json_protocol<B>(request: &Request<B>) -> bool {
+    request.headers().contains_key("x-amz-target")
+        || request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"))
+}
+
+/// Sends the request upstream with its body streamed; upstream failures become a 502.
+async fn forward(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBody> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    parts.uri = match format!("{}{path}", shared.upstream).parse() {
+        Ok(uri) => uri,
+        Err(err) => return text_response(StatusCode::BAD_REQUEST, format!("bad path: {err}")),
+    };
+    // The Host header stays as the client signed it (SigV4 covers it).
+    match shared
+        .client
+        .request(Request::from_parts(parts, body))
+        .await
+    {
+        Ok(response) => response.map(BodyExt::boxed),
+        Err(err) => text_response(StatusCode::BAD_GATEWAY, format!("upstream failed: {err}")),
+    }
+}
+
+/// A response with a fixed body.
+fn full_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never: Infallible| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A plain-text response.
+fn text_response(status: StatusCode, body: String) -> Response<ProxyBody> {
+    full_response(status, "text/plain", body)
+}
+
+/// The error response AWS would send for this fault, in the request's protocol.
+fn fault_response(kind: FaultKind, json: bool) -> Response<ProxyBody> {
+    let (status, code_json, code_xml) = match kind {
+        FaultKind::Throttling => (StatusCode::BAD_REQUEST, "ThrottlingException", "Throttling"),
+        FaultKind::SlowDown => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "SlowDown"),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "InternalError",
+        ),
+    };
+    if json && kind != FaultKind::SlowDown {
+        let body = serde_json::json!({ "__type": code_json, "message": FAULT_MESSAGE }).to_string();
+        let mut response = full_response(status, "application/x-amz-json-1.0", body);
+        response
+            .headers_mut()
+            .insert("x-amzn-errortype", HeaderValue::from_static(code_json));
+        return response;
+    }
+    let body = if kind == FaultKind::Throttling {
+        // Query-protocol services (STS, SNS) wrap errors in ErrorResponse.
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code_xml}</Code>\
+             <Message>{FAULT_MESSAGE}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+        )
+    } else {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code_xml}</Code>\
+             <Message>{FAULT_MESSAGE}</Message><RequestId>fault</RequestId></Error>"
+        )
+    };
+    full_response(status, "application/xml", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::moto::{DEFAULT_ACCOUNT_ID, Moto};
+    use crate::resources::{
+        create_bucket, get_object_bytes, put_object, static_config, test_credentials, unique_name,
+    };
+    use aws_config::SdkConfig;
+    use aws_config::retry::RetryConfig;
+    use logrelay_common::aws::{ErrorClass, classify, dynamodb_client, error_code};
+
+    /// A config through the proxy with quick retries, so tests do not wait seconds per retry.
+    async fn config_via(proxy: &FaultProxy, max_attempts: u32) -> SdkConfig {
+        static_config(&proxy.url(), test_credentials())
+            .await
+            .into_builder()
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(max_attempts)
+                    .with_initial_backoff(Duration::from_millis(5))
+                    .with_max_backoff(Duration::from_millis(50)),
+            )
+            .build()
+    }
+
+    async fn moto_and_proxy() -> (&'static Moto, FaultProxy) {
+        let moto = Moto::shared().await;
+        let proxy = FaultProxy::start(moto.url()).await.expect("proxy starts");
+        (moto, proxy)
+    }
+
+    #[tokio::test]
+    async fn slowdown_reaches_an_s3_call_which_succeeds_on_retry() {
+        let (moto, proxy) = moto_and_proxy().await;
+        let direct = moto.config(DEFAULT_ACCOUNT_ID).await;
+        let bucket = unique_name("proxy-slowdown");
+        create_bucket(&direct, &bucket).await.expect("bucket");
+
+        let via = config_via(&proxy, 3).await;
+        proxy.fail_next(2, FaultKind::SlowDown);
+        put_object(&via, &bucket, "a.gz", b"hello".to_vec())
+            .await
+            .expect("third attempt succeeds");
+        assert_eq!(proxy.faults_injected(), 2);
+        assert_eq!(proxy.requests_seen(), 3);
+        let stored = get_object_bytes(&direct, &bucket, "a.gz")
+            .await
+            .expect("object");
+        assert_eq!(stored, b"hello");
+    }
+
+    #[tokio::test]
+    async fn throttling_that_outlasts_retries_is_classified_as_throttling() {
+        let (_moto, proxy) = moto_and_proxy().await;
+        let via = config_via(&proxy, 2).await;
+        proxy.set_plan(FaultPlan {
+            only: Some(FaultMatch::Target("DynamoDB".into())),
+            ..FaultPlan::default()
+        });
+        proxy.fail_next(2, FaultKind::Throttling);
+        let err = dynamodb_client(&via)
+            .list_tables()
+            .send()
+            .await
+            .expect_err("both attempts throttled");
+        assert_eq!(error_code(&err), Some("ThrottlingException"));
+        assert_eq!(classify(&err), ErrorClass::Throttling);
+        assert_eq!(proxy.faults_injected(), 2);
+
+        dynamodb_client(&via)
+            .list_tables()
+            .send()
+            .await
+            .expect("passes once the faults are used up");
+    }
+
+    #[tokio::test]
+    async fn reset_connection_is_retried_transparently() {
+        let (moto, proxy) = moto_and_proxy().await;
+        let direct = moto.config(DEFAULT_ACCOUNT_ID).await;
+        let bucket = unique_name("proxy-reset");
+        create_bucket(&direct, &bucket).await.expect("bucket");
+        put_object(&direct, &bucket, "k", b"body".to_vec())
+            .await
+            .expect("put");
+
+        let via = config_via(&proxy, 3).await;
+        proxy.fail_next(1, FaultKind::Reset);
+        let body = get_object_bytes(&via, &bucket, "k")
+            .await
+            .expect("retried after reset");
+        assert_eq!(body, b"body");
+        assert_eq!(proxy.faults_injected(), 1);
+        assert_eq!(proxy.requests_seen(), 2);
+    }
+
+    #[tokio::test]
+    async fn plan_filter_spares_requests_that_do_not_match() {
+        let (moto, proxy) = moto_and_proxy().await;
+        let direct = moto.config(DEFAULT_ACCOUNT_ID).await;
+        let bucket = unique_name("proxy-filter");
+        create_bucket(&direct, &bucket).await.expect("bucket");
+
+        let via = config_via(&proxy, 1).await;
+        proxy.set_plan(FaultPlan {
+            error_rate: 1.0,
+            kinds: vec![FaultKind::Status5xx],
+            only: Some(FaultMatch::Target("DynamoDB_20120810".into())),
+        });
+        put_object(&via, &bucket, "k", b"x".to_vec())
+            .await
+            .expect("S3 is not matched");
+        assert_eq!(proxy.faults_injected(), 0);
+
+        let err = dynamodb_client(&via)
+            .list_tables()
+            .send()
+            .await
+            .expect_err("DynamoDB always fails");
+        assert_eq!(classify(&err), ErrorClass::Transient);
+        assert_eq!(proxy.faults_injected(), 1);
+
+        proxy.heal();
+        dynamodb_client(&via)
+            .list_tables()
+            .send()
+            .await
+            .expect("healed");
+    }
+
+    #[tokio::test]
+    async fn delay_holds_the_request_then_forwards_it() {
+        let (moto, proxy) = moto_and_proxy().await;
+        let direct = moto.config(DEFAULT_ACCOUNT_ID).await;
+        let bucket = unique_name("proxy-delay");
+        create_bucket(&direct, &bucket).await.expect("bucket");
+
+        let via = config_via(&proxy, 1).await;
+        let delay = Duration::from_millis(300);
+        proxy.fail_next(1, FaultKind::Delay(delay));
+        let started = std::time::Instant::now();
+        put_object(&via, &bucket, "k", b"x".to_vec())
+            .await
+            .expect("delayed, not failed");
+        assert!(started.elapsed() >= delay);
+        assert_eq!(proxy.faults_injected(), 1);
+    }
+
+    #[test]
+    fn fault_match_looks_at_path_target_and_headers() {
+        let request = Request::post("/bucket/key?uploads")
+            .header("X-Amz-Target", "DynamoDB_20120810.PutItem")
+            .header("user-agent", "aws-sdk-rust/1")
+            .body(())
+            .expect("request");
+        assert!(FaultMatch::Path("uploads".into()).matches(&request));
+        assert!(FaultMatch::Target("PutItem".into()).matches(&request));
+        assert!(!FaultMatch::Target("GetItem".into()).matches(&request));
+        let header = FaultMatch::Header {
+            name: "User-Agent".into(),
+            contains: "sdk-rust".into(),
+        };
+        assert!(header.matches(&request));
+    }
+}

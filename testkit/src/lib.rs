@@ -1,0 +1,13 @@
+//! Real parts for logrelay's tests: the AWS emulator (a moto server per test binary), helpers that
+//! create and inspect resources in it, a fault-injecting HTTP proxy, and (later) fakes of the
+//! Kubernetes API and the Lambda Runtime API. Used only by tests; see `docs/testing.md`.
+
+pub mod fake_kube;
+pub mod fault_proxy;
+pub mod lambda_runtime_api;
+pub mod moto;
+pub mod resources;
+
+pub use fault_proxy::{FaultKind, FaultMatch, FaultPlan, FaultProxy};
+pub use moto::{DEFAULT_ACCOUNT_ID, Moto, TEST_REGION};
+pub use resources::*;
