@@ -1,0 +1,25 @@
+//! Realistic fake container logs for logrelay, and the check that they all arrived.
+//!
+//! Three generators/readers share one vocabulary: every generated line carries a sequence token
+//! ([`seq`]), every generator keeps a [`ledger`] of the lines it wrote, and [`verify`] compares
+//! what a destination received with that ledger.
+//!
+//! - [`ndjson`]: records in the common schema to stdout.
+//! - [`pods`]: a kubelet-like `/var/log/pods` tree ([`cluster`]) in [`cri`] or [`docker`] format,
+//!   with kubelet [`rotation`] and Kubernetes objects ([`kube_objects`]).
+//! - [`verify`]: reads a directory, S3 prefix or CloudWatch group and reports missing,
+//!   duplicated and misrouted lines.
+
+pub mod cluster;
+pub mod content;
+pub mod cri;
+pub mod docker;
+pub mod kube_objects;
+pub mod ledger;
+pub mod ndjson;
+pub mod pods;
+pub mod rotation;
+pub mod seq;
+pub mod shutdown;
+pub mod stats;
+pub mod verify;
