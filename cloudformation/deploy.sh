@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Deploys logrelay's central account: uploads the nested templates to the template bucket, then creates or
+# updates the main stack (core, optional SQS and Lambda stacks) and prints its outputs.
+#
+# The random suffix of bucket and role names is generated on the first deployment and read back from the existing
+# stack on every update, so names (and the central role ARN that tenants trust) never change.
+#
+# Needs: the AWS CLI v2 with credentials for the central account. cfn-lint is used for validation when present.
+# Walkthrough: docs/deploy.md.
+set -euo pipefail
+
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+environment="development"
+project_name="multi-tenant-logging"
+region="${AWS_REGION:-us-east-1}"
+stack_name=""
+template_bucket=""
+template_prefix="cloudformation/templates/"
+profile="${AWS_PROFILE:-}"
+include_sqs="false"
+include_lambda="false"
+ecr_image_uri=""
+oidc_issuer=""
+dry_run="false"
+validate_only="false"
+extra_params=()
+
+nested_templates=(core-infrastructure.yaml sqs-stack.yaml lambda-stack.yaml)
+all_templates=(main.yaml "${nested_templates[@]}" customer-log-distribution-role.yaml cluster-s3-writer-role.yaml)
+
+info() { printf '[INFO] %s\n' "$*"; }
+warn() { printf '[WARN] %s\n' "$*" >&2; }
+die() {
+    printf '[ERROR] %s\n' "$*" >&2
+    exit 1
+}
+
+usage() {
+    cat <<EOF
+Usage: $(basename "$0") -b TEMPLATE_BUCKET [OPTIONS]
+
+Deploy the logrelay central infrastructure with CloudFormation (nested stacks).
+
+Options:
+  -e, --environment ENV       production | staging | development (default: ${environment})
+  -p, --project-name NAME     project name, first part of every resource name (default: ${project_name})
+  -r, --region REGION         AWS region (default: \$AWS_REGION or us-east-1)
+  -s, --stack-name NAME       main stack name (default: PROJECT-ENVIRONMENT)
+  -b, --template-bucket NAME  bucket for the nested templates (required; created if missing)
+      --template-prefix P     key prefix of the nested templates (default: ${template_prefix})
+      --profile PROFILE       AWS CLI profile
+      --include-sqs           deploy the delivery queue and DLQ (needed by both processor modes)
+      --include-lambda        deploy the processor as a Lambda function (implies --include-sqs)
+      --ecr-image-uri URI     processor image in ECR (required with --include-lambda)
+      --oidc-issuer ISSUER    cluster OIDC issuer without https:// (creates the IRSA roles)
+      --param KEY=VALUE       any other main.yaml parameter (repeatable), e.g. --param S3ExpirationDays=400
+      --dry-run               print the AWS commands that would change something, change nothing
+      --validate-only         validate the templates and stop
+  -h, --help                  this help
+
+Examples:
+  $(basename "$0") -b my-cfn-templates --include-sqs --oidc-issuer oidc.example.com/abc123
+  $(basename "$0") -e production -b my-cfn-templates --include-lambda \\
+      --ecr-image-uri 123456789012.dkr.ecr.us-east-1.amazonaws.com/logrelay-processor:0.1.0
+EOF
+}
+
+need_value() {
+    [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"
+}
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        -e | --environment) need_value "$@"; environment="$2"; shift 2 ;;
+        -p | --project-name) need_value "$@"; project_name="$2"; shift 2 ;;
+        -r | --region) need_value "$@"; region="$2"; shift 2 ;;
+        -s | --stack-name) need_value "$@"; stack_name="$2"; shift 2 ;;
+        -b | --template-bucket) need_value "$@"; template_bucket="$2"; shift 2 ;;
+        --template-prefix) need_value "$@"; template_prefix="$2"; shift 2 ;;
+        --profile) need_value "$@"; profile="$2"; shift 2 ;;
+        --include-sqs) include_sqs="true"; shift ;;
+        --include-lambda) include_lambda="true"; include_sqs="true"; shift ;;
+        --ecr-image-uri) need_value "$@"; ecr_image_uri="$2"; shift 2 ;;
+        --oidc-issuer) need_value "$@"; oidc_issuer="${2#https://}"; shift 2 ;;
+        --param) need_value "$@"; extra_params+=("$2"); shift 2 ;;
+        --dry-run) dry_run="true"; shift ;;
+        --validate-only) validate_only="true"; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; die "unknown option: $1" ;;
+    esac
+done
+
+[[ "${environment}" =~ ^(production|staging|development)$ ]] || die "environment must be production, staging or development"
+[[ "${project_name}" =~ ^[a-z][a-z0-9-]{1,19}$ ]] || die "project name: 2-20 lower-case letters, digits, dashes"
+[[ "${template_prefix}" == "" || "${template_prefix}" == */ ]] || template_prefix="${template_prefix}/"
+stack_name="${stack_name:-${project_name}-${environment}}"
+if [[ "${validate_only}" != "true" ]]; then
+    [[ -n "${template_bucket}" ]] || { usage >&2; die "the template bucket is required (-b)"; }
+fi
+if [[ "${include_lambda}" == "true" && -z "${ecr_image_uri}" ]]; then
+    die "--include-lambda needs --ecr-image-uri (build containers/Containerfile.processor and push it to ECR)"
+fi
+for kv in "${extra_params[@]}"; do
+    [[ "${kv}" =~ ^[A-Za-z0-9]+=.*$ ]] || die "--param takes KEY=VALUE, got: ${kv}"
+done
+
+aws_args=(--region "${region}")
+[[ -n "${profile}" ]] && aws_args+=(--profile "${profile}")
+
+have_aws() { command -v aws >/dev/null 2>&1; }
+
+aws_cli() { aws "${aws_args[@]}" "$@"; }
+
+# Runs a command that changes something, or only prints it with --dry-run.
+change() {
+    if [[ "${dry_run}" == "true" ]]; then
+        printf '[DRY-RUN] aws'
+        printf ' %q' "${aws_args[@]}" "$@"
+        printf '\n'
+    else
+        aws_cli "$@"
+    fi
+}
+
+validate_templates() {
+    local t
+    for t in "${all_templates[@]}"; do
+        [[ -f "${script_dir}/${t}" ]] || die "template not found: ${script_dir}/${t}"
+    done
+    if command -v cfn-lint >/dev/null 2>&1; then
+        info "cfn-lint on ${#all_templates[@]} templates"
+        (cd "${script_dir}" && cfn-lint "${all_templates[@]}") || die "cfn-lint found problems"
+    else
+        warn "cfn-lint not found (scripts/dev-env.sh installs it into .venv); skipping the offline lint"
+    fi
+    if have_aws && aws_cli sts get-caller-identity >/dev/null 2>&1; then
+        for t in "${all_templates[@]}"; do
+            aws_cli cloudformation validate-template --template-body "file://${script_dir}/${t}" >/dev/null \
+                || die "${t}: CloudFormation rejected the template"
+        done
+        info "CloudFormation accepted all templates"
+    else
+        warn "no AWS CLI credentials: skipped aws cloudformation validate-template"
+    fi
+}
+
+# The suffix of an existing stack, or a new random one.
+random_suffix() {
+    local existing=""
+    if have_aws; then
+        existing="$(aws_cli cloudformation describe-stacks --stack-name "${stack_name}" \
+            --query "Stacks[0].Parameters[?ParameterKey=='RandomSuffix'].ParameterValue" \
+            --output text 2>/dev/null || true)"
+    fi
+    if [[ "${existing}" =~ ^[a-f0-9]{8}$ ]]; then
+        info "existing stack ${stack_name}: keeping RandomSuffix ${existing}" >&2
+        printf '%s' "${existing}"
+    else
+        od -An -N4 -tx1 /dev/urandom | tr -d ' \n'
+    fi
+}
+
+ensure_template_bucket() {
+    if have_aws && aws_cli s3api head-bucket --bucket "${template_bucket}" >/dev/null 2>&1; then
+        info "template bucket ${template_bucket} exists"
+        return
+    fi
+    info "creating template bucket ${template_bucket}"
+    if [[ "${region}" == "us-east-1" ]]; then
+        change s3api create-bucket --bucket "${template_bucket}"
+    else
+        change s3api create-bucket --bucket "${template_bucket}" \
+            --create-bucket-configuration "LocationConstraint=${region}"
+    fi
+    change s3api put-public-access-block --bucket "${template_bucket}" --public-access-block-configuration \
+        BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+    change s3api put-bucket-versioning --bucket "${template_bucket}" --versioning-configuration Status=Enabled
+}
+
+upload_templates() {
+    local t
+    for t in "${nested_templates[@]}"; do
+        info "uploading ${t} to s3://${template_bucket}/${template_prefix}${t}"
+        change s3 cp --only-show-errors "${script_dir}/${t}" "s3://${template_bucket}/${template_prefix}${t}"
+    done
+}
+
+deploy_stack() {
+    local suffix="$1"
+    local params=(
+        "Environment=${environment}"
+        "ProjectName=${project_name}"
+        "RandomSuffix=${suffix}"
+        "TemplateBucket=${template_bucket}"
+        "TemplatePrefix=${template_prefix}"
+        "IncludeSQSStack=${include_sqs}"
+        "IncludeLambdaStack=${include_lambda}"
+        "ECRImageUri=${ecr_image_uri}"
+        "ClusterOidcIssuer=${oidc_issuer}"
+        "${extra_params[@]}"
+    )
+    info "deploying stack ${stack_name} (sqs=${include_sqs}, lambda=${include_lambda}, suffix=${suffix})"
+    change cloudformation deploy \
+        --stack-name "${stack_name}" \
+        --template-file "${script_dir}/main.yaml" \
+        --parameter-overrides "${params[@]}" \
+        --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND \
+        --tags "Project=${project_name}" "Environment=${environment}" "ManagedBy=logrelay-deploy.sh" \
+        --no-fail-on-empty-changeset
+}
+
+print_outputs() {
+    if [[ "${dry_run}" == "true" ]]; then
+        info "dry run: no outputs"
+        return
+    fi
+    aws_cli cloudformation describe-stacks --stack-name "${stack_name}" \
+        --query 'Stacks[0].Outputs[*].[OutputKey,OutputValue]' --output table
+}
+
+main() {
+    info "stack ${stack_name} | environment ${environment} | project ${project_name} | region ${region}"
+    validate_templates
+    if [[ "${validate_only}" == "true" ]]; then
+        info "templates are valid"
+        exit 0
+    fi
+    if ! have_aws; then
+        [[ "${dry_run}" == "true" ]] || die "the AWS CLI v2 is required (https://docs.aws.amazon.com/cli/)"
+        warn "no AWS CLI: dry run without reading the existing stack"
+    elif [[ "${dry_run}" != "true" ]]; then
+        aws_cli sts get-caller-identity --query Account --output text >/dev/null \
+            || die "the AWS CLI has no valid credentials"
+    fi
+    local suffix
+    suffix="$(random_suffix)"
+    ensure_template_bucket
+    upload_templates
+    deploy_stack "${suffix}"
+    print_outputs
+    info "next: annotate the ServiceAccounts and fill the ConfigMaps in k8s/ from these outputs (docs/deploy.md)"
+}
+
+main

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Assertions over every rendered agent DaemonSet: the properties that docs/deploy.md and the agent rely on (issue 5's
+DaemonSet list), which schema validation and checkov cannot know.
+
+`--self-test` breaks each property in a copy and requires its check to fail.
+
+Usage: .venv/bin/python k8s/checks/manifests.py [--self-test] RENDERED.yaml…
+"""
+
+import copy
+import sys
+from typing import Callable
+
+import yaml
+
+# The agent's shutdown grace (flush partial batches, finish uploads, save checkpoints): agent default, 25 s.
+AGENT_SHUTDOWN_GRACE_S = 25
+METRICS_PORT = 9090
+
+
+def agent_container(ds: dict) -> dict:
+    return ds["spec"]["template"]["spec"]["containers"][0]
+
+
+def mount(c: dict, path: str) -> dict:
+    return next((m for m in c.get("volumeMounts", []) if m["mountPath"] == path), {})
+
+
+def volume(ds: dict, name: str) -> dict:
+    return next((v for v in ds["spec"]["template"]["spec"].get("volumes", []) if v["name"] == name), {})
+
+
+def env(c: dict, name: str) -> dict:
+    return next((e for e in c.get("env", []) if e["name"] == name), {})
+
+
+def probe_ok(probe: dict, path: str) -> bool:
+    get = probe.get("httpGet", {})
+    return get.get("path") == path and get.get("port") in ("metrics", METRICS_PORT)
+
+
+AGENT_CHECKS: dict[str, Callable[[dict], bool]] = {
+    "/var/log from the host, read-only": lambda ds: mount(agent_container(ds), "/var/log").get("readOnly") is True
+    and volume(ds, mount(agent_container(ds), "/var/log").get("name", "")).get("hostPath", {}).get("path") == "/var/log",
+    "checkpoint data dir on the host": lambda ds: "hostPath"
+    in volume(ds, mount(agent_container(ds), "/var/lib/logrelay").get("name", "")),
+    "NODE_NAME from the downward API": lambda ds: env(agent_container(ds), "NODE_NAME").get("valueFrom", {})
+    == {"fieldRef": {"fieldPath": "spec.nodeName"}},
+    "tolerates every taint": lambda ds: {"operator": "Exists"} in ds["spec"]["template"]["spec"].get("tolerations", []),
+    "priority class system-node-critical": lambda ds: ds["spec"]["template"]["spec"].get("priorityClassName")
+    == "system-node-critical",
+    "requests 50m / 64Mi, limits set": lambda ds: agent_container(ds).get("resources", {}).get("requests")
+    == {"cpu": "50m", "memory": "64Mi"}
+    and {"cpu", "memory"} <= set(agent_container(ds)["resources"].get("limits", {})),
+    "readiness /readyz, liveness /healthz": lambda ds: probe_ok(agent_container(ds).get("readinessProbe", {}), "/readyz")
+    and probe_ok(agent_container(ds).get("livenessProbe", {}), "/healthz"),
+    "read-only root filesystem, no privilege escalation": lambda ds: agent_container(ds)["securityContext"].get(
+        "readOnlyRootFilesystem"
+    )
+    is True
+    and agent_container(ds)["securityContext"].get("allowPrivilegeEscalation") is False,
+    "capabilities: drop ALL, add only DAC_READ_SEARCH": lambda ds: agent_container(ds)["securityContext"].get(
+        "capabilities"
+    )
+    == {"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]},
+    f"termination grace above the agent's {AGENT_SHUTDOWN_GRACE_S} s": lambda ds: ds["spec"]["template"]["spec"].get(
+        "terminationGracePeriodSeconds", 30
+    )
+    > AGENT_SHUTDOWN_GRACE_S,
+    "Prometheus scrape annotations": lambda ds: ds["spec"]["template"]["metadata"].get("annotations", {}).get(
+        "prometheus.io/scrape"
+    )
+    == "true"
+    and ds["spec"]["template"]["metadata"]["annotations"].get("prometheus.io/port") == str(METRICS_PORT),
+}
+
+# Per agent check: a mutation of the DaemonSet that must make it fail.
+AGENT_BREAKS: dict[str, Callable[[dict], None]] = {
+    "/var/log from the host, read-only": lambda ds: mount(agent_container(ds), "/var/log").update(readOnly=False),
+    "checkpoint data dir on the host": lambda ds: volume(ds, "data").pop("hostPath"),
+    "NODE_NAME from the downward API": lambda ds: env(agent_container(ds), "NODE_NAME").update(
+        valueFrom={"fieldRef": {"fieldPath": "metadata.name"}}
+    ),
+    "tolerates every taint": lambda ds: ds["spec"]["template"]["spec"].update(tolerations=[]),
+    "priority class system-node-critical": lambda ds: ds["spec"]["template"]["spec"].pop("priorityClassName"),
+    "requests 50m / 64Mi, limits set": lambda ds: agent_container(ds)["resources"].pop("limits"),
+    "readiness /readyz, liveness /healthz": lambda ds: agent_container(ds).pop("livenessProbe"),
+    "read-only root filesystem, no privilege escalation": lambda ds: agent_container(ds)["securityContext"].update(
+        readOnlyRootFilesystem=False
+    ),
+    "capabilities: drop ALL, add only DAC_READ_SEARCH": lambda ds: agent_container(ds)["securityContext"][
+        "capabilities"
+    ].update(add=["DAC_READ_SEARCH", "SYS_ADMIN"]),
+    f"termination grace above the agent's {AGENT_SHUTDOWN_GRACE_S} s": lambda ds: ds["spec"]["template"]["spec"].update(
+        terminationGracePeriodSeconds=AGENT_SHUTDOWN_GRACE_S
+    ),
+    "Prometheus scrape annotations": lambda ds: ds["spec"]["template"]["metadata"]["annotations"].pop(
+        "prometheus.io/scrape"
+    ),
+}
+
+
+def run(ds: dict) -> list[str]:
+    failed = []
+    for name, check in AGENT_CHECKS.items():
+        try:
+            ok = check(ds)
+        except (KeyError, IndexError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            failed.append(name)
+    return failed
+
+
+def main(argv: list[str]) -> int:
+    self_test = "--self-test" in argv
+    files = [a for a in argv if not a.startswith("--")]
+    daemonsets = []
+    for f in files:
+        with open(f) as fh:
+            for doc in yaml.safe_load_all(fh):
+                if doc and doc.get("kind") == "DaemonSet" and doc["metadata"]["name"] == "logrelay-agent":
+                    daemonsets.append((f, doc))
+    if not daemonsets:
+        print("no logrelay-agent DaemonSet in the given manifests")
+        return 1
+    status = 0
+    for f, ds in daemonsets:
+        if self_test:
+            missed = []
+            for name, brk in AGENT_BREAKS.items():
+                broken = copy.deepcopy(ds)
+                brk(broken)
+                if name not in run(broken):
+                    missed.append(name)
+            print(f"  {'ok  ' if not missed else 'FAIL'} {f}: {len(AGENT_BREAKS) - len(missed)}/{len(AGENT_BREAKS)} breaks caught")
+            for name in missed:
+                print(f"         still passes when broken: {name}")
+            status |= bool(missed)
+        else:
+            failed = run(ds)
+            print(f"  {'ok  ' if not failed else 'FAIL'} {f}: {len(AGENT_CHECKS) - len(failed)}/{len(AGENT_CHECKS)} DaemonSet properties")
+            for name in failed:
+                print(f"         missing: {name}")
+            status |= bool(failed)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Lints and checks everything that is not Rust: CloudFormation templates, Kubernetes manifests, Containerfiles and
+# shell scripts. Called by scripts/test.sh; runs on its own too. Offline; about a minute on 2 cores.
+#
+#   yamllint            style of every template and manifest (.yamllint)
+#   cfn-lint            every CloudFormation template
+#   structure.py        what linters cannot know (cloudformation/checks/structure.py), plus its self-test that
+#                       breaks each guarded property in a copy and expects the check to fail
+#   kustomize render    every overlay (kubectl kustomize; without kubectl the raw files are checked instead)
+#   kubernetes-validate --strict against Kubernetes ${K8S_VERSION} on every rendered manifest
+#   manifests.py        the agent DaemonSet properties (k8s/checks/manifests.py), plus its self-test
+#   checkov             one run over templates, rendered manifests and Containerfiles; accepted findings are
+#                       skipped inline next to the resource, each with its reason
+#   hadolint            the Containerfiles
+#   shell scripts       ShellCheck on deploy.sh, scripts/*.sh, .ci/run (apt-get installs it in CI when missing)
+#   deploy.sh           --help and a --dry-run without AWS
+#   moto_smoke.py       core + SQS stacks deployed into the moto emulator (cloudformation/checks/moto_smoke.py)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The newest Kubernetes release whose schemas kubernetes-validate (tools/requirements.txt) bundles.
+K8S_VERSION="1.37.0"
+venv=".venv/bin"
+work="$(mktemp -d)"
+trap 'rm -rf "${work}"' EXIT
+failures=()
+
+step() { printf '\n--> %s\n' "$*"; }
+elapsed() { printf '    (%s s)\n' "$(($(date +%s) - $1))"; }
+# Runs one named check; a failure is recorded and the other checks still run.
+check() {
+    local name="$1" start
+    shift
+    step "${name}"
+    start="$(date +%s)"
+    if "$@"; then elapsed "${start}"; else
+        failures+=("${name}")
+        printf '    FAILED: %s\n' "${name}"
+    fi
+}
+
+for tool in yamllint cfn-lint checkov kubernetes-validate hadolint moto_server; do
+    [[ -x "${venv}/${tool}" ]] || ./scripts/dev-env.sh
+done
+
+templates=(cloudformation/*.yaml)
+containerfiles=(containers/Containerfile.agent containers/Containerfile.processor
+    containers/Containerfile.agent.local containers/Containerfile.processor.local)
+overlays=(agent/base agent/overlays/openshift agent/overlays/local-emulator
+    processor/base processor/overlays/local-emulator processor/overlays/keda)
+
+render_manifests() {
+    mkdir -p "${work}/k8s"
+    if command -v kubectl >/dev/null 2>&1; then
+        local o
+        for o in "${overlays[@]}"; do
+            kubectl kustomize "k8s/${o}" >"${work}/k8s/${o//\//-}.yaml" || return 1
+            printf '    rendered k8s/%s\n' "${o}"
+        done
+    else
+        echo "    kubectl not found: checking the raw manifests (kustomizations and patches excluded), not the overlays"
+        find k8s -name '*.yaml' ! -name kustomization.yaml ! -name '*-selinux.yaml' ! -name 'emulator-env.yaml' \
+            -exec cp --parents {} "${work}/k8s" \;
+    fi
+}
+
+validate_manifests() {
+    local files
+    mapfile -t files < <(find "${work}/k8s" -name '*.yaml' | sort)
+    # Custom resources (OpenShift SCC, KEDA) have no bundled schema: reported as WARN, not validated.
+    "${venv}/kubernetes-validate" --strict --quiet -k "${K8S_VERSION}" "${files[@]}"
+}
+
+agent_daemonset_checks() {
+    local files
+    mapfile -t files < <(find "${work}/k8s" -name '*.yaml' | sort)
+    "${venv}/python" k8s/checks/manifests.py "${files[@]}" \
+        && "${venv}/python" k8s/checks/manifests.py --self-test "${files[@]}"
+}
+
+run_checkov() {
+    # One scan root (one report per framework): the templates, the rendered manifests and the Containerfiles,
+    # renamed to Dockerfile because checkov recognises Dockerfiles by name only.
+    local f
+    mkdir -p "${work}/cloudformation"
+    cp "${templates[@]}" "${work}/cloudformation/"
+    for f in containers/Containerfile.agent containers/Containerfile.processor; do
+        mkdir -p "${work}/containers/${f##*.}"
+        cp "${f}" "${work}/containers/${f##*.}/Dockerfile"
+    done
+    "${venv}/checkov" --quiet --compact --skip-download \
+        --framework cloudformation kubernetes dockerfile -d "${work}"
+}
+
+run_shellcheck() {
+    if ! command -v shellcheck >/dev/null 2>&1; then
+        if [[ "${CI:-}" == "true" && "$(id -u)" == "0" ]]; then
+            echo "    installing shellcheck (Debian package)"
+            apt-get install -y -qq shellcheck >/dev/null 2>&1 \
+                || { apt-get update -qq >/dev/null && apt-get install -y -qq shellcheck >/dev/null; }
+        else
+            echo "    SKIPPED: shellcheck not installed (apt-get install shellcheck); CI installs it"
+            return 0
+        fi
+    fi
+    shellcheck cloudformation/deploy.sh scripts/*.sh .ci/run
+}
+
+smoke_deploy_script() {
+    # No AWS CLI on this PATH: the dry run must work offline and print the deploy command with our parameters.
+    local out
+    PATH="${PWD}/${venv}:/usr/bin:/bin" cloudformation/deploy.sh --help >/dev/null
+    out="$(PATH="${PWD}/${venv}:/usr/bin:/bin" cloudformation/deploy.sh -b example-templates --include-lambda \
+        --ecr-image-uri 111111111111.dkr.ecr.us-east-1.amazonaws.com/logrelay-processor:0.1.0 \
+        --oidc-issuer oidc.example.com/abc --dry-run 2>&1)"
+    if ! grep -q 'cloudformation deploy .*IncludeSQSStack=true IncludeLambdaStack=true' <<<"${out}" \
+        || ! grep -q 'RandomSuffix=[a-f0-9]\{8\} ' <<<"${out}"; then
+        echo "${out}"
+        return 1
+    fi
+    echo "    deploy.sh --dry-run prints the expected deploy command"
+}
+
+start_all="$(date +%s)"
+check "yamllint" "${venv}/yamllint" --strict cloudformation k8s .yamllint
+check "cfn-lint (${#templates[@]} templates)" "${venv}/cfn-lint" "${templates[@]}"
+check "template structure" "${venv}/python" cloudformation/checks/structure.py
+check "template structure self-test" "${venv}/python" cloudformation/checks/structure.py --self-test
+check "render kustomize overlays" render_manifests
+check "kubernetes-validate --strict -k ${K8S_VERSION}" validate_manifests
+check "agent DaemonSet properties" agent_daemonset_checks
+check "checkov (templates, manifests, Containerfiles)" run_checkov
+check "hadolint" "${venv}/hadolint" "${containerfiles[@]}"
+check "shellcheck" run_shellcheck
+check "deploy.sh dry run" smoke_deploy_script
+check "moto smoke deploy (core + SQS stacks)" "${venv}/python" cloudformation/checks/moto_smoke.py
+
+printf '\nmanifests and templates: %s s\n' "$(($(date +%s) - start_all))"
+if ((${#failures[@]})); then
+    printf 'FAILED: %s\n' "${failures[@]}"
+    exit 1
+fi
+echo "all manifest and template checks passed"
