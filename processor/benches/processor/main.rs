@@ -1,0 +1,363 @@
+//! The processor benchmark (issue 4, "Benchmark"): `cargo bench --workspace --bench processor`.
+//!
+//! One run generates realistic gzip NDJSON objects (64 MiB decompressed and 4× that by default),
+//! stores them in the AWS emulator (moto), puts the tenant's config in its DynamoDB, and delivers
+//! each object through the full [`Processor`](logrelay_processor::process::Processor) to a fast
+//! fake CloudWatch Logs endpoint that checks every PutLogEvents limit. Every measurement runs in a
+//! child process of its own, so CPU time and peak RSS are that measurement's alone:
+//!
+//! - **baseline**: plain `flate2` gunzip + `serde_json` parse of the same object (the unavoidable work);
+//! - **full core**: the object from moto S3, config from moto DynamoDB, role from moto STS,
+//!   progress in moto DynamoDB, events to the fake endpoint;
+//! - **core**: the same with the object served from memory (moto's GetObject left out);
+//! - **moto GetObject alone**: how long the emulator takes to hand the object over;
+//! - **Lambda init**: the real `logrelay-processor` binary from spawn to its first `/next`.
+//!
+//! Without `--bench` (e.g. `cargo test --benches`) it runs as a quick smoke test on a 1 MiB object.
+//! Settings: `BENCH_OBJECT_MIB` (64), `BENCH_LARGE_FACTOR` (4), `BENCH_RUNS` (3, medians are
+//! reported), `BENCH_INIT_RUNS` (21). Results and the command are recorded in `BENCHMARKS.md`.
+
+mod child;
+mod data;
+mod fake_s3;
+mod lambda_init;
+mod report;
+
+use anyhow::{Context, bail, ensure};
+use axum::body::Bytes;
+use child::{BaselineMeasured, Measured};
+use data::Generated;
+use fake_s3::FakeS3;
+use lambda_init::Subject;
+use logrelay_common::key::{ObjectKey, Partition};
+use logrelay_common::tenant::DeliveryConfig;
+use logrelay_testkit::fake_logs::FakeLogs;
+use logrelay_testkit::{
+    DEFAULT_ACCOUNT_ID, Moto, create_bucket, create_progress_table, create_tenant_table,
+    put_object, unique_name,
+};
+use report::{ObjectResult, median_by};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The tenant whose objects are delivered.
+const TENANT: &str = "bench-tenant";
+/// The tenant's CloudWatch Logs group.
+const LOG_GROUP: &str = "/logrelay/bench/checkout";
+/// The tenant's delivery role (moto does not enforce IAM here, so it need not exist).
+const DELIVERY_ROLE: &str = "arn:aws:iam::111111111111:role/logrelay-bench-delivery";
+
+/// What to run.
+struct Options {
+    object_mib: u64,
+    large_factor: u64,
+    runs: usize,
+    init_runs: usize,
+}
+
+impl Options {
+    /// `--bench` (as `cargo bench` passes it): the real sizes; otherwise a quick smoke run.
+    fn from_env(bench: bool) -> anyhow::Result<Self> {
+        let number = |name: &str, bench_default: u64, smoke_default: u64| -> anyhow::Result<u64> {
+            match std::env::var(name) {
+                Ok(text) => text
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{name}={text:?} is not a positive number")),
+                Err(_) => Ok(if bench { bench_default } else { smoke_default }),
+            }
+        };
+        Ok(Self {
+            object_mib: number("BENCH_OBJECT_MIB", 64, 1)?,
+            large_factor: number("BENCH_LARGE_FACTOR", 4, 2)?,
+            runs: usize::try_from(number("BENCH_RUNS", 3, 1)?)?,
+            init_runs: usize::try_from(number("BENCH_INIT_RUNS", 21, 1)?)?,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--child") {
+        let role = args.get(at + 1).map_or("", String::as_str);
+        return match child::run(role) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("bench child {role}: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let bench = args.iter().any(|arg| arg == "--bench");
+    let result = Options::from_env(bench).and_then(|options| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("tokio runtime")?
+            .block_on(run(options, bench))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("processor bench failed: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options, bench: bool) -> anyhow::Result<()> {
+    let notes = report::machine_notes();
+    eprintln!("{notes}");
+
+    // Lambda init first, while this process is still small.
+    let processor_bin = Path::new(env!("CARGO_BIN_EXE_logrelay-processor"));
+    eprintln!(
+        "lambda init: {} runs of {}",
+        options.init_runs,
+        processor_bin.display()
+    );
+    let init = lambda_init::measure(Subject::Processor(processor_bin), options.init_runs).await?;
+    let floor = lambda_init::measure(Subject::Floor, options.init_runs).await?;
+
+    let partition = Partition::new(
+        TENANT,
+        "bench-cluster",
+        "checkout",
+        "checkout-7d9f8b6c5d-x2x9k",
+    );
+    let sizes = [
+        options.object_mib,
+        options.object_mib * options.large_factor,
+    ];
+    let mut generated = Vec::new();
+    for (seed, mib) in (1u64..).zip(sizes) {
+        let started = Instant::now();
+        let object = data::generate(&partition, mib << 20, seed)?;
+        eprintln!(
+            "generated {mib} MiB: {} records, {:.1} MiB gzip, in {:.1} s",
+            object.records,
+            object.gz.len() as f64 / f64::from(1 << 20),
+            started.elapsed().as_secs_f64()
+        );
+        generated.push((mib, object));
+    }
+
+    let moto = Moto::start_private().await;
+    let aws = moto.config(DEFAULT_ACCOUNT_ID).await;
+    let central = Central::create(&moto, &aws).await?;
+    let files = tempfile::tempdir().context("temp dir")?;
+    let mut stored = Vec::new();
+    for (n, (mib, object)) in generated.iter().enumerate() {
+        let key =
+            ObjectKey::new(partition.clone(), chrono::Utc::now(), format!("bench{n}"))?.to_key();
+        put_object(&aws, &central.bucket, &key, object.gz.clone()).await?;
+        let file = files.path().join(format!("object{n}.json.gz"));
+        std::fs::write(&file, &object.gz).context("write object file")?;
+        stored.push(Stored {
+            mib: *mib,
+            key,
+            file,
+            object,
+        });
+    }
+    let logs = FakeLogs::start().await.context("fake CloudWatch Logs")?;
+    let s3 = FakeS3::start(
+        stored
+            .iter()
+            .map(|s| {
+                (
+                    central.bucket.clone(),
+                    s.key.clone(),
+                    Bytes::from(s.object.gz.clone()),
+                )
+            })
+            .collect(),
+    )
+    .await
+    .context("in-memory S3")?;
+
+    let bench_run = BenchRun {
+        central: &central,
+        logs: &logs,
+        s3: &s3,
+        aws: &aws,
+        runs: options.runs,
+    };
+    let mut results = Vec::new();
+    for stored in &stored {
+        results.push(bench_run.object(stored).await?);
+    }
+    let violations = logs.stats().violations;
+    ensure!(
+        violations.total() == 0,
+        "the fake CloudWatch Logs endpoint saw limit violations: {violations:?}"
+    );
+
+    let rendered = report::render(&results, &init, &floor, bench);
+    println!("\n## Processor benchmark result\n\n{notes}\n\n{rendered}");
+    println!(
+        "PutLogEvents requests: {} accepted, 0 limit violations (≤ 10,000 events, ≤ 1,048,576 bytes, sorted, ≤ 24 h).",
+        logs.stats().put_requests
+    );
+    if !bench {
+        println!(
+            "(smoke run: sizes are tiny, figures mean nothing; run `cargo bench` for real ones)"
+        );
+    }
+    Ok(())
+}
+
+/// The central account's resources in the emulator.
+struct Central {
+    moto_url: String,
+    bucket: String,
+    tenant_table: String,
+}
+
+impl Central {
+    async fn create(moto: &Moto, aws: &aws_config::SdkConfig) -> anyhow::Result<Self> {
+        let bucket = unique_name("bench-central");
+        let tenant_table = unique_name("bench-tenants");
+        create_bucket(aws, &bucket).await?;
+        create_tenant_table(aws, &tenant_table).await?;
+        let config: DeliveryConfig = serde_json::from_value(serde_json::json!({
+            "tenant_id": TENANT,
+            "type": "cloudwatch",
+            "log_distribution_role_arn": DELIVERY_ROLE,
+            "external_id": "bench-external-id-0001",
+            "log_group_name": LOG_GROUP,
+            "target_region": "us-east-1",
+        }))?;
+        aws_sdk_dynamodb::Client::new(aws)
+            .put_item()
+            .table_name(&tenant_table)
+            .set_item(Some(config.to_item()?))
+            .send()
+            .await
+            .context("put tenant config")?;
+        Ok(Self {
+            moto_url: moto.url().to_owned(),
+            bucket,
+            tenant_table,
+        })
+    }
+}
+
+/// One object as stored for the run.
+struct Stored<'a> {
+    mib: u64,
+    key: String,
+    file: PathBuf,
+    object: &'a Generated,
+}
+
+/// What every measurement of the run shares.
+struct BenchRun<'a> {
+    central: &'a Central,
+    logs: &'a FakeLogs,
+    s3: &'a FakeS3,
+    aws: &'a aws_config::SdkConfig,
+    runs: usize,
+}
+
+impl BenchRun<'_> {
+    /// Every measurement of one object, `runs` times each; medians.
+    async fn object(&self, stored: &Stored<'_>) -> anyhow::Result<ObjectResult> {
+        let mut baseline = Vec::new();
+        let mut s3_get = Vec::new();
+        let mut full = Vec::new();
+        let mut core = Vec::new();
+        for run in 0..self.runs {
+            eprintln!("{} MiB object, run {}/{}", stored.mib, run + 1, self.runs);
+            let file = stored.file.display().to_string();
+            baseline.push(
+                child_result::<BaselineMeasured>("baseline", &[(child::env::GZ_FILE, file)])
+                    .await?,
+            );
+            s3_get.push(child_result::<Measured>("s3-get", &self.object_env(stored)).await?);
+            full.push(self.process(stored, false).await?);
+            core.push(self.process(stored, true).await?);
+        }
+        let pick = |values: &[Measured]| median_by(values, |m| m.cpu_s).unwrap_or_default();
+        let baseline_median = BaselineMeasured {
+            gunzip: pick(&baseline.iter().map(|b| b.gunzip).collect::<Vec<_>>()),
+            parse_minimal: pick(&baseline.iter().map(|b| b.parse_minimal).collect::<Vec<_>>()),
+            parse_value: pick(&baseline.iter().map(|b| b.parse_value).collect::<Vec<_>>()),
+        };
+        Ok(ObjectResult {
+            nominal_mib: stored.mib,
+            uncompressed_bytes: stored.object.uncompressed_bytes,
+            gz_bytes: stored.object.gz.len() as u64,
+            records: stored.object.records,
+            baseline: baseline_median,
+            s3_get: median_by(&s3_get, |m| m.wall_s).unwrap_or_default(),
+            full: pick(&full),
+            core: pick(&core),
+        })
+    }
+
+    fn object_env(&self, stored: &Stored<'_>) -> Vec<(&'static str, String)> {
+        vec![
+            (child::env::MOTO_URL, self.central.moto_url.clone()),
+            (child::env::BUCKET, self.central.bucket.clone()),
+            (child::env::KEY, stored.key.clone()),
+        ]
+    }
+
+    /// One delivery of the object by the core in a child; checks that every record arrived.
+    async fn process(&self, stored: &Stored<'_>, from_memory: bool) -> anyhow::Result<Measured> {
+        let progress_table = unique_name("bench-progress");
+        create_progress_table(self.aws, &progress_table).await?;
+        let mut env = self.object_env(stored);
+        env.extend([
+            (child::env::TENANT_TABLE, self.central.tenant_table.clone()),
+            (child::env::PROGRESS_TABLE, progress_table),
+            (child::env::LOGS_URL, self.logs.url()),
+            ("AWS_ENDPOINT_URL", self.central.moto_url.clone()),
+        ]);
+        if from_memory {
+            env.push(("AWS_ENDPOINT_URL_S3", self.s3.url().to_owned()));
+        }
+        let (events_before, gets_before) = (self.logs.stats().events, self.s3.gets());
+        let measured = child_result::<Measured>("process", &env).await?;
+        let received = self.logs.stats().events - events_before;
+        ensure!(
+            measured.events == stored.object.records && received == stored.object.records,
+            "{} records, {} reported delivered, {received} received by the endpoint",
+            stored.object.records,
+            measured.events
+        );
+        ensure!(
+            !from_memory || self.s3.gets() > gets_before,
+            "the child did not read the object from the in-memory S3 (AWS_ENDPOINT_URL_S3 ignored?)"
+        );
+        Ok(measured)
+    }
+}
+
+/// Runs this binary as `--child <role>` with `env` and parses its result line.
+async fn child_result<T: serde::de::DeserializeOwned>(
+    role: &str,
+    env: &[(&str, String)],
+) -> anyhow::Result<T> {
+    let exe = std::env::current_exe().context("own path")?;
+    let output = tokio::process::Command::new(exe)
+        .args(["--child", role])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .with_context(|| format!("run child {role}"))?;
+    if !output.status.success() {
+        bail!("child {role} failed: {}", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(child::RESULT_PREFIX))
+        .with_context(|| format!("child {role} printed no result"))?;
+    serde_json::from_str(line).with_context(|| format!("child {role} result {line:?}"))
+}

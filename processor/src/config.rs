@@ -1,0 +1,627 @@
+//! The processor's configuration: one clap struct from flags and environment (the seed's env names
+//! are kept), validated at start with messages naming the bad field. The mode comes from a
+//! subcommand (`lambda | sqs | manual | replay`) or `EXECUTION_MODE`; in a Lambda environment
+//! without either, `lambda` is assumed. New subcommands (e.g. the planned `tenants`) add a variant
+//! to [`Command`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use logrelay_common::logging::LogFormat;
+
+use crate::deliver::cloudwatch::batch::MAX_BATCH_EVENTS;
+use crate::intake::replay::TimeBasis;
+use logrelay_common::aws::MAX_EXTERNAL_ID_LEN;
+
+/// Exit code: everything succeeded.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: at least one object or message failed (manual, replay).
+pub const EXIT_FAILURES: u8 = 1;
+/// Exit code: invalid flags or configuration (clap uses 2 for usage errors too).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code: a fatal runtime error (queue unreachable, metrics port taken, Lambda runtime failed,
+/// listing failed).
+pub const EXIT_RUNTIME: u8 = 3;
+
+/// Default tenant config table (the seed's name).
+pub const DEFAULT_TENANT_CONFIG_TABLE: &str = "tenant-configurations";
+/// Default listen address of `/metrics` and `/healthz` in SQS mode.
+pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9090";
+/// Most objects processed at once that the config accepts (a sanity bound, not an AWS limit).
+const MAX_CONCURRENCY_LIMIT: usize = 1_000;
+/// Most retry attempts accepted (a sanity bound: more only lengthens a retry storm).
+const MAX_RETRY_ATTEMPTS: u32 = 50;
+
+/// How the processor is invoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutionMode {
+    /// AWS Lambda with an SQS event source (partial batch responses).
+    Lambda,
+    /// Long-polling SQS consumer (a container or a VM).
+    Sqs,
+    /// Notification bodies or `s3://` lines on stdin.
+    Manual,
+    /// Re-deliver a tenant's objects (needs the `replay` subcommand for its flags).
+    Replay,
+}
+
+/// Flags and environment of `logrelay-processor`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "logrelay-processor",
+    version,
+    about = "Delivers each tenant's log objects from the central bucket into the tenant's own AWS account",
+    after_help = "Exit codes: 0 success; 1 some objects or messages failed (manual, replay); \
+                  2 invalid flags or configuration; 3 fatal runtime error.\n\
+                  See docs/processor.md for every setting, mode and metric."
+)]
+pub struct ProcessorConfig {
+    /// The mode, if given as a subcommand (wins over EXECUTION_MODE).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Mode when no subcommand is given: lambda, sqs or manual.
+    #[arg(long = "mode", env = "EXECUTION_MODE", value_enum, global = true)]
+    pub execution_mode: Option<ExecutionMode>,
+    /// DynamoDB table holding tenant delivery configs.
+    #[arg(long, env = "TENANT_CONFIG_TABLE", default_value = DEFAULT_TENANT_CONFIG_TABLE, global = true)]
+    pub tenant_config_table: String,
+    /// Central role assumed before each tenant's role (unset: the base credentials assume tenant roles directly).
+    #[arg(long, env = "CENTRAL_LOG_DISTRIBUTION_ROLE_ARN", global = true)]
+    pub central_role_arn: Option<String>,
+    /// AWS region of the central resources (default: the SDK's region chain, then us-east-1).
+    #[arg(long, env = "AWS_REGION", global = true)]
+    pub region: Option<String>,
+    /// Queue polled in sqs mode.
+    #[arg(long, env = "SQS_QUEUE_URL", global = true)]
+    pub sqs_queue_url: Option<String>,
+    /// Most events per PutLogEvents batch, 1 to 10,000 (default 10,000).
+    #[arg(long, env = "MAX_BATCH_SIZE", global = true)]
+    pub max_batch_size: Option<usize>,
+    /// Attempts per AWS call on transient failures, the first included (default 5).
+    #[arg(long, env = "RETRY_ATTEMPTS", global = true)]
+    pub retry_attempts: Option<u32>,
+    /// ExternalId for tenants whose config has none (seed compatibility; per-tenant ids are preferred).
+    #[arg(
+        long,
+        env = "DEFAULT_EXTERNAL_ID",
+        global = true,
+        hide_env_values = true
+    )]
+    pub default_external_id: Option<String>,
+    /// CloudWatch Logs endpoint override (VPC endpoints, tests); default: the SDK's.
+    #[arg(long, env = "LOGRELAY_LOGS_ENDPOINT_URL", global = true)]
+    pub logs_endpoint_url: Option<String>,
+    /// DynamoDB table of per-object delivery progress (resume without duplicates; unset: off).
+    #[arg(long, env = "DELIVERY_PROGRESS_TABLE", global = true)]
+    pub delivery_progress_table: Option<String>,
+    /// Queue that permanently failed messages are forwarded to before being acknowledged.
+    #[arg(long, env = "DLQ_URL", global = true)]
+    pub dlq_url: Option<String>,
+    /// Deployment prefix of every object key in the central bucket ("" = none).
+    #[arg(long, env = "LOGRELAY_KEY_PREFIX", default_value = "", global = true)]
+    pub key_prefix: String,
+    /// Messages (lambda, sqs) or objects (manual, replay) processed at once.
+    #[arg(long, env = "MAX_CONCURRENCY", global = true)]
+    pub max_concurrency: Option<usize>,
+    /// Listen address of /metrics and /healthz in sqs mode.
+    #[arg(long, env = "LOGRELAY_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN, global = true)]
+    pub metrics_listen: SocketAddr,
+    /// CloudWatch namespace of the EMF metrics in lambda mode.
+    #[arg(long, env = "LOGRELAY_METRICS_NAMESPACE", default_value = crate::telemetry::emf::DEFAULT_NAMESPACE, global = true)]
+    pub metrics_namespace: String,
+    /// Seconds in-flight messages get to finish after SIGTERM/SIGINT in sqs mode.
+    #[arg(
+        long,
+        env = "LOGRELAY_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 25,
+        global = true
+    )]
+    pub shutdown_grace_seconds: u64,
+    /// Log format: json or text (default: json in lambda and sqs modes, text otherwise).
+    #[arg(long, env = "LOGRELAY_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run as an AWS Lambda function (SQS event source).
+    Lambda,
+    /// Long-poll SQS_QUEUE_URL.
+    Sqs,
+    /// Process notification bodies or s3://bucket/key lines from stdin.
+    Manual,
+    /// Deliver a tenant's objects again (backfill).
+    Replay(ReplayArgs),
+    /// Onboard and diagnose tenants (validate, put, get, list, delete, enable, disable, onboard, doctor).
+    Tenants(crate::tenants::TenantsArgs),
+}
+
+/// Flags of `replay`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct ReplayArgs {
+    /// The central bucket.
+    #[arg(long, env = "LOGRELAY_CENTRAL_BUCKET")]
+    pub bucket: String,
+    /// The tenant (customer id) whose objects are replayed; only its prefix is listed.
+    #[arg(long)]
+    pub tenant: String,
+    /// Only this cluster.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Only this application (needs --cluster).
+    #[arg(long)]
+    pub application: Option<String>,
+    /// Objects at or after this time (RFC 3339, or YYYY-MM-DD for midnight UTC).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Objects before this time (RFC 3339, or YYYY-MM-DD for midnight UTC).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
+    /// Which time decides: the key's timestamp, LastModified, or either.
+    #[arg(long, value_enum, default_value = "key")]
+    pub time_basis: TimeBasis,
+    /// List the objects that would be replayed; deliver nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The mode after resolving subcommand, `EXECUTION_MODE` and the Lambda environment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// Lambda.
+    Lambda,
+    /// SQS poller of this queue.
+    Sqs {
+        /// The queue.
+        queue_url: String,
+    },
+    /// Stdin.
+    Manual,
+    /// Replay.
+    Replay(Box<ReplayArgs>),
+}
+
+/// A setting is invalid; names the field (flag and environment variable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {field}: {message}")]
+pub struct ConfigError {
+    /// The field, e.g. `SQS_QUEUE_URL (--sqs-queue-url)`.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl ProcessorConfig {
+    /// Checks every setting and resolves the mode. `in_lambda` says whether the process runs in a
+    /// Lambda environment (`AWS_LAMBDA_RUNTIME_API` is set).
+    pub fn validate(&self, in_lambda: bool) -> Result<Mode, ConfigError> {
+        let mode = self.resolve_mode(in_lambda)?;
+        check_table(
+            "TENANT_CONFIG_TABLE (--tenant-config-table)",
+            &self.tenant_config_table,
+        )?;
+        if let Some(table) = &self.delivery_progress_table {
+            check_table("DELIVERY_PROGRESS_TABLE (--delivery-progress-table)", table)?;
+        }
+        if let Some(arn) = &self.central_role_arn {
+            check_role_arn(
+                "CENTRAL_LOG_DISTRIBUTION_ROLE_ARN (--central-role-arn)",
+                arn,
+            )?;
+        }
+        if let Some(region) = &self.region
+            && (region.is_empty()
+                || !region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        {
+            return Err(ConfigError::new(
+                "AWS_REGION (--region)",
+                format!("{region:?} is not a region name like eu-west-1"),
+            ));
+        }
+        if let Some(url) = &self.dlq_url {
+            check_queue_url("DLQ_URL (--dlq-url)", url)?;
+        }
+        logrelay_common::key::validate_prefix(&self.key_prefix)
+            .map_err(|e| ConfigError::new("LOGRELAY_KEY_PREFIX (--key-prefix)", e.to_string()))?;
+        if let Some(size) = self.max_batch_size
+            && !(1..=MAX_BATCH_EVENTS).contains(&size)
+        {
+            return Err(ConfigError::new(
+                "MAX_BATCH_SIZE (--max-batch-size)",
+                format!("must be 1 to {MAX_BATCH_EVENTS} (events per PutLogEvents), is {size}"),
+            ));
+        }
+        if let Some(attempts) = self.retry_attempts
+            && !(1..=MAX_RETRY_ATTEMPTS).contains(&attempts)
+        {
+            return Err(ConfigError::new(
+                "RETRY_ATTEMPTS (--retry-attempts)",
+                format!(
+                    "must be 1 to {MAX_RETRY_ATTEMPTS} (the first attempt included), is {attempts}"
+                ),
+            ));
+        }
+        if self
+            .default_external_id
+            .as_deref()
+            .is_some_and(|id| id.len() < 2 || id.len() > MAX_EXTERNAL_ID_LEN)
+        {
+            return Err(ConfigError::new(
+                "DEFAULT_EXTERNAL_ID (--default-external-id)",
+                format!("must be 2 to {MAX_EXTERNAL_ID_LEN} characters"),
+            ));
+        }
+        if let Some(url) = &self.logs_endpoint_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_LOGS_ENDPOINT_URL (--logs-endpoint-url)",
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+        if let Some(n) = self.max_concurrency
+            && !(1..=MAX_CONCURRENCY_LIMIT).contains(&n)
+        {
+            return Err(ConfigError::new(
+                "MAX_CONCURRENCY (--max-concurrency)",
+                format!("must be 1 to {MAX_CONCURRENCY_LIMIT}, is {n}"),
+            ));
+        }
+        if self.metrics_namespace.is_empty() || self.metrics_namespace.starts_with(':') {
+            return Err(ConfigError::new(
+                "LOGRELAY_METRICS_NAMESPACE (--metrics-namespace)",
+                "must be a CloudWatch namespace",
+            ));
+        }
+        if let Mode::Replay(args) = &mode {
+            logrelay_common::tenant::validate_tenant_id(&args.tenant)
+                .map_err(|problem| ConfigError::new("--tenant", problem.message))?;
+            if args.bucket.is_empty() {
+                return Err(ConfigError::new(
+                    "--bucket (LOGRELAY_CENTRAL_BUCKET)",
+                    "must not be empty",
+                ));
+            }
+            if args.application.is_some() && args.cluster.is_none() {
+                return Err(ConfigError::new("--application", "needs --cluster"));
+            }
+            if let (Some(since), Some(until)) = (args.since, args.until)
+                && since >= until
+            {
+                return Err(ConfigError::new("--since", "must be before --until"));
+            }
+        }
+        Ok(mode)
+    }
+
+    /// The log format: as configured, else JSON for the unattended modes and text for operators.
+    pub fn effective_log_format(&self, mode: &Mode) -> LogFormat {
+        self.log_format.unwrap_or(match mode {
+            Mode::Lambda | Mode::Sqs { .. } => LogFormat::Json,
+            Mode::Manual | Mode::Replay(_) => LogFormat::Text,
+        })
+    }
+
+    /// The SQS shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    fn resolve_mode(&self, in_lambda: bool) -> Result<Mode, ConfigError> {
+        let chosen = match (&self.command, self.execution_mode) {
+            (Some(command), _) => command.clone(),
+            (None, Some(ExecutionMode::Lambda)) => Command::Lambda,
+            (None, Some(ExecutionMode::Sqs)) => Command::Sqs,
+            (None, Some(ExecutionMode::Manual)) => Command::Manual,
+            (None, Some(ExecutionMode::Replay)) => {
+                return Err(ConfigError::new(
+                    "EXECUTION_MODE (--mode)",
+                    "replay needs its flags: use the `replay` subcommand",
+                ));
+            }
+            (None, None) if in_lambda => Command::Lambda,
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "EXECUTION_MODE (--mode)",
+                    "no mode: give a subcommand (lambda, sqs, manual, replay) or set EXECUTION_MODE",
+                ));
+            }
+        };
+        Ok(match chosen {
+            Command::Lambda => Mode::Lambda,
+            Command::Manual => Mode::Manual,
+            Command::Replay(args) => Mode::Replay(Box::new(args)),
+            Command::Tenants(_) => {
+                return Err(ConfigError::new("command", "`tenants` is run by logrelay_processor::tenants::main"));
+            }
+            Command::Sqs => {
+                let url = self.sqs_queue_url.clone().ok_or_else(|| {
+                    ConfigError::new("SQS_QUEUE_URL (--sqs-queue-url)", "required in sqs mode")
+                })?;
+                check_queue_url("SQS_QUEUE_URL (--sqs-queue-url)", &url)?;
+                Mode::Sqs { queue_url: url }
+            }
+        })
+    }
+}
+
+/// A DynamoDB table name: 3–255 of `[A-Za-z0-9_.-]` (DynamoDB naming rules).
+fn check_table(field: &'static str, name: &str) -> Result<(), ConfigError> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !(3..=255).contains(&name.len()) || !valid_chars {
+        return Err(ConfigError::new(
+            field,
+            format!("{name:?} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
+        ));
+    }
+    Ok(())
+}
+
+/// An IAM role ARN: `arn:<partition>:iam::<12 digits>:role/<name>`.
+fn check_role_arn(field: &'static str, arn: &str) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let valid = matches!(parts.as_slice(),
+        ["arn", partition, "iam", "", account, resource]
+            if partition.starts_with("aws")
+                && account.len() == 12
+                && account.chars().all(|c| c.is_ascii_digit())
+                && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty()));
+    if !valid {
+        return Err(ConfigError::new(
+            field,
+            format!("{arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/name)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A queue URL: `http(s)://…`.
+fn check_queue_url(field: &'static str, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    if rest.is_none_or(|rest| rest.len() < 3 || !rest.contains('/')) {
+        return Err(ConfigError::new(
+            field,
+            format!(
+                "{url:?} is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `--since`/`--until`: RFC 3339, or a date meaning midnight UTC.
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|time| time.and_utc())
+        .ok_or_else(|| {
+            format!("{text:?} is neither RFC 3339 (2024-01-02T03:04:05Z) nor a date (2024-01-02)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> ProcessorConfig {
+        let mut argv = vec!["logrelay-processor"];
+        argv.extend_from_slice(args);
+        ProcessorConfig::try_parse_from(argv).expect("parses")
+    }
+
+    #[test]
+    fn subcommand_wins_over_execution_mode() {
+        let config = parse(&["--mode", "lambda", "manual"]);
+        assert_eq!(config.validate(false), Ok(Mode::Manual));
+    }
+
+    #[test]
+    fn execution_mode_selects_without_subcommand() {
+        let config = parse(&[
+            "--mode",
+            "sqs",
+            "--sqs-queue-url",
+            "http://localhost:5000/123456789012/q",
+        ]);
+        assert_eq!(
+            config.validate(false),
+            Ok(Mode::Sqs {
+                queue_url: "http://localhost:5000/123456789012/q".into()
+            })
+        );
+    }
+
+    #[test]
+    fn lambda_environment_defaults_to_lambda_mode_and_otherwise_a_mode_is_required() {
+        assert_eq!(parse(&[]).validate(true), Ok(Mode::Lambda));
+        let error = parse(&[]).validate(false).expect_err("no mode");
+        assert_eq!(error.field, "EXECUTION_MODE (--mode)");
+    }
+
+    #[test]
+    fn sqs_mode_needs_a_queue_url() {
+        let error = parse(&["sqs"]).validate(false).expect_err("no queue");
+        assert_eq!(error.field, "SQS_QUEUE_URL (--sqs-queue-url)");
+        let error = parse(&["sqs", "--sqs-queue-url", "queue-name"])
+            .validate(false)
+            .expect_err("not a URL");
+        assert!(error.to_string().contains("not a queue URL"), "{error}");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["manual", "--central-role-arn", "arn:aws:iam::12:role/x"],
+                "CENTRAL_LOG_DISTRIBUTION_ROLE_ARN (--central-role-arn)",
+            ),
+            (
+                &["manual", "--tenant-config-table", "a b"],
+                "TENANT_CONFIG_TABLE (--tenant-config-table)",
+            ),
+            (
+                &["manual", "--delivery-progress-table", "x"],
+                "DELIVERY_PROGRESS_TABLE (--delivery-progress-table)",
+            ),
+            (&["manual", "--dlq-url", "dlq"], "DLQ_URL (--dlq-url)"),
+            (&["manual", "--region", "EU West"], "AWS_REGION (--region)"),
+            (
+                &["manual", "--max-batch-size", "0"],
+                "MAX_BATCH_SIZE (--max-batch-size)",
+            ),
+            (
+                &["manual", "--retry-attempts", "1000"],
+                "RETRY_ATTEMPTS (--retry-attempts)",
+            ),
+            (
+                &["manual", "--retry-attempts", "0"],
+                "RETRY_ATTEMPTS (--retry-attempts)",
+            ),
+            (
+                &["manual", "--max-batch-size", "10001"],
+                "MAX_BATCH_SIZE (--max-batch-size)",
+            ),
+            (
+                &["manual", "--default-external-id", "x"],
+                "DEFAULT_EXTERNAL_ID (--default-external-id)",
+            ),
+            (
+                &["manual", "--logs-endpoint-url", "localhost"],
+                "LOGRELAY_LOGS_ENDPOINT_URL (--logs-endpoint-url)",
+            ),
+            (
+                &["manual", "--max-concurrency", "0"],
+                "MAX_CONCURRENCY (--max-concurrency)",
+            ),
+        ];
+        for (args, field) in cases {
+            let error = parse(args).validate(false).expect_err(field);
+            assert_eq!(error.field, *field, "{error}");
+        }
+        let long_prefix = "p".repeat(300);
+        let error = parse(&["manual", "--key-prefix", &long_prefix])
+            .validate(false)
+            .expect_err("prefix");
+        assert_eq!(error.field, "LOGRELAY_KEY_PREFIX (--key-prefix)");
+    }
+
+    #[test]
+    fn valid_settings_pass() {
+        let config = parse(&[
+            "manual",
+            "--central-role-arn",
+            "arn:aws:iam::123456789012:role/central-log-distribution",
+            "--region",
+            "eu-west-1",
+            "--dlq-url",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
+            "--delivery-progress-table",
+            "delivery-progress",
+            "--max-batch-size",
+            "500",
+            "--retry-attempts",
+            "3",
+        ]);
+        assert_eq!(config.validate(false), Ok(Mode::Manual));
+        assert_eq!(config.effective_log_format(&Mode::Manual), LogFormat::Text);
+        assert_eq!(config.effective_log_format(&Mode::Lambda), LogFormat::Json);
+    }
+
+    #[test]
+    fn replay_flags_are_validated() {
+        let config = parse(&[
+            "replay",
+            "--bucket",
+            "central",
+            "--tenant",
+            "acme",
+            "--since",
+            "2024-01-02",
+            "--until",
+            "2024-01-03T00:00:00+02:00",
+        ]);
+        match config.validate(false).expect("valid") {
+            Mode::Replay(args) => {
+                assert_eq!(
+                    args.since.map(|t| t.to_rfc3339()),
+                    Some("2024-01-02T00:00:00+00:00".into())
+                );
+                assert_eq!(
+                    args.until.map(|t| t.to_rfc3339()),
+                    Some("2024-01-02T22:00:00+00:00".into())
+                );
+                assert_eq!(args.time_basis, TimeBasis::Key);
+            }
+            other => panic!("expected replay, got {other:?}"),
+        }
+        let error = parse(&["replay", "--bucket", "b", "--tenant", "a/b"])
+            .validate(false)
+            .expect_err("bad tenant");
+        assert_eq!(error.field, "--tenant");
+        let error = parse(&[
+            "replay",
+            "--bucket",
+            "b",
+            "--tenant",
+            "a",
+            "--application",
+            "x",
+        ])
+        .validate(false)
+        .expect_err("app");
+        assert_eq!(error.field, "--application");
+        let error = parse(&[
+            "replay",
+            "--bucket",
+            "b",
+            "--tenant",
+            "a",
+            "--since",
+            "2024-01-02",
+            "--until",
+            "2024-01-01",
+        ])
+        .validate(false)
+        .expect_err("range");
+        assert_eq!(error.field, "--since");
+        assert!(
+            ProcessorConfig::try_parse_from([
+                "p",
+                "replay",
+                "--bucket",
+                "b",
+                "--tenant",
+                "a",
+                "--since",
+                "yesterday"
+            ])
+            .is_err()
+        );
+        let error = parse(&["--mode", "replay"])
+            .validate(false)
+            .expect_err("replay needs flags");
+        assert!(error.message.contains("subcommand"));
+    }
+}

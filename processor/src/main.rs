@@ -1,0 +1,195 @@
+//! `logrelay-processor`: parses flags, builds the core [`Processor`] and runs the chosen intake.
+//! Exit codes are in `config.rs` (`EXIT_*`) and `docs/processor.md`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use logrelay_common::aws::{AwsOptions, base_config, s3_client};
+use logrelay_processor::config::{
+    Command, EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME, Mode, ProcessorConfig,
+};
+use logrelay_processor::intake::dead_letter::DeadLetterQueue;
+use logrelay_processor::intake::lambda::LambdaIntake;
+use logrelay_processor::intake::replay::{ReplayError, ReplayRequest};
+use logrelay_processor::intake::sqs::{SqsIntake, SqsSettings};
+use logrelay_processor::intake::{lambda, manual, replay, signal, sqs};
+use logrelay_processor::process::{Processor, ProcessorSettings};
+use logrelay_processor::telemetry::{emf, prometheus};
+
+fn main() -> ExitCode {
+    let config = ProcessorConfig::parse();
+    if let Some(Command::Tenants(args)) = &config.command {
+        return ExitCode::from(logrelay_processor::tenants::main(&config, args));
+    }
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let mode = match config.validate(in_lambda) {
+        Ok(mode) => mode,
+        Err(error) => {
+            eprintln!("logrelay-processor: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    logrelay_common::logging::init(config.effective_log_format(&mode));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("logrelay-processor: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(run(config, mode)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "fatal error");
+            eprintln!("logrelay-processor: {error:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// Runs the intake of `mode`; returns the exit code.
+async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
+    let aws = base_config(&AwsOptions {
+        region: config.region.clone(),
+        ..AwsOptions::default()
+    })
+    .await;
+    let dead_letter = config
+        .dlq_url
+        .as_ref()
+        .map(|url| DeadLetterQueue::new(aws_sdk_sqs::Client::new(&aws), url));
+    tracing::info!(mode = ?mode, "logrelay-processor starting");
+    match mode {
+        Mode::Lambda => {
+            let (recorder, metrics) = emf::emf_recorder(&config.metrics_namespace);
+            metrics::set_global_recorder(recorder)
+                .map_err(|e| anyhow::anyhow!("cannot install metrics: {e}"))?;
+            let processor = Arc::new(build_processor(&config, aws)?);
+            LambdaIntake::new(processor)
+                .with_dead_letter_queue(dead_letter)
+                .with_max_concurrency(
+                    config
+                        .max_concurrency
+                        .unwrap_or(lambda::DEFAULT_MAX_CONCURRENCY),
+                )
+                .with_metrics(metrics)
+                .run()
+                .await
+                .map_err(|e| anyhow::anyhow!("Lambda runtime failed: {e}"))?;
+            Ok(EXIT_OK)
+        }
+        Mode::Sqs { queue_url } => {
+            let handle = prometheus::install()?;
+            let health = prometheus::Health::new();
+            let listener = tokio::net::TcpListener::bind(config.metrics_listen)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on {} for /metrics", config.metrics_listen)
+                })?;
+            let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(prometheus::serve(listener, handle, health.clone(), async {
+                let _ = server_stopped.await;
+            }));
+            let processor = Arc::new(build_processor(&config, aws.clone())?);
+            let mut settings = SqsSettings::new(queue_url);
+            settings.max_concurrency = config
+                .max_concurrency
+                .unwrap_or(sqs::DEFAULT_MAX_CONCURRENCY);
+            settings.shutdown_grace = config.shutdown_grace();
+            let shutdown = {
+                let health = health.clone();
+                async move {
+                    signal::termination().await;
+                    health.set_draining();
+                }
+            };
+            let result = SqsIntake::new(aws_sdk_sqs::Client::new(&aws), processor, settings)
+                .with_dead_letter_queue(dead_letter)
+                .run(shutdown)
+                .await;
+            let _ = stop_server.send(());
+            let _ = server.await;
+            result?;
+            Ok(EXIT_OK)
+        }
+        Mode::Manual => {
+            let processor = build_processor(&config, aws)?;
+            let concurrency = config
+                .max_concurrency
+                .unwrap_or(lambda::DEFAULT_MAX_CONCURRENCY);
+            let tally = manual::run(
+                &processor,
+                tokio::io::stdin(),
+                concurrency,
+                &mut std::io::stderr(),
+            )
+            .await?;
+            Ok(if tally.failures() > 0 {
+                EXIT_FAILURES
+            } else {
+                EXIT_OK
+            })
+        }
+        Mode::Replay(args) => {
+            let processor = build_processor(&config, aws.clone())?;
+            let request = ReplayRequest {
+                bucket: args.bucket,
+                key_prefix: config.key_prefix.clone(),
+                tenant: args.tenant,
+                cluster: args.cluster,
+                application: args.application,
+                since: args.since,
+                until: args.until,
+                time_basis: args.time_basis,
+                max_concurrency: config
+                    .max_concurrency
+                    .unwrap_or(replay::DEFAULT_MAX_CONCURRENCY),
+                dry_run: args.dry_run,
+            };
+            match replay::run(
+                &s3_client(&aws),
+                &processor,
+                &request,
+                &mut std::io::stderr(),
+            )
+            .await
+            {
+                Ok(summary) => Ok(if summary.failures() > 0 {
+                    EXIT_FAILURES
+                } else {
+                    EXIT_OK
+                }),
+                Err(error @ ReplayError::InvalidRequest(_)) => {
+                    eprintln!("logrelay-processor: {error}");
+                    Ok(EXIT_CONFIG)
+                }
+                Err(error) => Err(error.into()),
+            }
+        }
+    }
+}
+
+/// The core, from the validated configuration.
+fn build_processor(
+    config: &ProcessorConfig,
+    aws: aws_config::SdkConfig,
+) -> anyhow::Result<Processor> {
+    let mut settings = ProcessorSettings::new(aws, &config.tenant_config_table);
+    settings.delivery_progress_table = config.delivery_progress_table.clone();
+    settings.central_role_arn = config.central_role_arn.clone();
+    settings.default_external_id = config.default_external_id.clone();
+    settings.key_prefix = config.key_prefix.clone();
+    settings.logs_endpoint_url = config.logs_endpoint_url.clone();
+    if let Some(size) = config.max_batch_size {
+        settings.limits.max_batch_events = size;
+    }
+    if let Some(attempts) = config.retry_attempts {
+        settings.limits.retry.attempts = attempts;
+    }
+    Processor::new(settings).context("invalid processor settings")
+}

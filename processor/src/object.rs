@@ -1,0 +1,93 @@
+//! The processor's core contract: an object to process ([`ObjectRef`]), what became of it
+//! ([`Outcome`]), and the handler every intake drives ([`ObjectHandler`]).
+
+use chrono::{DateTime, Utc};
+use std::future::Future;
+
+/// One S3 object announced by a notification (key already form-decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// Bucket holding the object.
+    pub bucket: String,
+    /// Object key, decoded (as stored in S3).
+    pub key: String,
+    /// Object size in bytes, when the notification says.
+    pub size: Option<u64>,
+    /// ETag (without quotes), when the notification says; identifies the object version's content.
+    pub etag: Option<String>,
+    /// Version id, on versioned buckets.
+    pub version_id: Option<String>,
+    /// S3's event sequencer, when present (orders events for the same key).
+    pub sequencer: Option<String>,
+    /// When the object was created (the notification's event time).
+    pub event_time: Option<DateTime<Utc>>,
+}
+
+/// Whether a failure may succeed if tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Trying again later may succeed (throttling, 5xx, timeouts): leave for redelivery.
+    Transient,
+    /// Trying again cannot help (malformed key, tenant not configured, access denied): dead-letter.
+    Permanent,
+}
+
+/// Why an object was acknowledged without delivering anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// This exact object version was already delivered (duplicate notification).
+    AlreadyDelivered,
+    /// No delivery config wants any of the object's records.
+    NothingWanted,
+}
+
+/// Counts from delivering one object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Tenant the object belongs to (from the key).
+    pub tenant_id: String,
+    /// Records read from the object.
+    pub records_read: u64,
+    /// Events accepted by CloudWatch Logs, over all configs.
+    pub events_delivered: u64,
+    /// Records not wanted by a config's filter.
+    pub records_filtered: u64,
+    /// Events dropped before sending or rejected by CloudWatch (too old, too new, expired).
+    pub events_rejected: u64,
+    /// Records whose own `customer_id` disagrees with the key's tenant (never delivered).
+    pub records_misattributed: u64,
+    /// Lines that could not be parsed as records.
+    pub bad_lines: u64,
+    /// S3 copies made.
+    pub s3_copies: u64,
+}
+
+/// What became of one object.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Delivered to every wanted destination.
+    Delivered(DeliveryReport),
+    /// Acknowledged without delivery.
+    Skipped(SkipReason),
+    /// Not (fully) delivered.
+    Failed {
+        /// Transient (retry) or permanent (dead-letter).
+        kind: FailureKind,
+        /// What went wrong, for logs and the DLQ.
+        error: crate::error::ProcessError,
+    },
+}
+
+impl Outcome {
+    /// True when the message announcing the object may be deleted (delivered, skipped, or failed
+    /// permanently and dead-lettered).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Outcome::Failed { kind: FailureKind::Transient, .. })
+    }
+}
+
+/// Processes one object; implemented by the processor core, driven by every intake.
+pub trait ObjectHandler: Send + Sync {
+    /// Delivers `object` and says what became of it. Never panics on bad input.
+    fn handle(&self, object: &ObjectRef) -> impl Future<Output = Outcome> + Send;
+}

@@ -1,0 +1,189 @@
+//! The processor core: one object in, one [`Outcome`] out, whatever the intake.
+//!
+//! key → tenant (the key's `customer_id`) → the tenant's configs → the object (streamed from S3) →
+//! records routed to each CloudWatch config's batches → PutLogEvents with the tenant's credentials,
+//! progress recorded after every accepted batch → S3 copies (only of objects that read cleanly and
+//! hold no other tenant's records) → progress completed, per-tenant counts emitted.
+//! `docs/processor-delivery.md` explains the rules and guarantees.
+//!
+//! [`settings`] holds what the core is built from; [`attempt`](self) runs one object.
+
+mod attempt;
+mod dispatch;
+mod read;
+mod records;
+mod route;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+pub use dispatch::{DEFAULT_MAX_IN_FLIGHT_PER_OBJECT, MAX_BATCHES_AHEAD};
+pub use records::{BadLine, Record, parse_record, parse_timestamp_text};
+pub use settings::{DEFAULT_REQUEST_TIMEOUT, ProcessorLimits, ProcessorSettings, SettingsError};
+
+use crate::credentials::{CredentialBroker, CredentialSettings};
+use crate::deliver::TenantPermits;
+use crate::deliver::cloudwatch::batch::BatchLimits;
+use crate::deliver::cloudwatch::service::KnownStreams;
+use crate::object::{FailureKind, ObjectHandler, ObjectRef, Outcome, SkipReason};
+use crate::progress::{ProgressSettings, ProgressStore};
+use crate::telemetry::InternalEvent;
+use crate::telemetry::events::ObjectFinished;
+use crate::tenant::TenantDirectory;
+use attempt::{Attempt, Finished};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+/// The processor core: delivers one object per [`ObjectHandler::handle`] call. Cheap to clone;
+/// clones share caches and limits.
+#[derive(Debug, Clone)]
+pub struct Processor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    key_prefix: String,
+    logs_endpoint_url: Option<String>,
+    limits: ProcessorLimits,
+    batch_limits: BatchLimits,
+    s3: aws_sdk_s3::Client,
+    tenants: TenantDirectory,
+    credentials: CredentialBroker,
+    progress: ProgressStore,
+    known_streams: Arc<KnownStreams>,
+    tenant_permits: TenantPermits,
+    instance: String,
+    attempts: AtomicU64,
+}
+
+impl Processor {
+    /// Builds the core from its settings (no AWS call is made here).
+    pub fn new(settings: ProcessorSettings) -> Result<Self, SettingsError> {
+        settings::check_settings(&settings)?;
+        let limits = settings.limits.clone();
+        let timeouts = TimeoutConfig::builder()
+            .operation_attempt_timeout(limits.request_timeout)
+            .build();
+        // Every client retries through `RetryPolicy` only, so RETRY_ATTEMPTS is the whole budget.
+        let s3 = {
+            let client = logrelay_common::aws::s3_client(&settings.aws);
+            let config = client
+                .config()
+                .to_builder()
+                .retry_config(RetryConfig::disabled())
+                .timeout_config(timeouts.clone())
+                .build();
+            aws_sdk_s3::Client::from_conf(config)
+        };
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&settings.aws)
+                .retry_config(RetryConfig::disabled())
+                .timeout_config(timeouts)
+                .build(),
+        );
+        let progress = ProgressStore::new(
+            dynamodb.clone(),
+            ProgressSettings {
+                table: settings.delivery_progress_table.clone(),
+                ttl: limits.progress_ttl,
+                lease: limits.progress_lease,
+            },
+            limits.retry,
+        );
+        if !progress.is_enabled() {
+            tracing::warn!(
+                "no delivery progress table: redeliveries re-send, duplicate notifications are not detected"
+            );
+        }
+        let credentials = CredentialBroker::new(
+            settings.aws.clone(),
+            CredentialSettings {
+                central_role_arn: settings.central_role_arn.clone(),
+                default_external_id: settings.default_external_id.clone(),
+                max_concurrent_assume_role: limits.max_concurrent_assume_role,
+                denied_retry_after: limits.denied_retry_after,
+            },
+        );
+        let instance = format!("{:016x}", rand::random::<u64>());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                key_prefix: settings.key_prefix,
+                logs_endpoint_url: settings.logs_endpoint_url,
+                batch_limits: BatchLimits::with_max_events(limits.max_batch_events),
+                tenants: TenantDirectory::new(
+                    dynamodb,
+                    settings.tenant_config_table,
+                    limits.tenant_cache_ttl,
+                    limits.retry,
+                ),
+                tenant_permits: TenantPermits::new(limits.max_parallel_puts_per_tenant),
+                limits,
+                s3,
+                credentials,
+                progress,
+                known_streams: Arc::default(),
+                instance,
+                attempts: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Delivers one object (the same as [`ObjectHandler::handle`]).
+    pub async fn process(&self, object: &ObjectRef) -> Outcome {
+        let uri = format!("s3://{}/{}", object.bucket, object.key);
+        let mut attempt = Attempt::new(&self.inner, object);
+        let result = attempt.run().await;
+        let tenant = attempt.tenant_id.clone().unwrap_or_default();
+        match result {
+            Ok(Finished::Delivered(report)) => {
+                ObjectFinished {
+                    tenant: &tenant,
+                    outcome: "delivered",
+                    reason: "ok",
+                    object: &uri,
+                }
+                .emit();
+                Outcome::Delivered(report)
+            }
+            Ok(Finished::Skipped(reason)) => {
+                let label = match reason {
+                    SkipReason::AlreadyDelivered => "skipped_duplicate",
+                    SkipReason::NothingWanted => "skipped_unwanted",
+                };
+                ObjectFinished {
+                    tenant: &tenant,
+                    outcome: label,
+                    reason: "ok",
+                    object: &uri,
+                }
+                .emit();
+                Outcome::Skipped(reason)
+            }
+            Err(error) => {
+                let kind = error.kind();
+                let label = match kind {
+                    FailureKind::Transient => "failed_transient",
+                    FailureKind::Permanent => "failed_permanent",
+                };
+                tracing::warn!(object = %uri, tenant = %tenant, error = %error, "object failed");
+                ObjectFinished {
+                    tenant: &tenant,
+                    outcome: label,
+                    reason: error.reason(),
+                    object: &uri,
+                }
+                .emit();
+                Outcome::Failed { kind, error }
+            }
+        }
+    }
+}
+
+impl ObjectHandler for Processor {
+    fn handle(&self, object: &ObjectRef) -> impl std::future::Future<Output = Outcome> + Send {
+        self.process(object)
+    }
+}

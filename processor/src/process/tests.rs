@@ -1,0 +1,815 @@
+//! End-to-end tests of the core against the AWS emulator: an object in the central bucket (account
+//! 123456789012) → `Processor::handle` → CloudWatch Logs and S3 in customer accounts.
+
+use super::*;
+use crate::deliver::retry::RetryPolicy;
+use crate::object::DeliveryReport;
+use crate::telemetry::events::{ASSUME_ROLE_DENIED_TOTAL, RECORDS_MISATTRIBUTED_TOTAL};
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use logrelay_common::key::ObjectKey;
+use logrelay_common::key::Partition;
+use logrelay_common::record::{LogRecord, Stream};
+use logrelay_common::tenant::DeliveryConfig;
+use logrelay_testkit::{
+    DEFAULT_ACCOUNT_ID, FaultKind, FaultMatch, FaultPlan, FaultProxy, Moto, allow_policy,
+    create_bucket, create_progress_table, create_role, create_tenant_table,
+    create_user_with_access_key, get_object_bytes, put_object, static_config, trust_policy,
+    unique_name,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const ACCOUNT_A: &str = "111111111111";
+const ACCOUNT_B: &str = "222222222222";
+
+/// The central account's resources of one test.
+struct Central {
+    moto_url: String,
+    aws: SdkConfig,
+    bucket: String,
+    tenant_table: String,
+    progress_table: String,
+}
+
+impl Central {
+    async fn new(moto: &Moto, aws: SdkConfig) -> Self {
+        let bucket = unique_name("central");
+        let tenant_table = unique_name("tenants");
+        let progress_table = unique_name("progress");
+        create_bucket(&aws, &bucket).await.expect("bucket");
+        create_tenant_table(&aws, &tenant_table)
+            .await
+            .expect("tenant table");
+        create_progress_table(&aws, &progress_table)
+            .await
+            .expect("progress table");
+        Self {
+            moto_url: moto.url().to_owned(),
+            aws,
+            bucket,
+            tenant_table,
+            progress_table,
+        }
+    }
+
+    fn settings(&self) -> ProcessorSettings {
+        let mut settings = ProcessorSettings::new(self.aws.clone(), &self.tenant_table);
+        settings.delivery_progress_table = Some(self.progress_table.clone());
+        settings.limits.retry = RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        };
+        settings
+    }
+
+    async fn put_config(&self, config: serde_json::Value) {
+        let config: DeliveryConfig = serde_json::from_value(config).expect("config json");
+        self.put_item(config.to_item().expect("item")).await;
+    }
+
+    async fn put_item(&self, item: HashMap<String, AttributeValue>) {
+        aws_sdk_dynamodb::Client::new(&self.aws)
+            .put_item()
+            .table_name(&self.tenant_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put config");
+    }
+
+    /// Writes `records` as an object of `partition`; returns its notification.
+    async fn put_records(&self, partition: &Partition, records: &[LogRecord]) -> ObjectRef {
+        let body = logrelay_common::codec::encode_records(records).expect("encode");
+        self.put_raw(partition, body).await
+    }
+
+    async fn put_raw(&self, partition: &Partition, body: Vec<u8>) -> ObjectRef {
+        let id = unique_name("obj").replace('-', "");
+        let key =
+            ObjectKey::new(partition.clone(), Utc::now(), &id[..id.len().min(32)]).expect("key");
+        let key = key.to_key();
+        put_object(&self.aws, &self.bucket, &key, body)
+            .await
+            .expect("put object");
+        self.object(&key)
+    }
+
+    fn object(&self, key: &str) -> ObjectRef {
+        ObjectRef {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            size: None,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: Some(Utc::now()),
+        }
+    }
+}
+
+/// A customer account with a delivery role the central account may assume.
+async fn customer_role(moto: &Moto, account: &str, external_id: Option<&str>) -> String {
+    let config = moto.config(account).await;
+    create_role(
+        &config,
+        &unique_name("delivery"),
+        &trust_policy("*", external_id),
+        Some(&allow_policy(&["logs:*"])),
+    )
+    .await
+    .expect("customer role")
+}
+
+fn cloudwatch_config(
+    tenant: &str,
+    role: &str,
+    external_id: &str,
+    group: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "tenant_id": tenant,
+        "type": "cloudwatch",
+        "log_distribution_role_arn": role,
+        "external_id": external_id,
+        "log_group_name": group,
+        "target_region": "us-east-1",
+    })
+}
+
+fn records(tenant: &str, partition: &Partition, count: usize, tag: &str) -> Vec<LogRecord> {
+    let start = Utc::now() - chrono::Duration::minutes(30);
+    (0..count)
+        .map(|i| LogRecord {
+            timestamp: start + chrono::Duration::milliseconds(i as i64),
+            message: format!("{tag} line {i}"),
+            stream: Stream::Stdout,
+            customer_id: tenant.to_owned(),
+            cluster_id: partition.cluster_id.clone(),
+            namespace: "ns".into(),
+            application: partition.application.clone(),
+            pod_name: partition.pod_name.clone(),
+            container_name: "main".into(),
+            node_name: "node-1".into(),
+            ingest_timestamp: start,
+            kubernetes: None,
+            extra: Default::default(),
+        })
+        .collect()
+}
+
+/// Every message in a log group of `account` (empty when the group does not exist).
+async fn messages(moto: &Moto, account: &str, group: &str) -> Vec<String> {
+    let client = aws_sdk_cloudwatchlogs::Client::new(&moto.config(account).await);
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = match client
+            .filter_log_events()
+            .log_group_name(group)
+            .set_next_token(token.clone())
+            .send()
+            .await
+        {
+            Ok(page) => page,
+            Err(_) => return out,
+        };
+        out.extend(
+            page.events()
+                .iter()
+                .filter_map(|e| e.message().map(str::to_owned)),
+        );
+        match page.next_token() {
+            Some(next) if Some(next) != token.as_deref() && !page.events().is_empty() => {
+                token = Some(next.to_owned())
+            }
+            _ => return out,
+        }
+    }
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+fn expect_delivered(outcome: Outcome) -> DeliveryReport {
+    match outcome {
+        Outcome::Delivered(report) => report,
+        other => panic!("expected delivered, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn two_tenants_each_receive_only_their_own_events_in_their_own_accounts() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let central_role = create_role(
+        &central.aws,
+        &unique_name("central"),
+        &trust_policy("*", None),
+        None,
+    )
+    .await
+    .expect("central role");
+    let (tenant_a, tenant_b) = (unique_name("acme"), unique_name("globex"));
+    let (group_a, group_b) = (
+        format!("/logrelay/{tenant_a}"),
+        format!("/logrelay/{tenant_b}"),
+    );
+    let role_a = customer_role(moto, ACCOUNT_A, Some("ext-a")).await;
+    let role_b = customer_role(moto, ACCOUNT_B, Some("ext-b")).await;
+    central
+        .put_config(cloudwatch_config(&tenant_a, &role_a, "ext-a", &group_a))
+        .await;
+    central
+        .put_config(cloudwatch_config(&tenant_b, &role_b, "ext-b", &group_b))
+        .await;
+    let mut settings = central.settings();
+    settings.central_role_arn = Some(central_role);
+    let processor = Processor::new(settings).expect("processor");
+
+    let part_a = Partition::new(&tenant_a, "c1", "api", "api-1");
+    let part_b = Partition::new(&tenant_b, "c9", "db", "db-0");
+    let object_a = central
+        .put_records(&part_a, &records(&tenant_a, &part_a, 25, "a"))
+        .await;
+    let object_b = central
+        .put_records(&part_b, &records(&tenant_b, &part_b, 40, "b"))
+        .await;
+    let report_a = expect_delivered(processor.handle(&object_a).await);
+    let report_b = expect_delivered(processor.handle(&object_b).await);
+    assert_eq!((report_a.records_read, report_a.events_delivered), (25, 25));
+    assert_eq!((report_b.records_read, report_b.events_delivered), (40, 40));
+
+    let in_a = messages(moto, ACCOUNT_A, &group_a).await;
+    let in_b = messages(moto, ACCOUNT_B, &group_b).await;
+    assert_eq!(in_a.len(), 25);
+    assert!(in_a.iter().all(|m| m.starts_with("a line ")), "{in_a:?}");
+    assert_eq!(in_b.len(), 40);
+    assert!(in_b.iter().all(|m| m.starts_with("b line ")));
+    assert!(
+        messages(moto, ACCOUNT_B, &group_a).await.is_empty(),
+        "A's group is not in B's account"
+    );
+    assert!(
+        messages(moto, ACCOUNT_A, &group_b).await.is_empty(),
+        "B's group is not in A's account"
+    );
+    assert!(
+        messages(moto, DEFAULT_ACCOUNT_ID, &group_a)
+            .await
+            .is_empty(),
+        "nothing in the central account"
+    );
+}
+
+#[tokio::test]
+async fn s3_delivery_copies_the_object_into_the_tenant_bucket_with_traceable_metadata() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let tenant_bucket = unique_name("acme-logs");
+    create_bucket(&moto.config(ACCOUNT_A).await, &tenant_bucket)
+        .await
+        .expect("tenant bucket");
+    central
+        .put_config(serde_json::json!({
+            "tenant_id": tenant, "type": "s3", "bucket_name": tenant_bucket, "bucket_prefix": "logs/",
+        }))
+        .await;
+    let processor = Processor::new(central.settings()).expect("processor");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let object = central
+        .put_records(&partition, &records(&tenant, &partition, 5, "s3"))
+        .await;
+
+    let report = expect_delivered(processor.handle(&object).await);
+    assert_eq!(report.s3_copies, 1);
+    let copied_key = format!("logs/{}", object.key);
+    let copied = get_object_bytes(&moto.config(ACCOUNT_A).await, &tenant_bucket, &copied_key)
+        .await
+        .expect("copy exists in the tenant bucket");
+    let original = get_object_bytes(&central.aws, &central.bucket, &object.key)
+        .await
+        .expect("original");
+    assert_eq!(copied, original);
+    let head = logrelay_common::aws::s3_client(&moto.config(ACCOUNT_A).await)
+        .head_object()
+        .bucket(&tenant_bucket)
+        .key(&copied_key)
+        .send()
+        .await
+        .expect("head");
+    let metadata = head.metadata().cloned().unwrap_or_default();
+    assert_eq!(
+        metadata.get("logrelay-source-bucket"),
+        Some(&central.bucket)
+    );
+    assert_eq!(metadata.get("logrelay-tenant-id"), Some(&tenant));
+}
+
+#[tokio::test]
+async fn records_claiming_another_tenant_are_counted_and_never_delivered() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let group = format!("/logrelay/{tenant}");
+    let role = customer_role(moto, ACCOUNT_A, None).await;
+    central
+        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
+        .await;
+    let processor = Processor::new(central.settings()).expect("processor");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let mut lines = records(&tenant, &partition, 6, "mine");
+    for record in lines.iter_mut().skip(3) {
+        record.customer_id = "globex".into();
+        record.message = format!("stolen {}", record.message);
+    }
+    let object = central.put_records(&partition, &lines).await;
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let report = {
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        expect_delivered(processor.handle(&object).await)
+    };
+    assert_eq!(
+        (
+            report.records_read,
+            report.records_misattributed,
+            report.events_delivered
+        ),
+        (6, 3, 3)
+    );
+    let delivered = messages(moto, ACCOUNT_A, &group).await;
+    assert_eq!(delivered.len(), 3);
+    assert!(
+        delivered.iter().all(|m| !m.starts_with("stolen")),
+        "{delivered:?}"
+    );
+    let rendered = handle.render();
+    assert!(
+        rendered.contains(&format!(
+            "{RECORDS_MISATTRIBUTED_TOTAL}{{tenant=\"{tenant}\"}} 3"
+        )),
+        "{rendered}"
+    );
+}
+
+#[tokio::test]
+async fn an_object_with_another_tenants_records_is_not_copied_to_s3() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let tenant_bucket = unique_name("acme-logs");
+    create_bucket(&moto.config(ACCOUNT_A).await, &tenant_bucket)
+        .await
+        .expect("tenant bucket");
+    central
+        .put_config(
+            serde_json::json!({"tenant_id": tenant, "type": "s3", "bucket_name": tenant_bucket}),
+        )
+        .await;
+    let processor = Processor::new(central.settings()).expect("processor");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let mut lines = records(&tenant, &partition, 2, "x");
+    lines[1].customer_id = "globex".into();
+    let object = central.put_records(&partition, &lines).await;
+    match processor.handle(&object).await {
+        Outcome::Failed {
+            kind: FailureKind::Permanent,
+            error,
+        } => {
+            assert_eq!(error.reason(), "misattributed_records");
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_notification_of_a_delivered_object_is_skipped() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let group = format!("/logrelay/{tenant}");
+    let role = customer_role(moto, ACCOUNT_A, None).await;
+    central
+        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
+        .await;
+    let processor = Processor::new(central.settings()).expect("processor");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let object = central
+        .put_records(&partition, &records(&tenant, &partition, 10, "d"))
+        .await;
+
+    expect_delivered(processor.handle(&object).await);
+    let again = processor.handle(&object).await;
+    assert!(
+        matches!(again, Outcome::Skipped(SkipReason::AlreadyDelivered)),
+        "{again:?}"
+    );
+    // A fresh processor (another Lambda instance) sees the same progress.
+    let other = Processor::new(central.settings()).expect("processor");
+    assert!(matches!(
+        other.handle(&object).await,
+        Outcome::Skipped(SkipReason::AlreadyDelivered)
+    ));
+    assert_eq!(messages(moto, ACCOUNT_A, &group).await.len(), 10);
+}
+
+#[tokio::test]
+async fn a_redelivery_after_a_failure_mid_object_resumes_without_duplicates() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let group = format!("/logrelay/{tenant}");
+    let role = customer_role(moto, ACCOUNT_A, None).await;
+    central
+        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
+        .await;
+    let proxy = FaultProxy::start(&central.moto_url).await.expect("proxy");
+    let mut settings = central.settings();
+    settings.logs_endpoint_url = Some(proxy.url());
+    settings.limits.max_batch_events = 10;
+    settings.limits.max_in_flight_per_object = 1;
+    let processor = Processor::new(settings).expect("processor");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let object = central
+        .put_records(&partition, &records(&tenant, &partition, 100, "r"))
+        .await;
+
+    // After a few requests (creating the group and stream, then some batches), CloudWatch fails
+    // every PutLogEvents until healed.
+    let trigger = {
+        let proxy_requests = std::sync::Arc::new(proxy);
+        let watcher = proxy_requests.clone();
+        let task = tokio::spawn(async move {
+            while watcher.requests_seen() < 7 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            watcher.set_plan(FaultPlan {
+                error_rate: 1.0,
+                kinds: vec![FaultKind::Status5xx],
+                only: Some(FaultMatch::Target("PutLogEvents".into())),
+            });
+        });
+        (proxy_requests, task)
+    };
+    let first = processor.handle(&object).await;
+    let _ = trigger.1.await;
+    let delivered_first = match first {
+        Outcome::Failed {
+            kind: FailureKind::Transient,
+            error,
+        } => error
+            .report()
+            .map(|report| report.events_delivered)
+            .unwrap_or(0),
+        other => panic!("expected a transient failure, got {other:?}"),
+    };
+    assert!(
+        delivered_first > 0 && delivered_first < 100,
+        "delivered {delivered_first} before the fault"
+    );
+
+    trigger.0.heal();
+    let report = expect_delivered(processor.handle(&object).await);
+    assert_eq!(
+        report.events_delivered,
+        100 - delivered_first,
+        "only the rest is sent"
+    );
+    let lines = messages(moto, ACCOUNT_A, &group).await;
+    let expected: Vec<String> = (0..100).map(|i| format!("r line {i}")).collect();
+    assert_eq!(sorted(lines), sorted(expected), "every line exactly once");
+}
+
+#[tokio::test]
+async fn injected_throttling_and_server_errors_lose_and_duplicate_nothing() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let group = format!("/logrelay/{tenant}");
+    let role = customer_role(moto, ACCOUNT_A, None).await;
+    central
+        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
+        .await;
+    let proxy = FaultProxy::start(&central.moto_url).await.expect("proxy");
+    proxy.set_plan(FaultPlan {
+        error_rate: 0.3,
+        kinds: vec![FaultKind::Throttling, FaultKind::Status5xx],
+        only: Some(FaultMatch::Target("Logs_20140328".into())),
+    });
+    let mut settings = central.settings();
+    settings.logs_endpoint_url = Some(proxy.url());
+    settings.limits.max_batch_events = 7;
+    settings.limits.retry.attempts = 30;
+    let processor = Processor::new(settings).expect("processor");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let object = central
+        .put_records(&partition, &records(&tenant, &partition, 60, "t"))
+        .await;
+
+    let report = expect_delivered(processor.handle(&object).await);
+    assert_eq!(report.events_delivered, 60);
+    assert!(proxy.faults_injected() > 0, "the proxy injected faults");
+    let lines = messages(moto, ACCOUNT_A, &group).await;
+    assert_eq!(
+        sorted(lines),
+        sorted((0..60).map(|i| format!("t line {i}")).collect())
+    );
+}
+
+#[tokio::test]
+async fn a_log_group_deleted_by_the_customer_is_recreated_with_retention_and_nothing_is_lost() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let group = format!("/logrelay/{tenant}");
+    let role = customer_role(moto, ACCOUNT_A, None).await;
+    let mut config = cloudwatch_config(&tenant, &role, "x1", &group);
+    config["retention_days"] = serde_json::json!(7);
+    central.put_config(config).await;
+    let processor = Processor::new(central.settings()).expect("processor");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let first = central
+        .put_records(&partition, &records(&tenant, &partition, 5, "before"))
+        .await;
+    expect_delivered(processor.handle(&first).await);
+
+    let customer_logs = aws_sdk_cloudwatchlogs::Client::new(&moto.config(ACCOUNT_A).await);
+    customer_logs
+        .delete_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .expect("customer deletes the group");
+    let second = central
+        .put_records(&partition, &records(&tenant, &partition, 7, "after"))
+        .await;
+    let report = expect_delivered(processor.handle(&second).await);
+    assert_eq!(report.events_delivered, 7);
+    let lines = messages(moto, ACCOUNT_A, &group).await;
+    assert_eq!(
+        sorted(lines),
+        sorted((0..7).map(|i| format!("after line {i}")).collect())
+    );
+    let groups = customer_logs
+        .describe_log_groups()
+        .log_group_name_prefix(&group)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        groups.log_groups()[0].retention_in_days(),
+        Some(7),
+        "retention set on the group we created"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_config_does_not_block_the_tenants_valid_one() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let tenant_bucket = unique_name("acme-logs");
+    create_bucket(&moto.config(ACCOUNT_A).await, &tenant_bucket)
+        .await
+        .expect("tenant bucket");
+    central
+        .put_config(
+            serde_json::json!({"tenant_id": tenant, "type": "s3", "bucket_name": tenant_bucket}),
+        )
+        .await;
+    // A cloudwatch item without role or group.
+    central
+        .put_item(HashMap::from([
+            ("tenant_id".to_owned(), AttributeValue::S(tenant.clone())),
+            ("type".to_owned(), AttributeValue::S("cloudwatch".into())),
+        ]))
+        .await;
+    let processor = Processor::new(central.settings()).expect("processor");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let object = central
+        .put_records(&partition, &records(&tenant, &partition, 3, "v"))
+        .await;
+    assert_eq!(
+        expect_delivered(processor.handle(&object).await).s3_copies,
+        1
+    );
+}
+
+#[tokio::test]
+async fn hostile_objects_and_keys_end_in_clear_counted_outcomes() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let group = format!("/logrelay/{tenant}");
+    let role = customer_role(moto, ACCOUNT_A, None).await;
+    central
+        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
+        .await;
+    let mut settings = central.settings();
+    settings.limits.read.max_decompressed_bytes = 1 << 20;
+    let processor = Processor::new(settings).expect("processor");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let permanent = |outcome: Outcome| match outcome {
+        Outcome::Failed {
+            kind: FailureKind::Permanent,
+            error,
+        } => error.reason(),
+        other => panic!("expected a permanent failure, got {other:?}"),
+    };
+
+    // Bad lines are skipped and counted; the good ones deliver.
+    let good = records(&tenant, &partition, 3, "ok");
+    let mut body = Vec::new();
+    for record in &good {
+        body.push(serde_json::to_string(record).expect("json"));
+    }
+    body.insert(1, "this is not json".into());
+    body.insert(2, r#"{"no_message":true}"#.into());
+    body.push(String::new());
+    let bytes = {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(body.join("\n").as_bytes()).expect("gzip");
+        encoder.finish().expect("gzip")
+    };
+    let object = central.put_raw(&partition, bytes).await;
+    let report = expect_delivered(processor.handle(&object).await);
+    assert_eq!(
+        (
+            report.records_read,
+            report.bad_lines,
+            report.events_delivered
+        ),
+        (3, 2, 3)
+    );
+
+    // A gzip bomb stops at the cap.
+    let bomb = {
+        use std::io::Write;
+        let line = serde_json::to_string(&good[0]).expect("json");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..(4 << 20) / line.len() {
+            encoder.write_all(line.as_bytes()).expect("gzip");
+            encoder.write_all(b"\n").expect("gzip");
+        }
+        encoder.finish().expect("gzip")
+    };
+    let object = central.put_raw(&partition, bomb).await;
+    assert_eq!(
+        permanent(processor.handle(&object).await),
+        "object_too_large"
+    );
+
+    // Not gzip at all.
+    let object = central
+        .put_raw(&partition, b"plain text, not gzip".to_vec())
+        .await;
+    assert_eq!(permanent(processor.handle(&object).await), "object_corrupt");
+
+    // Keys: too long, empty segment, empty tenant, unknown tenant.
+    let long_key = format!(
+        "{tenant}/{}/api/pod/20240101T000000Z-abc.json.gz",
+        "c".repeat(1100)
+    );
+    assert_eq!(
+        permanent(processor.handle(&central.object(&long_key)).await),
+        "bad_key"
+    );
+    let empty_segment = format!("{tenant}//api/pod/20240101T000000Z-abc.json.gz");
+    assert_eq!(
+        permanent(processor.handle(&central.object(&empty_segment)).await),
+        "bad_key"
+    );
+    let no_tenant = "~/c1/api/pod/20240101T000000Z-abc.json.gz";
+    assert_eq!(
+        permanent(processor.handle(&central.object(no_tenant)).await),
+        "bad_tenant_id"
+    );
+    let unknown = format!(
+        "{}/c1/api/pod/20240101T000000Z-abc.json.gz",
+        unique_name("nobody")
+    );
+    assert_eq!(
+        permanent(processor.handle(&central.object(&unknown)).await),
+        "tenant_not_configured"
+    );
+    // A key that parses but whose object is gone.
+    let missing = ObjectKey::new(partition.clone(), Utc::now(), "gone")
+        .expect("key")
+        .to_key();
+    assert_eq!(
+        permanent(processor.handle(&central.object(&missing)).await),
+        "object_missing"
+    );
+}
+
+#[tokio::test]
+async fn records_an_application_filter_does_not_want_are_counted() {
+    let moto = Moto::shared().await;
+    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let tenant = unique_name("acme");
+    let group = format!("/logrelay/{tenant}");
+    let role = customer_role(moto, ACCOUNT_A, None).await;
+    let mut config = cloudwatch_config(&tenant, &role, "x1", &group);
+    config["groups"] = serde_json::json!(["API"]);
+    central.put_config(config).await;
+    let processor = Processor::new(central.settings()).expect("processor");
+
+    let unwanted = Partition::new(&tenant, "c1", "my-app", "p");
+    let object = central
+        .put_records(&unwanted, &records(&tenant, &unwanted, 2, "u"))
+        .await;
+    assert!(matches!(
+        processor.handle(&object).await,
+        Outcome::Skipped(SkipReason::NothingWanted)
+    ));
+
+    let wanted = Partition::new(&tenant, "c1", "kube-apiserver", "p");
+    let mut lines = records(&tenant, &wanted, 4, "w");
+    lines[3].application = "etcd".into();
+    let object = central.put_records(&wanted, &lines).await;
+    let report = expect_delivered(processor.handle(&object).await);
+    assert_eq!((report.events_delivered, report.records_filtered), (3, 1));
+}
+
+/// IAM enforced: the customer role's trust policy requires the tenant's ExternalId. moto evaluates
+/// trust policies only for roles in the caller's own account, so both tenants' roles live there.
+#[tokio::test]
+async fn a_tenant_with_a_wrong_external_id_is_refused_and_counted_while_another_is_delivered() {
+    let mut moto = Moto::start_private().await;
+    let (_user_arn, keys) = create_user_with_access_key(
+        &moto.config(DEFAULT_ACCOUNT_ID).await,
+        &unique_name("processor"),
+        &allow_policy(&["*"]),
+    )
+    .await
+    .expect("processor user");
+    let good_role = customer_role(&moto, DEFAULT_ACCOUNT_ID, Some("right-a")).await;
+    let bad_role = customer_role(&moto, DEFAULT_ACCOUNT_ID, Some("right-b")).await;
+    let central = Central::new(&moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let (tenant_ok, tenant_bad) = (unique_name("good"), unique_name("bad"));
+    let (group_ok, group_bad) = (
+        format!("/logrelay/{tenant_ok}"),
+        format!("/logrelay/{tenant_bad}"),
+    );
+    central
+        .put_config(cloudwatch_config(
+            &tenant_ok, &good_role, "right-a", &group_ok,
+        ))
+        .await;
+    central
+        .put_config(cloudwatch_config(
+            &tenant_bad,
+            &bad_role,
+            "wrong-b",
+            &group_bad,
+        ))
+        .await;
+    let part_ok = Partition::new(&tenant_ok, "c1", "api", "p");
+    let part_bad = Partition::new(&tenant_bad, "c1", "api", "p");
+    let object_ok = central
+        .put_records(&part_ok, &records(&tenant_ok, &part_ok, 4, "ok"))
+        .await;
+    let object_bad = central
+        .put_records(&part_bad, &records(&tenant_bad, &part_bad, 4, "bad"))
+        .await;
+    moto.enforce_from_now().await.expect("enforce IAM");
+
+    let mut settings = central.settings();
+    settings.aws = static_config(moto.url(), keys).await;
+    let processor = Processor::new(settings).expect("processor");
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let (ok, bad) = {
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        (
+            processor.handle(&object_ok).await,
+            processor.handle(&object_bad).await,
+        )
+    };
+    assert_eq!(expect_delivered(ok).events_delivered, 4);
+    match bad {
+        Outcome::Failed {
+            kind: FailureKind::Permanent,
+            error,
+        } => assert_eq!(error.reason(), "access_denied"),
+        other => panic!("expected access denied, got {other:?}"),
+    }
+    let rendered = handle.render();
+    assert!(
+        rendered.contains(&format!(
+            "{ASSUME_ROLE_DENIED_TOTAL}{{tenant=\"{tenant_bad}\",type=\"cloudwatch\"}} 1"
+        )),
+        "{rendered}"
+    );
+    assert!(!rendered.contains(&format!(
+        "{ASSUME_ROLE_DENIED_TOTAL}{{tenant=\"{tenant_ok}\""
+    )));
+}

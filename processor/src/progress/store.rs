@@ -1,0 +1,481 @@
+//! The progress table (`DELIVERY_PROGRESS_TABLE`, HASH `pk` S): claim an item with a lease, record
+//! delivered batches after each accepted request, mark it complete, release it on failure. Every
+//! write after the claim is conditional on still holding the lease, so two attempts on the same
+//! object never both advance it. Without a table, progress is off: every attempt starts afresh.
+
+use super::{BatchCursor, ProgressError, ProgressKey, ProgressState};
+use crate::deliver::retry::{Classified, RetryPolicy, with_retries};
+use crate::object::FailureKind;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use logrelay_common::aws::ErrorClass;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long items live after their last write (DynamoDB TTL): longer than SQS's longest message
+/// retention (14 days), so a duplicate notification is recognised as long as one can arrive.
+pub const DEFAULT_PROGRESS_TTL: Duration = Duration::from_secs(15 * 24 * 60 * 60);
+/// How long a claim stays valid without a progress write; a crashed attempt's object can be taken
+/// over after this. Every recorded batch renews it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
+
+/// Item attribute names.
+mod attr {
+    pub const PK: &str = "pk";
+    pub const OBJECT: &str = "object_uri";
+    pub const ETAG: &str = "object_etag";
+    pub const TENANT: &str = "tenant_id";
+    pub const TYPE: &str = "delivery_type";
+    pub const COMPLETE: &str = "is_complete";
+    pub const NEXT: &str = "next_batch";
+    pub const AHEAD: &str = "done_ahead";
+    pub const EVENTS: &str = "events_delivered";
+    pub const FINGERPRINT: &str = "fingerprint";
+    pub const LEASE_OWNER: &str = "lease_owner";
+    pub const LEASE_UNTIL: &str = "lease_until_ms";
+    pub const UPDATED: &str = "updated_at_ms";
+    pub const TTL: &str = "ttl";
+}
+
+/// Table and timing of progress tracking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressSettings {
+    /// Table name; `None` turns progress off.
+    pub table: Option<String>,
+    /// Item lifetime after the last write.
+    pub ttl: Duration,
+    /// Lease length.
+    pub lease: Duration,
+}
+
+impl Default for ProgressSettings {
+    fn default() -> Self {
+        Self {
+            table: None,
+            ttl: DEFAULT_PROGRESS_TTL,
+            lease: DEFAULT_LEASE,
+        }
+    }
+}
+
+/// The result of claiming an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This attempt holds the lease; deliver from this state.
+    Acquired(ProgressState),
+    /// The config is already complete for this object version.
+    Complete(ProgressState),
+    /// Another attempt holds an unexpired lease.
+    Busy {
+        /// The holder.
+        owner: String,
+    },
+}
+
+/// Reads and writes delivery progress.
+#[derive(Debug, Clone)]
+pub struct ProgressStore {
+    client: Option<Client>,
+    settings: ProgressSettings,
+    retry: RetryPolicy,
+}
+
+impl ProgressStore {
+    /// A store on `settings.table` (or a disabled one when `None`).
+    pub fn new(client: Client, settings: ProgressSettings, retry: RetryPolicy) -> Self {
+        Self {
+            client: settings.table.is_some().then_some(client),
+            settings,
+            retry,
+        }
+    }
+
+    /// A store that remembers nothing.
+    pub fn disabled() -> Self {
+        Self {
+            client: None,
+            settings: ProgressSettings::default(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Whether progress is tracked.
+    pub fn is_enabled(&self) -> bool {
+        self.client.is_some()
+    }
+
+    fn table(&self) -> Option<(&Client, &str)> {
+        Some((self.client.as_ref()?, self.settings.table.as_deref()?))
+    }
+
+    /// Reads an item without claiming it (`None` when there is none or progress is off).
+    pub async fn load(&self, key: &ProgressKey) -> Result<Option<ProgressState>, ProgressError> {
+        Ok(self.load_raw(key).await?.as_ref().map(state_from_item))
+    }
+
+    /// Claims the item for `owner`: succeeds when nobody holds an unexpired lease and the config is
+    /// not complete for this object.
+    pub async fn claim(&self, key: &ProgressKey, owner: &str) -> Result<Claim, ProgressError> {
+        let Some((client, table)) = self.table() else {
+            return Ok(Claim::Acquired(ProgressState::default()));
+        };
+        let now = now_ms();
+        let result = with_retries(&self.retry, &key.tenant_id, "dynamodb:UpdateItem", || {
+            client
+                .update_item()
+                .table_name(table)
+                .key(attr::PK, AttributeValue::S(key.pk()))
+                .update_expression(
+                    "SET #owner = :owner, #until = :until, #object = :object, #etag = :etag, \
+                     #tenant = :tenant, #type = :type, #updated = :now, #ttl = :ttl",
+                )
+                .condition_expression(
+                    "(attribute_not_exists(#complete) OR #complete = :false) AND \
+                     (attribute_not_exists(#until) OR #until < :now OR #owner = :owner)",
+                )
+                .set_expression_attribute_names(Some(names(&[
+                    ("#owner", attr::LEASE_OWNER),
+                    ("#until", attr::LEASE_UNTIL),
+                    ("#object", attr::OBJECT),
+                    ("#etag", attr::ETAG),
+                    ("#tenant", attr::TENANT),
+                    ("#type", attr::TYPE),
+                    ("#updated", attr::UPDATED),
+                    ("#ttl", attr::TTL),
+                    ("#complete", attr::COMPLETE),
+                ])))
+                .set_expression_attribute_values(Some(values(vec![
+                    (":owner", s(owner)),
+                    (":until", n(now + millis(self.settings.lease))),
+                    (":object", s(&format!("s3://{}/{}", key.bucket, key.key))),
+                    (":etag", s(&key.etag)),
+                    (":tenant", s(&key.tenant_id)),
+                    (":type", s(key.delivery_type.as_str())),
+                    (":now", n(now)),
+                    (":ttl", n(self.expiry_epoch_seconds())),
+                    (":false", AttributeValue::Bool(false)),
+                ])))
+                .return_values(ReturnValue::AllNew)
+                .send()
+        })
+        .await;
+        match result {
+            Ok(output) => Ok(Claim::Acquired(
+                output.attributes().map(state_from_item).unwrap_or_default(),
+            )),
+            Err(failure) if is_condition_failure(&failure) => {
+                // Complete, or held by someone else: read which.
+                let item = self.load_raw(key).await?;
+                let state = item.as_ref().map(state_from_item).unwrap_or_default();
+                if state.complete {
+                    Ok(Claim::Complete(state))
+                } else {
+                    let owner = item
+                        .as_ref()
+                        .and_then(|item| item.get(attr::LEASE_OWNER))
+                        .and_then(|value| value.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default();
+                    Ok(Claim::Busy { owner })
+                }
+            }
+            Err(failure) => Err(store_error(failure)),
+        }
+    }
+
+    async fn load_raw(
+        &self,
+        key: &ProgressKey,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, ProgressError> {
+        let Some((client, table)) = self.table() else {
+            return Ok(None);
+        };
+        let output = with_retries(&self.retry, &key.tenant_id, "dynamodb:GetItem", || {
+            client
+                .get_item()
+                .table_name(table)
+                .key(attr::PK, AttributeValue::S(key.pk()))
+                .consistent_read(true)
+                .send()
+        })
+        .await
+        .map_err(store_error)?;
+        Ok(output.item)
+    }
+
+    /// Records delivered batches and renews the lease. Fails with reason `lease_lost` when another
+    /// attempt took the item over.
+    pub async fn record(
+        &self,
+        key: &ProgressKey,
+        owner: &str,
+        state: &ProgressState,
+    ) -> Result<(), ProgressError> {
+        let now = now_ms();
+        self.conditional_update(
+            key,
+            owner,
+            "SET #next = :next, #ahead = :ahead, #events = :events, #fingerprint = :fingerprint, \
+             #until = :until, #updated = :now, #ttl = :ttl",
+            vec![
+                (":next", n(state.cursor.next())),
+                (
+                    ":ahead",
+                    AttributeValue::L(state.cursor.ahead().map(n).collect()),
+                ),
+                (":events", n(state.events_delivered)),
+                (
+                    ":fingerprint",
+                    s(state.fingerprint.as_deref().unwrap_or_default()),
+                ),
+                (":until", n(now + millis(self.settings.lease))),
+                (":now", n(now)),
+                (":ttl", n(self.expiry_epoch_seconds())),
+            ],
+        )
+        .await
+    }
+
+    /// Marks the config complete for this object version and releases the lease.
+    pub async fn complete(
+        &self,
+        key: &ProgressKey,
+        owner: &str,
+        state: &ProgressState,
+    ) -> Result<(), ProgressError> {
+        self.conditional_update(
+            key,
+            owner,
+            "SET #complete = :true, #next = :next, #ahead = :ahead, #events = :events, \
+             #fingerprint = :fingerprint, #updated = :now, #ttl = :ttl REMOVE #until, #owner",
+            vec![
+                (":true", AttributeValue::Bool(true)),
+                (":next", n(state.cursor.next())),
+                (
+                    ":ahead",
+                    AttributeValue::L(state.cursor.ahead().map(n).collect()),
+                ),
+                (":events", n(state.events_delivered)),
+                (
+                    ":fingerprint",
+                    s(state.fingerprint.as_deref().unwrap_or_default()),
+                ),
+                (":now", n(now_ms())),
+                (":ttl", n(self.expiry_epoch_seconds())),
+            ],
+        )
+        .await
+    }
+
+    /// Gives the lease up so a redelivery can continue at once (best effort: an expired lease
+    /// frees the item anyway).
+    pub async fn release(&self, key: &ProgressKey, owner: &str) {
+        if let Err(error) = self
+            .conditional_update(
+                key,
+                owner,
+                "SET #updated = :now REMOVE #until, #owner",
+                vec![(":now", n(now_ms()))],
+            )
+            .await
+        {
+            tracing::debug!(tenant = %key.tenant_id, error = %error, "could not release progress lease");
+        }
+    }
+
+    async fn conditional_update(
+        &self,
+        key: &ProgressKey,
+        owner: &str,
+        update: &str,
+        mut values_list: Vec<(&'static str, AttributeValue)>,
+    ) -> Result<(), ProgressError> {
+        let Some((client, table)) = self.table() else {
+            return Ok(());
+        };
+        values_list.push((":me", s(owner)));
+        let used_names: Vec<(&str, &str)> = [
+            ("#complete", attr::COMPLETE),
+            ("#next", attr::NEXT),
+            ("#ahead", attr::AHEAD),
+            ("#events", attr::EVENTS),
+            ("#fingerprint", attr::FINGERPRINT),
+            ("#until", attr::LEASE_UNTIL),
+            ("#owner", attr::LEASE_OWNER),
+            ("#updated", attr::UPDATED),
+            ("#ttl", attr::TTL),
+        ]
+        .into_iter()
+        .filter(|(placeholder, _)| update.contains(placeholder) || *placeholder == "#owner")
+        .collect();
+        let attribute_values = values(values_list);
+        let result = with_retries(&self.retry, &key.tenant_id, "dynamodb:UpdateItem", || {
+            client
+                .update_item()
+                .table_name(table)
+                .key(attr::PK, AttributeValue::S(key.pk()))
+                .update_expression(update)
+                .condition_expression("#owner = :me")
+                .set_expression_attribute_names(Some(names(&used_names)))
+                .set_expression_attribute_values(Some(attribute_values.clone()))
+                .send()
+        })
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(failure) if is_condition_failure(&failure) => Err(ProgressError {
+                kind: FailureKind::Transient,
+                reason: "lease_lost",
+                message: format!(
+                    "another attempt took over the delivery of s3://{}/{} ({}) after our lease expired",
+                    key.bucket, key.key, key.delivery_type
+                ),
+            }),
+            Err(failure) => Err(store_error(failure)),
+        }
+    }
+
+    fn expiry_epoch_seconds(&self) -> u64 {
+        SystemTime::now()
+            .checked_add(self.settings.ttl)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// Reads the state part of an item (missing or malformed attributes read as "nothing done").
+fn state_from_item(item: &HashMap<String, AttributeValue>) -> ProgressState {
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|value| value.as_n().ok())
+            .and_then(|text| text.parse::<u64>().ok())
+    };
+    let ahead = item
+        .get(attr::AHEAD)
+        .and_then(|value| value.as_l().ok())
+        .map(|list| {
+            list.iter()
+                .filter_map(|value| value.as_n().ok()?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    ProgressState {
+        complete: item
+            .get(attr::COMPLETE)
+            .and_then(|value| value.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        cursor: BatchCursor::from_parts(number(attr::NEXT).unwrap_or(0), ahead),
+        fingerprint: item
+            .get(attr::FINGERPRINT)
+            .and_then(|value| value.as_s().ok())
+            .filter(|text| !text.is_empty())
+            .cloned(),
+        events_delivered: number(attr::EVENTS).unwrap_or(0),
+    }
+}
+
+fn is_condition_failure(failure: &Classified) -> bool {
+    failure.has_code("ConditionalCheckFailedException")
+}
+
+fn store_error(failure: Classified) -> ProgressError {
+    let kind = if failure.is_retryable() {
+        FailureKind::Transient
+    } else {
+        FailureKind::Permanent
+    };
+    let reason = match failure.class {
+        ErrorClass::AccessDenied => "progress_access_denied",
+        ErrorClass::NotFound => "progress_table_missing",
+        _ => "progress_store",
+    };
+    ProgressError {
+        kind,
+        reason,
+        message: failure.message,
+    }
+}
+
+fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(placeholder, name)| ((*placeholder).to_owned(), (*name).to_owned()))
+        .collect()
+}
+
+fn values(pairs: Vec<(&str, AttributeValue)>) -> HashMap<String, AttributeValue> {
+    pairs
+        .into_iter()
+        .map(|(placeholder, value)| (placeholder.to_owned(), value))
+        .collect()
+}
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
+}
+
+fn n(number: impl ToString) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_read_back_into_state() {
+        let item = HashMap::from([
+            (attr::COMPLETE.to_owned(), AttributeValue::Bool(false)),
+            (attr::NEXT.to_owned(), n(3)),
+            (attr::AHEAD.to_owned(), AttributeValue::L(vec![n(5), n(7)])),
+            (attr::EVENTS.to_owned(), n(123)),
+            (attr::FINGERPRINT.to_owned(), s("abc")),
+        ]);
+        let state = state_from_item(&item);
+        assert!(!state.complete);
+        assert_eq!(state.cursor, BatchCursor::from_parts(3, [5, 7]));
+        assert_eq!(state.events_delivered, 123);
+        assert_eq!(state.fingerprint.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn a_fresh_item_reads_as_nothing_done() {
+        let state = state_from_item(&HashMap::new());
+        assert_eq!(state, ProgressState::default());
+    }
+
+    #[tokio::test]
+    async fn a_disabled_store_always_starts_afresh() {
+        let store = ProgressStore::disabled();
+        let key = ProgressKey {
+            bucket: "b".into(),
+            key: "k".into(),
+            etag: "e".into(),
+            tenant_id: "t".into(),
+            delivery_type: logrelay_common::tenant::DeliveryType::Cloudwatch,
+        };
+        assert!(!store.is_enabled());
+        assert_eq!(store.load(&key).await.ok(), Some(None));
+        assert_eq!(
+            store.claim(&key, "me").await.ok(),
+            Some(Claim::Acquired(ProgressState::default()))
+        );
+        assert!(
+            store
+                .record(&key, "me", &ProgressState::default())
+                .await
+                .is_ok()
+        );
+    }
+}

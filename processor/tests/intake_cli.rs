@@ -1,0 +1,216 @@
+//! The operator modes of the processor binary against the AWS emulator: `manual` (bodies and
+//! `s3://` lines on stdin, exit code by outcome), `replay` (one tenant's prefix, a time range) and
+//! configuration errors (exit code 2 naming the field).
+
+mod intake_support;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use chrono::{Duration, SecondsFormat, Utc};
+use intake_support::{ACCOUNT_A, Central, expected_lines, messages, processor_command};
+use logrelay_common::key::Partition;
+use logrelay_testkit::unique_name;
+
+/// Runs the binary with `args`, `env` and `stdin`; waits for it.
+fn run(central: Option<&Central>, args: &[&str], stdin: &str) -> Output {
+    let env = central
+        .map(|c| c.processor_env(&c.moto_url))
+        .unwrap_or_default();
+    let mut command = processor_command(&env);
+    command.args(args).stdin(Stdio::piped());
+    let mut child = command.spawn().expect("spawn processor");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_mode_delivers_bodies_and_urls_and_exits_nonzero_on_any_failure() {
+    let central = Central::new().await;
+    let tenant = unique_name("acme");
+    let group = format!("/logrelay/{tenant}");
+    central
+        .add_cloudwatch_tenant(&tenant, ACCOUNT_A, &group)
+        .await;
+    let now = Utc::now();
+    central
+        .put_object(
+            &Partition::new(&tenant, "c1", "api", "from-sns"),
+            now,
+            4,
+            "sns",
+        )
+        .await;
+    let bodies = central.take_bodies().await;
+    let by_url = central
+        .put_object(
+            &Partition::new(&tenant, "c1", "api", "from-url"),
+            now,
+            3,
+            "url",
+        )
+        .await;
+    let stranger = central
+        .put_object(
+            &Partition::new(unique_name("nobody"), "c1", "api", "p"),
+            now,
+            1,
+            "x",
+        )
+        .await;
+
+    // Bodies straight from the queue (the test event and an SNS envelope) and an s3:// line: all good.
+    let ok = run(
+        Some(&central),
+        &["manual"],
+        &format!("{}\ns3://{}/{by_url}\n", bodies.join("\n"), central.bucket),
+    );
+    let report = stderr(&ok);
+    assert_eq!(ok.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("manual: 3 entries; objects 2 (delivered 2"),
+        "{report}"
+    );
+    let mut want = [expected_lines("sns", 4), expected_lines("url", 3)].concat();
+    want.sort();
+    assert_eq!(messages(ACCOUNT_A, &group).await, want);
+
+    // An unconfigured tenant and a garbage line make the run fail, after processing the rest.
+    let input = format!("s3://{}/{stranger}\nnot a notification\n", central.bucket);
+    let failed = run(Some(&central), &["manual"], &input);
+    let report = stderr(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{report}");
+    assert!(report.contains("tenant_not_configured"), "{report}");
+    assert!(
+        report.contains("unreadable (unknown_input_line)"),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_lists_only_the_tenants_prefix_and_delivers_the_time_range() {
+    let central = Central::new().await;
+    let tenant = unique_name("acme");
+    // A tenant whose id extends the first one's: its prefix must not be listed.
+    let sibling = format!("{tenant}-b");
+    let group = format!("/logrelay/{tenant}");
+    let sibling_group = format!("/logrelay/{sibling}");
+    central
+        .add_cloudwatch_tenant(&tenant, ACCOUNT_A, &group)
+        .await;
+    central
+        .add_cloudwatch_tenant(&sibling, ACCOUNT_A, &sibling_group)
+        .await;
+    let now = Utc::now();
+    central
+        .put_object(
+            &Partition::new(&tenant, "c1", "api", "p1"),
+            now - Duration::hours(1),
+            3,
+            "recent",
+        )
+        .await;
+    central
+        .put_object(
+            &Partition::new(&tenant, "c2", "web", "p2"),
+            now - Duration::hours(2),
+            2,
+            "older",
+        )
+        .await;
+    central
+        .put_object(
+            &Partition::new(&tenant, "c1", "api", "p1"),
+            now - Duration::days(3),
+            2,
+            "ancient",
+        )
+        .await;
+    central
+        .put_object(
+            &Partition::new(&sibling, "c1", "api", "p1"),
+            now - Duration::hours(1),
+            2,
+            "sibling",
+        )
+        .await;
+    let since = (now - Duration::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let args = [
+        "replay",
+        "--bucket",
+        central.bucket.as_str(),
+        "--tenant",
+        tenant.as_str(),
+        "--since",
+        since.as_str(),
+    ];
+
+    let dry = run(Some(&central), &[&args[..], &["--dry-run"]].concat(), "");
+    let report = stderr(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{report}");
+    assert_eq!(report.matches("would replay").count(), 2, "{report}");
+    assert!(
+        messages(ACCOUNT_A, &group).await.is_empty(),
+        "a dry run delivers nothing"
+    );
+
+    let replayed = run(Some(&central), &args, "");
+    let report = stderr(&replayed);
+    assert_eq!(replayed.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("listed 3, in range 2, delivered 2"),
+        "{report}"
+    );
+    let mut want = [expected_lines("recent", 3), expected_lines("older", 2)].concat();
+    want.sort();
+    assert_eq!(messages(ACCOUNT_A, &group).await, want);
+    assert!(
+        messages(ACCOUNT_A, &sibling_group).await.is_empty(),
+        "the sibling tenant is not replayed"
+    );
+
+    let narrowed = run(
+        Some(&central),
+        &[&args[..], &["--cluster", "c2"]].concat(),
+        "",
+    );
+    assert!(
+        stderr(&narrowed).contains("listed 1, in range 1"),
+        "{}",
+        stderr(&narrowed)
+    );
+}
+
+#[test]
+fn invalid_configuration_exits_2_naming_the_field() {
+    let output = run(None, &["sqs"], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("SQS_QUEUE_URL"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(None, &["manual", "--central-role-arn", "role"], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("CENTRAL_LOG_DISTRIBUTION_ROLE_ARN"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(None, &[], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("EXECUTION_MODE"),
+        "{}",
+        stderr(&output)
+    );
+}
