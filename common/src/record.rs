@@ -114,7 +114,10 @@ mod tests {
     use chrono::TimeZone;
 
     fn sample() -> LogRecord {
-        let ts = Utc.timestamp_opt(1_700_000_000, 123_456_789).single().expect("valid time");
+        let ts = Utc
+            .timestamp_opt(1_700_000_000, 123_456_789)
+            .single()
+            .expect("valid time");
         LogRecord {
             timestamp: ts,
             message: "héllo \"world\"\t{\"k\":1}".into(),
@@ -139,7 +142,10 @@ mod tests {
     #[test]
     fn timestamps_are_written_with_nanoseconds_in_utc() {
         let line = serde_json::to_string(&sample()).expect("serializes");
-        assert!(line.contains(r#""timestamp":"2023-11-14T22:13:20.123456789Z""#), "{line}");
+        assert!(
+            line.contains(r#""timestamp":"2023-11-14T22:13:20.123456789Z""#),
+            "{line}"
+        );
         assert!(line.contains(r#""stream":"stderr""#));
     }
 
@@ -149,7 +155,10 @@ mod tests {
         value["future_field"] = serde_json::json!({"nested": [1, 2]});
         value["kubernetes"]["future_meta"] = serde_json::json!("x");
         let back: LogRecord = serde_json::from_value(value.clone()).expect("reads back");
-        assert_eq!(back.extra["future_field"], serde_json::json!({"nested": [1, 2]}));
+        assert_eq!(
+            back.extra["future_field"],
+            serde_json::json!({"nested": [1, 2]})
+        );
         assert_eq!(serde_json::to_value(&back).expect("serializes"), value);
     }
 
@@ -158,6 +167,9 @@ mod tests {
         let mut value = serde_json::to_value(sample()).expect("serializes");
         value["timestamp"] = serde_json::json!("2023-11-15T00:13:20.5+02:00");
         let back: LogRecord = serde_json::from_value(value).expect("reads back");
-        assert_eq!(format_timestamp(&back.timestamp), "2023-11-14T22:13:20.500000000Z");
+        assert_eq!(
+            format_timestamp(&back.timestamp),
+            "2023-11-14T22:13:20.500000000Z"
+        );
     }
 }

@@ -346,7 +346,10 @@ impl ProcessorConfig {
             Command::Manual => Mode::Manual,
             Command::Replay(args) => Mode::Replay(Box::new(args)),
             Command::Tenants(_) => {
-                return Err(ConfigError::new("command", "`tenants` is run by logrelay_processor::tenants::main"));
+                return Err(ConfigError::new(
+                    "command",
+                    "`tenants` is run by logrelay_processor::tenants::main",
+                ));
             }
             Command::Sqs => {
                 let url = self.sqs_queue_url.clone().ok_or_else(|| {

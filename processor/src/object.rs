@@ -82,7 +82,13 @@ impl Outcome {
     /// True when the message announcing the object may be deleted (delivered, skipped, or failed
     /// permanently and dead-lettered).
     pub fn is_final(&self) -> bool {
-        !matches!(self, Outcome::Failed { kind: FailureKind::Transient, .. })
+        !matches!(
+            self,
+            Outcome::Failed {
+                kind: FailureKind::Transient,
+                ..
+            }
+        )
     }
 }
 
