@@ -17,10 +17,11 @@ pub const WRITE_COMPRESSION: flate2::Compression = flate2::Compression::fast();
 /// Default limit on an object's decompressed size (1 GiB). Agent objects are a few MiB; the limit
 /// only stops a hostile or broken object (a gzip bomb) from keeping a processor busy for long.
 pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
-/// Default limit on one line (4 MiB): a record carries one container log line (the CRI splits
-/// lines at 16 KiB and CloudWatch takes events up to 1 MiB); 4 MiB leaves room for JSON escaping
-/// and metadata while bounding the memory one line can take.
-pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
+/// Default limit on one line (8 MiB): a record carries one container log line of at most the
+/// agent's 1 MiB line cap, which JSON escaping can grow up to six times (a control character is
+/// written `\u0001`); 8 MiB leaves room for that and for metadata while bounding the memory one
+/// line can take.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 8 << 20;
 /// Size of the reader's decompressed-data buffer (64 KiB: amortizes polls, bounded memory).
 pub const READ_BUFFER_BYTES: usize = 64 << 10;
 /// A writer's serialization buffer above this capacity is freed after the record (1 MiB), so one

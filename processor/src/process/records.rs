@@ -193,9 +193,10 @@ const SECONDS_BELOW: i128 = 100_000_000_000;
 const MILLIS_BELOW: i128 = 100_000_000_000_000;
 const MICROS_BELOW: i128 = 100_000_000_000_000_000;
 
-/// An integer epoch time in seconds, ms, µs or ns (told apart by magnitude), as ms.
+/// An integer epoch time in seconds, ms, µs or ns (told apart by magnitude), as ms; `None` when
+/// it does not fit (`i128::MIN` has no absolute value).
 pub fn epoch_int_to_ms(n: i128) -> Option<i64> {
-    let ms = match n.abs() {
+    let ms = match n.checked_abs()? {
         a if a < SECONDS_BELOW => n * 1000,
         a if a < MILLIS_BELOW => n,
         a if a < MICROS_BELOW => n / 1000,
