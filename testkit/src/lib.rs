@@ -3,6 +3,7 @@
 //! Kubernetes API and the Lambda Runtime API. Used only by tests; see `docs/testing.md`.
 
 pub mod fake_kube;
+pub mod fake_logs;
 pub mod fault_proxy;
 pub mod lambda_runtime_api;
 pub mod moto;

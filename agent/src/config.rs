@@ -1,0 +1,561 @@
+//! The agent's configuration: one typed struct from flags and environment (seed-compatible names
+//! `S3_BUCKET_NAME`, `S3_WRITER_ROLE_ARN`, `CLUSTER_ID`, `AWS_REGION`, `NODE_NAME`; `LOGRELAY_*`
+//! for the rest), validated at start into a [`ValidConfig`] with a message naming the bad field.
+
+use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES, GZIP_STATE_BYTES};
+use crate::sink::config::{DEFAULT_UPLOAD_CONCURRENCY, MULTIPART_PART_SIZE, S3_MIN_PART_SIZE};
+use crate::sink::{S3Settings, SinkTarget};
+use crate::tail::DEFAULT_MAX_OPEN_ROTATED_PER_POD;
+use clap::{Parser, ValueEnum};
+use logrelay_common::aws::{AwsOptions, RoleStep};
+use logrelay_common::logging::LogFormat;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default `--shutdown-grace`: 25 s, inside Kubernetes' default 30 s
+/// `terminationGracePeriodSeconds`, leaving 5 s to save checkpoints and exit.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// Default `--listen`: metrics and probes on all interfaces (kubelet probes reach the pod IP).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9880";
+
+/// Default `--data-dir` (relative, so local runs work; the DaemonSet mounts a hostPath).
+pub const DEFAULT_DATA_DIR: &str = "logrelay-agent-data";
+
+/// Smallest `--batch-memory-limit`: room for a few open batches (each costs [`GZIP_STATE_BYTES`]).
+pub const MIN_BATCH_MEMORY_LIMIT: u64 = 4 * GZIP_STATE_BYTES;
+
+/// Smallest `--batch-max-bytes` (1 KiB: smaller objects only add request cost).
+pub const MIN_BATCH_MAX_BYTES: u64 = 1 << 10;
+
+/// Largest `--batch-max-bytes` (1 GiB: the processor's default decompressed-object limit,
+/// `codec::DEFAULT_MAX_DECOMPRESSED_BYTES`).
+pub const MAX_BATCH_MAX_BYTES: u64 = logrelay_common::codec::DEFAULT_MAX_DECOMPRESSED_BYTES;
+
+/// Smallest `--max-line-bytes` (1 KiB; CRI chunks are up to 16 KiB, smaller caps cut most lines).
+pub const MIN_MAX_LINE_BYTES: usize = 1 << 10;
+
+/// Largest `--max-line-bytes` (16 MiB: one message is held whole in memory while merged).
+pub const MAX_MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Largest `--upload-concurrency`.
+pub const MAX_UPLOAD_CONCURRENCY: usize = 64;
+
+/// Where log lines come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// The kubelet's `/var/log/pods` tree.
+    Files,
+    /// NDJSON records on standard input (as `logrelay-testgen ndjson` prints).
+    Stdin,
+}
+
+/// Flags and environment of `logrelay-agent`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "logrelay-agent",
+    version,
+    about = "Tails /var/log/pods and ships gzip NDJSON objects to S3"
+)]
+pub struct AgentConfig {
+    /// Where log lines come from: `files` (the kubelet's pod log tree) or `stdin` (NDJSON records).
+    #[arg(long, env = "LOGRELAY_SOURCE", value_enum, default_value = "files")]
+    pub source: SourceKind,
+    /// Root of the kubelet's pod log tree.
+    #[arg(long, env = "LOGRELAY_PODS_ROOT", default_value = "/var/log/pods")]
+    pub pods_root: PathBuf,
+    /// Where objects go: `s3://bucket[/prefix]` or `file:///path`. Default: `s3://$S3_BUCKET_NAME`
+    /// when that is set, else `file://<data-dir>/objects`.
+    #[arg(long, env = "LOGRELAY_SINK")]
+    pub sink: Option<String>,
+    /// Central bucket (seed-compatible); used when `--sink` is not given.
+    #[arg(long, env = "S3_BUCKET_NAME")]
+    pub s3_bucket_name: Option<String>,
+    /// Key prefix in the central bucket when the bucket comes from `S3_BUCKET_NAME`.
+    #[arg(long, env = "LOGRELAY_S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+    /// Role assumed (from the base credential chain) for S3 writes (seed-compatible).
+    #[arg(long, env = "S3_WRITER_ROLE_ARN")]
+    pub s3_writer_role_arn: Option<String>,
+    /// AWS region (falls back to the profile, then us-east-1).
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// Endpoint for AWS calls (an emulator such as moto); unset for AWS.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// This cluster's id, written into every record and key.
+    #[arg(long, env = "CLUSTER_ID", default_value = "local")]
+    pub cluster_id: String,
+    /// This node's name (from the downward API in Kubernetes).
+    #[arg(long, env = "NODE_NAME", default_value = "local-node")]
+    pub node_name: String,
+    /// Directory for checkpoints (and the default file sink).
+    #[arg(long, env = "LOGRELAY_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Seal a batch at this much uncompressed NDJSON (e.g. `10MiB`, `65536`).
+    #[arg(long, env = "LOGRELAY_BATCH_MAX_BYTES", default_value = "10MiB", value_parser = parse_bytes)]
+    pub batch_max_bytes: u64,
+    /// Seal a batch this long after its first line (e.g. `300s`, `5m`, `500ms`; bare = seconds).
+    #[arg(long, env = "LOGRELAY_BATCH_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    pub batch_timeout: Duration,
+    /// Cap on memory of open batches plus sealed, unacknowledged ones; reaching it seals the
+    /// largest batches and then stops reading (backpressure).
+    #[arg(long, env = "LOGRELAY_BATCH_MEMORY_LIMIT", default_value = "64MiB", value_parser = parse_bytes)]
+    pub batch_memory_limit: u64,
+    /// Cap on open batches (partitions); opening one more seals the oldest.
+    #[arg(long, env = "LOGRELAY_BATCH_MAX_OPEN", default_value_t = DEFAULT_MAX_OPEN_BATCHES)]
+    pub batch_max_open: usize,
+    /// Uploads in flight at once.
+    #[arg(long, env = "LOGRELAY_UPLOAD_CONCURRENCY", default_value_t = DEFAULT_UPLOAD_CONCURRENCY)]
+    pub upload_concurrency: usize,
+    /// Objects larger than this use an S3 multipart upload (at least 5MiB).
+    #[arg(long, env = "LOGRELAY_MULTIPART_THRESHOLD", default_value = "16MiB", value_parser = parse_bytes)]
+    pub multipart_threshold: u64,
+    /// Timeout of one S3 request (a part, for multipart uploads); it is then retried.
+    #[arg(long, env = "LOGRELAY_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// After SIGTERM/SIGINT, how long to flush and finish uploads before exiting anyway.
+    #[arg(long, env = "LOGRELAY_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Address of `/metrics`, `/healthz` and `/readyz`; `off` disables the server.
+    #[arg(long, env = "LOGRELAY_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Cap on one message after partial lines are merged; longer ones are cut, marked and counted.
+    #[arg(long, env = "LOGRELAY_MAX_LINE_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+    pub max_line_bytes: u64,
+    /// Cap on rotated files held open per pod (the rest wait; their unread bytes count as at risk).
+    #[arg(long, env = "LOGRELAY_MAX_OPEN_ROTATED_PER_POD", default_value_t = DEFAULT_MAX_OPEN_ROTATED_PER_POD)]
+    pub max_open_rotated_per_pod: usize,
+    /// How long a partial (`P`) line waits for its next chunk before it is shipped as is.
+    #[arg(long, env = "LOGRELAY_PARTIAL_FLUSH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub partial_flush_timeout: Duration,
+    /// Log format: text or json.
+    #[arg(long, env = "LOGRELAY_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    // metadata (issue 5): Kubernetes metadata flags; validated by `MetadataArgs::validate`.
+    /// Kubernetes metadata: derivation, selection and timing flags.
+    #[command(flatten)]
+    pub metadata: crate::metadata::config::MetadataArgs,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    /// Where lines come from.
+    pub source: SourceKind,
+    /// Root of the pod log tree.
+    pub pods_root: PathBuf,
+    /// Where objects go.
+    pub sink: SinkTarget,
+    /// Role to assume for S3 writes.
+    pub writer_role_arn: Option<String>,
+    /// How to reach AWS.
+    pub aws: AwsOptions,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Node name.
+    pub node_name: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Batching limits.
+    pub limits: BatchLimits,
+    /// Uploads in flight at once.
+    pub upload_concurrency: usize,
+    /// S3 upload settings.
+    pub s3: S3Settings,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// Server address, if enabled.
+    pub listen: Option<SocketAddr>,
+    /// Cap on one message.
+    pub max_line_bytes: usize,
+    /// Cap on rotated files held open per pod.
+    pub max_open_rotated_per_pod: usize,
+    /// Wait for a partial line's next chunk.
+    pub partial_flush_timeout: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Kubernetes metadata (None: off, records carry path-derived fields only).
+    pub metadata: Option<crate::metadata::config::MetadataConfig>,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {message}")]
+pub struct ConfigError {
+    /// The flag and environment variable at fault, e.g. `--batch-max-bytes (LOGRELAY_BATCH_MAX_BYTES)`.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field,
+        message: message.into(),
+    }
+}
+
+impl AgentConfig {
+    /// Checks every value and builds the [`ValidConfig`]; the first problem names its field.
+    pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
+        check_name("--cluster-id (CLUSTER_ID)", &self.cluster_id)?;
+        check_name("--node-name (NODE_NAME)", &self.node_name)?;
+        let sink = match (&self.sink, &self.s3_bucket_name) {
+            (Some(sink), _) => SinkTarget::parse(sink)
+                .map_err(|err| invalid("--sink (LOGRELAY_SINK)", err.to_string()))?,
+            (None, Some(bucket)) if !bucket.is_empty() => {
+                SinkTarget::s3(bucket, &self.s3_prefix)
+                    .map_err(|err| invalid("--s3-bucket-name (S3_BUCKET_NAME)", err.to_string()))?
+            }
+            _ => SinkTarget::Directory {
+                root: self.data_dir.join("objects"),
+            },
+        };
+        let writer_role_arn = self
+            .s3_writer_role_arn
+            .clone()
+            .filter(|arn| !arn.is_empty());
+        if let Some(arn) = &writer_role_arn {
+            RoleStep::new(arn.clone(), "logrelay-agent")
+                .validate()
+                .map_err(|err| invalid("--s3-writer-role-arn (S3_WRITER_ROLE_ARN)", err))?;
+            if !matches!(sink, SinkTarget::S3 { .. }) {
+                tracing::warn!("S3_WRITER_ROLE_ARN is set but the sink is not S3; it is not used");
+            }
+        }
+        if !(MIN_BATCH_MAX_BYTES..=MAX_BATCH_MAX_BYTES).contains(&self.batch_max_bytes) {
+            return Err(invalid(
+                "--batch-max-bytes (LOGRELAY_BATCH_MAX_BYTES)",
+                format!(
+                    "{} is outside {MIN_BATCH_MAX_BYTES}..={MAX_BATCH_MAX_BYTES}",
+                    self.batch_max_bytes
+                ),
+            ));
+        }
+        if self.batch_timeout.is_zero() {
+            return Err(invalid(
+                "--batch-timeout (LOGRELAY_BATCH_TIMEOUT)",
+                "must be more than 0",
+            ));
+        }
+        if self.batch_memory_limit < MIN_BATCH_MEMORY_LIMIT {
+            return Err(invalid(
+                "--batch-memory-limit (LOGRELAY_BATCH_MEMORY_LIMIT)",
+                format!(
+                    "{} is below the minimum {MIN_BATCH_MEMORY_LIMIT} (each open batch needs {GZIP_STATE_BYTES})",
+                    self.batch_memory_limit
+                ),
+            ));
+        }
+        if self.batch_max_open == 0 {
+            return Err(invalid(
+                "--batch-max-open (LOGRELAY_BATCH_MAX_OPEN)",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=MAX_UPLOAD_CONCURRENCY).contains(&self.upload_concurrency) {
+            return Err(invalid(
+                "--upload-concurrency (LOGRELAY_UPLOAD_CONCURRENCY)",
+                format!(
+                    "{} is outside 1..={MAX_UPLOAD_CONCURRENCY}",
+                    self.upload_concurrency
+                ),
+            ));
+        }
+        if self.multipart_threshold < S3_MIN_PART_SIZE {
+            return Err(invalid(
+                "--multipart-threshold (LOGRELAY_MULTIPART_THRESHOLD)",
+                format!(
+                    "{} is below S3's minimum part size {S3_MIN_PART_SIZE}",
+                    self.multipart_threshold
+                ),
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(invalid(
+                "--request-timeout (LOGRELAY_REQUEST_TIMEOUT)",
+                "must be more than 0",
+            ));
+        }
+        let max_line_bytes = usize::try_from(self.max_line_bytes)
+            .ok()
+            .filter(|n| (MIN_MAX_LINE_BYTES..=MAX_MAX_LINE_BYTES).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    "--max-line-bytes (LOGRELAY_MAX_LINE_BYTES)",
+                    format!(
+                        "{} is outside {MIN_MAX_LINE_BYTES}..={MAX_MAX_LINE_BYTES}",
+                        self.max_line_bytes
+                    ),
+                )
+            })?;
+        if self.max_open_rotated_per_pod == 0 {
+            return Err(invalid(
+                "--max-open-rotated-per-pod (LOGRELAY_MAX_OPEN_ROTATED_PER_POD)",
+                "must be at least 1",
+            ));
+        }
+        let listen = match self.listen.as_str() {
+            "off" | "" => None,
+            addr => Some(addr.parse::<SocketAddr>().map_err(|err| {
+                invalid(
+                    "--listen (LOGRELAY_LISTEN)",
+                    format!("{addr:?}: {err} (expected HOST:PORT or off)"),
+                )
+            })?),
+        };
+        Ok(ValidConfig {
+            source: self.source,
+            pods_root: self.pods_root.clone(),
+            sink,
+            writer_role_arn,
+            aws: AwsOptions {
+                region: self.aws_region.clone().filter(|r| !r.is_empty()),
+                endpoint_url: self.aws_endpoint_url.clone().filter(|u| !u.is_empty()),
+                credentials: None,
+            },
+            cluster_id: self.cluster_id.clone(),
+            node_name: self.node_name.clone(),
+            data_dir: self.data_dir.clone(),
+            limits: BatchLimits {
+                max_bytes: self.batch_max_bytes,
+                timeout: self.batch_timeout,
+                memory_limit: self.batch_memory_limit,
+                max_open: self.batch_max_open,
+            },
+            upload_concurrency: self.upload_concurrency,
+            s3: S3Settings {
+                multipart_threshold: self.multipart_threshold,
+                part_size: MULTIPART_PART_SIZE,
+                request_timeout: self.request_timeout,
+            },
+            shutdown_grace: self.shutdown_grace,
+            listen,
+            max_line_bytes,
+            max_open_rotated_per_pod: self.max_open_rotated_per_pod,
+            partial_flush_timeout: self.partial_flush_timeout,
+            log_format: self.log_format,
+            metadata: self.metadata.validate(
+                &self.node_name,
+                &self.data_dir,
+                Some(&self.pods_root),
+                std::env::var_os(crate::metadata::config::IN_CLUSTER_ENV).is_some(),
+            )?,
+        })
+    }
+}
+
+/// Cluster and node names: non-empty, printable, no `/` (they appear in keys and records).
+fn check_name(field: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if value.len() > 253 {
+        return Err(invalid(
+            field,
+            format!("is {} bytes, at most 253 allowed", value.len()),
+        ));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Parses a byte size: a number with an optional binary unit (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`;
+/// case-insensitive; `B` or none = bytes).
+pub fn parse_bytes(value: &str) -> Result<u64, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a size like 10MiB or 65536"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB or GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{value:?} is too large"))
+}
+
+/// Parses a duration: a number with an optional unit `ms`, `s`, `m` or `h` (bare = seconds).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration like 300s, 5m or 500ms"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => number
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| "too large".into()),
+        "h" => number
+            .checked_mul(3600)
+            .map(Duration::from_secs)
+            .ok_or_else(|| "too large".into()),
+        other => Err(format!(
+            "unknown duration unit {other:?} (use ms, s, m or h)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> AgentConfig {
+        let mut all = vec!["logrelay-agent"];
+        all.extend_from_slice(args);
+        AgentConfig::try_parse_from(all).expect("flags parse")
+    }
+
+    fn error(args: &[&str]) -> ConfigError {
+        parse(args).validate().expect_err("invalid")
+    }
+
+    #[test]
+    fn defaults_validate_to_a_local_file_sink_in_the_data_dir() {
+        let config = parse(&["--data-dir", "/tmp/d"]).validate().expect("valid");
+        assert_eq!(
+            config.sink,
+            SinkTarget::Directory {
+                root: "/tmp/d/objects".into()
+            }
+        );
+        assert_eq!(config.limits, BatchLimits::default());
+        assert_eq!(config.upload_concurrency, DEFAULT_UPLOAD_CONCURRENCY);
+        assert_eq!(config.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+        assert_eq!(config.s3, S3Settings::default());
+        assert_eq!(config.max_line_bytes, crate::parse::DEFAULT_MAX_LINE_BYTES);
+        assert_eq!(
+            config.partial_flush_timeout,
+            crate::parse::partial::PARTIAL_FLUSH_TIMEOUT
+        );
+        assert_eq!(
+            config.listen,
+            Some(DEFAULT_LISTEN.parse().expect("valid address"))
+        );
+        assert_eq!(config.source, SourceKind::Files);
+    }
+
+    #[test]
+    fn bucket_name_selects_s3_with_prefix_and_sink_flag_wins() {
+        let config = parse(&["--s3-bucket-name", "central", "--s3-prefix", "p"])
+            .validate()
+            .expect("valid");
+        assert_eq!(
+            config.sink,
+            SinkTarget::S3 {
+                bucket: "central".into(),
+                prefix: "p".into()
+            }
+        );
+        let config = parse(&["--s3-bucket-name", "central", "--sink", "file:///o"])
+            .validate()
+            .expect("valid");
+        assert_eq!(config.sink, SinkTarget::Directory { root: "/o".into() });
+    }
+
+    #[test]
+    fn errors_name_the_bad_field() {
+        assert_eq!(
+            error(&["--sink", "ftp://x"]).field,
+            "--sink (LOGRELAY_SINK)"
+        );
+        assert_eq!(
+            error(&["--s3-bucket-name", "Bad_Bucket"]).field,
+            "--s3-bucket-name (S3_BUCKET_NAME)"
+        );
+        let role = error(&["--s3-writer-role-arn", "arn:aws:iam::1:role/x"]);
+        assert_eq!(role.field, "--s3-writer-role-arn (S3_WRITER_ROLE_ARN)");
+        assert!(role.to_string().contains("not an IAM role ARN"), "{role}");
+        assert_eq!(
+            error(&["--cluster-id", " "]).field,
+            "--cluster-id (CLUSTER_ID)"
+        );
+        assert_eq!(
+            error(&["--batch-max-bytes", "10"]).field,
+            "--batch-max-bytes (LOGRELAY_BATCH_MAX_BYTES)"
+        );
+        assert_eq!(
+            error(&["--batch-timeout", "0"]).field,
+            "--batch-timeout (LOGRELAY_BATCH_TIMEOUT)"
+        );
+        assert_eq!(
+            error(&["--batch-memory-limit", "1MiB"]).field,
+            "--batch-memory-limit (LOGRELAY_BATCH_MEMORY_LIMIT)"
+        );
+        assert_eq!(
+            error(&["--upload-concurrency", "0"]).field,
+            "--upload-concurrency (LOGRELAY_UPLOAD_CONCURRENCY)"
+        );
+        assert_eq!(
+            error(&["--multipart-threshold", "1MiB"]).field,
+            "--multipart-threshold (LOGRELAY_MULTIPART_THRESHOLD)"
+        );
+        assert_eq!(
+            error(&["--listen", "nowhere"]).field,
+            "--listen (LOGRELAY_LISTEN)"
+        );
+        assert_eq!(
+            error(&["--max-line-bytes", "10"]).field,
+            "--max-line-bytes (LOGRELAY_MAX_LINE_BYTES)"
+        );
+    }
+
+    #[test]
+    fn sizes_and_durations_parse_with_units() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_bytes("2k"), Ok(2048));
+        assert_eq!(parse_bytes("1 GiB"), Ok(1 << 30));
+        assert!(
+            parse_bytes("10 parsecs")
+                .expect_err("bad unit")
+                .contains("unknown size unit")
+        );
+        assert!(parse_bytes("MiB").is_err());
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("1d").is_err());
+    }
+
+    #[test]
+    fn unparsable_flag_values_are_refused_by_clap_naming_the_flag() {
+        let err = AgentConfig::try_parse_from(["logrelay-agent", "--batch-max-bytes", "lots"])
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("--batch-max-bytes"), "{err}");
+    }
+
+    #[test]
+    fn listen_off_disables_the_server() {
+        assert_eq!(
+            parse(&["--listen", "off"])
+                .validate()
+                .expect("valid")
+                .listen,
+            None
+        );
+    }
+}

@@ -1,0 +1,571 @@
+//! The delivery loop: takes [`SourceEvent`]s from the bounded channel, batches lines, uploads
+//! sealed batches with bounded concurrency, and tells the acknowledgement tracker what the sink
+//! confirmed.
+//!
+//! Backpressure: while open batches plus sealed-but-unconfirmed bodies reach the memory cap, the
+//! loop stops taking events; the channel fills and the sources stop reading (the log files are the
+//! buffer). Uploads keep retrying meanwhile. Shutdown: when the input channel closes (sources
+//! stopped) every open batch is sealed and uploads are awaited until done or until the grace
+//! period after the shutdown signal ends; unfinished uploads are abandoned and their lines stay
+//! unacknowledged (read again on the next start).
+
+use crate::batch::{BatchError, BatchId, BatchLimits, Batcher, SealReason, SealedBatch};
+use crate::checkpoint::FileRegistry;
+use crate::checkpoint::saver::{SharedAcks, lock_acks};
+use crate::internal_events::InternalEvent;
+use crate::internal_events::batch::{Backpressure, BatchMemory, LineEncodeFailed};
+use crate::internal_events::sink::UploadsAbandoned;
+use crate::pipeline::SourceEvent;
+use crate::sink::Uploader;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Events taken from the channel per wake-up before uploads and timers get a look (amortizes
+/// locking and bookkeeping without starving them).
+const EVENTS_PER_WAKEUP: usize = 256;
+
+/// Settings of the delivery loop.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Batching limits (including the memory cap).
+    pub limits: BatchLimits,
+    /// This node's name (part of every object id).
+    pub node_name: String,
+    /// Uploads in flight at once.
+    pub upload_concurrency: usize,
+    /// How long uploads may go on after the shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// How delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Every line received was stored and confirmed.
+    Complete,
+    /// The grace period ended first; these were not stored (their lines are unacknowledged and
+    /// will be read again on the next start).
+    Abandoned {
+        /// Batches not stored.
+        batches: usize,
+        /// Lines in them.
+        lines: u64,
+    },
+}
+
+/// Delivery failed in a way that must stop the agent (its lines stay unacknowledged).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// A batch could not be sealed.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// An upload task panicked.
+    #[error("upload task failed: {0}")]
+    UploadTask(#[from] tokio::task::JoinError),
+}
+
+/// A sealed batch waiting for or in upload.
+struct Pending {
+    batch: Arc<SealedBatch>,
+}
+
+/// The state of the delivery loop.
+pub struct Delivery {
+    config: DeliveryConfig,
+    batcher: Batcher,
+    acks: SharedAcks,
+    uploader: Arc<Uploader>,
+    queue: VecDeque<Pending>,
+    uploading: JoinSet<(BatchId, u64, u64)>,
+    /// Bodies of sealed batches not yet confirmed (queued or uploading).
+    sealed_bytes: u64,
+    sealed_batches: usize,
+    sealed_lines: u64,
+    backpressure: bool,
+}
+
+impl Delivery {
+    /// A delivery loop over `uploader`, updating `acks`.
+    pub fn new(
+        config: DeliveryConfig,
+        registry: FileRegistry,
+        acks: SharedAcks,
+        uploader: Uploader,
+    ) -> Self {
+        let batcher = Batcher::new(config.limits, config.node_name.clone(), registry);
+        Self {
+            config,
+            batcher,
+            acks,
+            uploader: Arc::new(uploader),
+            queue: VecDeque::new(),
+            uploading: JoinSet::new(),
+            sealed_bytes: 0,
+            sealed_batches: 0,
+            sealed_lines: 0,
+            backpressure: false,
+        }
+    }
+
+    /// Runs until the input channel closes and everything is uploaded, or until the grace period
+    /// after `shutdown` ends.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<SourceEvent>,
+        shutdown: CancellationToken,
+    ) -> Result<DeliveryOutcome, DeliveryError> {
+        let mut input_open = true;
+        let mut grace_deadline: Option<Instant> = None;
+        loop {
+            if !input_open && self.queue.is_empty() && self.uploading.is_empty() {
+                self.report_memory();
+                return Ok(DeliveryOutcome::Complete);
+            }
+            let below_cap = self.memory_used() < self.config.limits.memory_limit;
+            self.set_backpressure(input_open && !below_cap);
+            let batch_deadline = self.batcher.next_deadline();
+            tokio::select! {
+                biased;
+                Some(joined) = self.uploading.join_next(), if !self.uploading.is_empty() => {
+                    let (batch, bytes, lines) = joined?;
+                    lock_acks(&self.acks).confirm(batch);
+                    self.sealed_bytes = self.sealed_bytes.saturating_sub(bytes);
+                    self.sealed_batches = self.sealed_batches.saturating_sub(1);
+                    self.sealed_lines = self.sealed_lines.saturating_sub(lines);
+                }
+                event = events.recv(), if input_open && below_cap => match event {
+                    Some(event) => self.take_events(event, &mut events)?,
+                    None => {
+                        input_open = false;
+                        let sealed = self.batcher.seal_all(SealReason::Shutdown)?;
+                        self.enqueue(sealed);
+                    }
+                },
+                () = sleep_until_opt(batch_deadline), if batch_deadline.is_some() => {
+                    let sealed = self.batcher.seal_expired(Instant::now())?;
+                    self.enqueue(sealed);
+                }
+                () = shutdown.cancelled(), if grace_deadline.is_none() => {
+                    grace_deadline = Some(Instant::now() + self.config.shutdown_grace);
+                }
+                () = sleep_until_opt(grace_deadline), if grace_deadline.is_some() => {
+                    return Ok(self.abandon());
+                }
+            }
+            self.start_uploads();
+            self.report_memory();
+        }
+    }
+
+    /// Handles `first` and whatever else is ready, up to [`EVENTS_PER_WAKEUP`] or the memory cap.
+    fn take_events(
+        &mut self,
+        first: SourceEvent,
+        events: &mut mpsc::Receiver<SourceEvent>,
+    ) -> Result<(), DeliveryError> {
+        let now = Instant::now();
+        let acks = Arc::clone(&self.acks);
+        let mut acks = lock_acks(&acks);
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(event) = next.take() {
+            match event {
+                SourceEvent::Line(line) => match self.batcher.add(&line, now) {
+                    Ok(added) => {
+                        acks.line(
+                            line.file,
+                            added.batch,
+                            line.start,
+                            line.end,
+                            line.end_marker,
+                        );
+                        self.enqueue(added.sealed);
+                    }
+                    Err(error) if error.is_line_only() => {
+                        LineEncodeFailed { error: &error }.emit();
+                        acks.consumed(line.file, line.end, line.end_marker);
+                    }
+                    Err(error) => return Err(error.into()),
+                },
+                SourceEvent::Consumed {
+                    file,
+                    end,
+                    end_marker,
+                } => acks.consumed(file, end, end_marker),
+                SourceEvent::Closed { file } => acks.closed(file),
+            }
+            let sealed = self.batcher.seal_for_memory(self.sealed_bytes)?;
+            self.enqueue(sealed);
+            taken += 1;
+            if taken < EVENTS_PER_WAKEUP && self.memory_used() < self.config.limits.memory_limit {
+                next = events.try_recv().ok();
+            }
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, sealed: Vec<SealedBatch>) {
+        for batch in sealed {
+            self.sealed_bytes += batch.body.len() as u64;
+            self.sealed_batches += 1;
+            self.sealed_lines += batch.lines;
+            self.queue.push_back(Pending {
+                batch: Arc::new(batch),
+            });
+        }
+    }
+
+    fn start_uploads(&mut self) {
+        while self.uploading.len() < self.config.upload_concurrency.max(1) {
+            let Some(pending) = self.queue.pop_front() else {
+                break;
+            };
+            let uploader = Arc::clone(&self.uploader);
+            self.uploading.spawn(async move {
+                uploader.upload(&pending.batch).await;
+                (
+                    pending.batch.id,
+                    pending.batch.body.len() as u64,
+                    pending.batch.lines,
+                )
+            });
+        }
+    }
+
+    fn abandon(mut self) -> DeliveryOutcome {
+        self.uploading.abort_all();
+        let outcome = if self.sealed_batches == 0 {
+            DeliveryOutcome::Complete
+        } else {
+            UploadsAbandoned {
+                batches: self.sealed_batches,
+                lines: self.sealed_lines,
+            }
+            .emit();
+            DeliveryOutcome::Abandoned {
+                batches: self.sealed_batches,
+                lines: self.sealed_lines,
+            }
+        };
+        let open = self.batcher.open_batches();
+        if open > 0 {
+            tracing::warn!(
+                open,
+                "shutdown grace period over with batches still open (sources did not stop)"
+            );
+        }
+        outcome
+    }
+
+    fn memory_used(&self) -> u64 {
+        self.batcher.open_memory() + self.sealed_bytes
+    }
+
+    fn set_backpressure(&mut self, active: bool) {
+        if active != self.backpressure {
+            self.backpressure = active;
+            Backpressure {
+                active,
+                memory_bytes: self.memory_used(),
+            }
+            .emit();
+        }
+    }
+
+    fn report_memory(&self) {
+        BatchMemory {
+            open_batches: self.batcher.open_batches(),
+            open_bytes: self.batcher.open_memory(),
+            sealed_bytes: self.sealed_bytes,
+            sealed_batches: self.sealed_batches,
+        }
+        .emit();
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one (the `select!` branch is disabled then).
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::testing::{decode, lines};
+    use crate::pipeline::FileId;
+    use crate::sink::directory::DirectoryService;
+    use crate::sink::retry::RetryPolicy;
+    use crate::sink::{ObjectService, Uploader};
+    use logrelay_common::record::LogRecord;
+    use std::path::{Path, PathBuf};
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        out: PathBuf,
+        acks: SharedAcks,
+        uploader: Uploader,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        let service = ObjectService::Directory(DirectoryService::new(&out).expect("creates"));
+        let retry = RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+        };
+        Rig {
+            _dir: dir,
+            out,
+            acks: SharedAcks::default(),
+            uploader: Uploader::new(service, retry, ""),
+        }
+    }
+
+    fn config(limits: BatchLimits) -> DeliveryConfig {
+        DeliveryConfig {
+            limits,
+            node_name: "node-1".into(),
+            upload_concurrency: 2,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+
+    fn limits() -> BatchLimits {
+        BatchLimits {
+            max_bytes: 1 << 20,
+            timeout: Duration::from_secs(30),
+            memory_limit: 64 << 20,
+            max_open: 16,
+        }
+    }
+
+    fn start(
+        rig: &Rig,
+        limits: BatchLimits,
+    ) -> (
+        mpsc::Sender<SourceEvent>,
+        CancellationToken,
+        tokio::task::JoinHandle<Result<DeliveryOutcome, DeliveryError>>,
+    ) {
+        let (tx, rx) = mpsc::channel(64);
+        let shutdown = CancellationToken::new();
+        let delivery = Delivery::new(
+            config(limits),
+            FileRegistry::new(),
+            rig.acks.clone(),
+            rig.uploader.clone(),
+        );
+        let task = tokio::spawn(delivery.run(rx, shutdown.clone()));
+        (tx, shutdown, task)
+    }
+
+    /// Every object file under `root`, in path order.
+    fn stored_objects(root: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Every stored record under `root`, objects in path order.
+    async fn stored(root: &Path) -> Vec<LogRecord> {
+        let mut records = Vec::new();
+        for file in stored_objects(root) {
+            assert!(
+                file.to_string_lossy().ends_with(".json.gz"),
+                "only whole objects: {file:?}"
+            );
+            records.extend(decode(&std::fs::read(&file).expect("reads")).await);
+        }
+        records
+    }
+
+    /// Blocks the directory sink: its root becomes a regular file, so every write fails.
+    fn break_sink(out: &Path) {
+        std::fs::remove_dir_all(out).expect("removes");
+        std::fs::write(out, b"not a directory").expect("writes");
+    }
+
+    fn repair_sink(out: &Path) {
+        std::fs::remove_file(out).expect("removes");
+        std::fs::create_dir(out).expect("creates");
+    }
+
+    #[tokio::test]
+    async fn every_line_is_stored_and_acknowledged_when_the_input_ends() {
+        let rig = rig();
+        let (tx, _shutdown, task) = start(&rig, limits());
+        for event in lines(1, "pod-a", "a", 50)
+            .into_iter()
+            .chain(lines(2, "pod-b", "b", 30))
+        {
+            tx.send(event).await.expect("sends");
+        }
+        tx.send(SourceEvent::Consumed {
+            file: FileId(2),
+            end: 1000,
+            end_marker: 5,
+        })
+        .await
+        .expect("sends");
+        drop(tx);
+        assert_eq!(
+            task.await.expect("joins").expect("delivers"),
+            DeliveryOutcome::Complete
+        );
+        let records = stored(&rig.out).await;
+        assert_eq!(records.len(), 80);
+        let pod_a: Vec<&str> = records
+            .iter()
+            .filter(|r| r.pod_name == "pod-a")
+            .map(|r| r.message.as_str())
+            .collect();
+        assert_eq!(pod_a, (0..50).map(|i| format!("a{i}")).collect::<Vec<_>>());
+        let acks = lock_acks(&rig.acks);
+        assert!(acks.all_acknowledged());
+        assert_eq!(acks.acknowledged(FileId(2)).map(|p| p.offset), Some(1000));
+        assert!(acks.acknowledged(FileId(1)).is_some_and(|p| p.offset > 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_batch_is_stored_once_the_batch_timeout_passes() {
+        let rig = rig();
+        let (tx, _shutdown, _task) = start(&rig, limits());
+        for event in lines(1, "pod-a", "a", 3) {
+            tx.send(event).await.expect("sends");
+        }
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert!(stored(&rig.out).await.is_empty(), "not before the timeout");
+        assert_eq!(lock_acks(&rig.acks).acknowledged(FileId(1)), None);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The upload runs on the blocking pool: give it real time.
+        for _ in 0..200 {
+            if lock_acks(&rig.acks).acknowledged(FileId(1)).is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(stored(&rig.out).await.len(), 3);
+        assert!(lock_acks(&rig.acks).acknowledged(FileId(1)).is_some());
+    }
+
+    #[tokio::test]
+    async fn failing_sink_stops_reading_at_the_memory_cap_and_nothing_is_lost() {
+        use rand::{Rng, SeedableRng};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        const LINES: u64 = 8_000;
+        let rig = rig();
+        let memory_limit = crate::config::MIN_BATCH_MEMORY_LIMIT;
+        let small = BatchLimits {
+            max_bytes: 64 << 10,
+            timeout: Duration::from_secs(30),
+            memory_limit,
+            max_open: 4,
+        };
+        break_sink(&rig.out);
+        let (tx, _shutdown, task) = start(&rig, small);
+        let sent = Arc::new(AtomicU64::new(0));
+        let progress = Arc::clone(&sent);
+        // Incompressible lines (~400 bytes each), so sealed bodies fill the memory cap.
+        let producer = tokio::spawn(async move {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+            let mut offset = 0;
+            for i in 0..LINES {
+                let noise: String = (0..50)
+                    .flat_map(|_| rng.random::<u64>().to_le_bytes())
+                    .map(|b| char::from(b'!' + b % 94))
+                    .collect();
+                let l = crate::batch::testing::line(1, offset, "pod-a", &format!("{i:08} {noise}"));
+                offset = l.end;
+                tx.send(SourceEvent::Line(l))
+                    .await
+                    .expect("delivery is running");
+                progress.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let blocked_at = sent.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(
+            sent.load(Ordering::Relaxed),
+            blocked_at,
+            "the source is blocked while the sink fails"
+        );
+        // Held: at most the cap (plus one batch sealed past it), the channel and one wake-up's events.
+        let bound = (memory_limit + (64 << 10)) / 300 + 64 + EVENTS_PER_WAKEUP as u64;
+        assert!(
+            blocked_at < bound,
+            "{blocked_at} lines taken, bound {bound}"
+        );
+        assert!(stored(&rig.out).await.is_empty());
+        assert_eq!(
+            lock_acks(&rig.acks).acknowledged(FileId(1)),
+            None,
+            "nothing acknowledged while failing"
+        );
+        repair_sink(&rig.out);
+        producer
+            .await
+            .expect("producer finishes once the sink works");
+        let outcome = task.await.expect("joins").expect("delivers");
+        assert_eq!(outcome, DeliveryOutcome::Complete);
+        let mut seen: Vec<u64> = stored(&rig.out)
+            .await
+            .iter()
+            .map(|r| r.message[..8].parse().expect("number"))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len() as u64, LINES, "every line stored");
+        // Uncompressed input / max_bytes ≈ 52 objects; memory pressure must not shred batches.
+        let objects = stored_objects(&rig.out).len();
+        assert!(objects < 120, "{objects} objects for {LINES} lines");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn uploads_unfinished_at_the_end_of_the_grace_period_are_abandoned_unacknowledged() {
+        let rig = rig();
+        break_sink(&rig.out);
+        let (tx, shutdown, task) = start(&rig, limits());
+        for event in lines(1, "pod-a", "a", 5) {
+            tx.send(event).await.expect("sends");
+        }
+        drop(tx);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(
+            !task.is_finished(),
+            "uploads keep retrying without a shutdown signal"
+        );
+        shutdown.cancel();
+        let outcome = task.await.expect("joins").expect("ends");
+        assert_eq!(
+            outcome,
+            DeliveryOutcome::Abandoned {
+                batches: 1,
+                lines: 5
+            }
+        );
+        assert_eq!(lock_acks(&rig.acks).acknowledged(FileId(1)), None);
+    }
+}

@@ -1,0 +1,148 @@
+//! Internal events of the agent's `batch` stage: batches sealed, lines the batcher could not
+//! encode, memory held, backpressure.
+
+use super::InternalEvent;
+use crate::batch::SealReason;
+
+/// Registers help texts for this module's metrics.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "logrelay_agent_batches_sealed_total",
+        "Batches sealed into objects, by reason (size, timeout, memory, open_limit, shutdown)."
+    );
+    metrics::describe_counter!(
+        "logrelay_agent_batched_lines_total",
+        "Records written into sealed batches."
+    );
+    metrics::describe_counter!(
+        "logrelay_agent_batched_uncompressed_bytes_total",
+        "Uncompressed NDJSON bytes of sealed batches."
+    );
+    metrics::describe_counter!(
+        "logrelay_agent_batched_compressed_bytes_total",
+        "Gzip bytes of sealed batches."
+    );
+    metrics::describe_counter!(
+        "logrelay_agent_lines_dropped_total",
+        "Lines dropped, by reason (the batcher: encode_error)."
+    );
+    metrics::describe_gauge!(
+        "logrelay_agent_open_batches",
+        "Batches being filled (one per partition at most)."
+    );
+    metrics::describe_gauge!(
+        "logrelay_agent_batch_memory_bytes",
+        "Memory held by batching, by state (open, sealed = not yet acknowledged)."
+    );
+    metrics::describe_gauge!(
+        "logrelay_agent_sealed_batches",
+        "Sealed batches queued or uploading."
+    );
+    metrics::describe_gauge!(
+        "logrelay_agent_backpressure",
+        "1 while the memory cap stops reading, else 0."
+    );
+    metrics::describe_counter!(
+        "logrelay_agent_backpressure_events_total",
+        "Times the memory cap stopped reading."
+    );
+}
+
+/// A batch was sealed into an object-to-be.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSealed {
+    /// Why.
+    pub reason: SealReason,
+    /// Records in it.
+    pub lines: u64,
+    /// Uncompressed NDJSON bytes.
+    pub uncompressed_bytes: u64,
+    /// Gzip bytes.
+    pub compressed_bytes: u64,
+}
+
+impl InternalEvent for BatchSealed {
+    fn emit(self) {
+        tracing::debug!(
+            reason = self.reason.as_str(),
+            lines = self.lines,
+            uncompressed_bytes = self.uncompressed_bytes,
+            compressed_bytes = self.compressed_bytes,
+            "batch sealed"
+        );
+        metrics::counter!("logrelay_agent_batches_sealed_total", "reason" => self.reason.as_str())
+            .increment(1);
+        metrics::counter!("logrelay_agent_batched_lines_total").increment(self.lines);
+        metrics::counter!("logrelay_agent_batched_uncompressed_bytes_total")
+            .increment(self.uncompressed_bytes);
+        metrics::counter!("logrelay_agent_batched_compressed_bytes_total")
+            .increment(self.compressed_bytes);
+    }
+}
+
+/// A line could not be encoded into a batch and is dropped (its bytes count as consumed).
+#[derive(Debug)]
+pub struct LineEncodeFailed<'a> {
+    /// Why.
+    pub error: &'a dyn std::error::Error,
+}
+
+impl InternalEvent for LineEncodeFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "line dropped: cannot encode record");
+        metrics::counter!("logrelay_agent_lines_dropped_total", "reason" => "encode_error")
+            .increment(1);
+    }
+}
+
+/// How much memory batching holds (updated on every change).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchMemory {
+    /// Open batches.
+    pub open_batches: usize,
+    /// Memory of open batches (deflate state + compressed output).
+    pub open_bytes: u64,
+    /// Bodies of sealed batches not yet acknowledged by the sink.
+    pub sealed_bytes: u64,
+    /// Sealed batches not yet acknowledged (queued or uploading).
+    pub sealed_batches: usize,
+}
+
+impl InternalEvent for BatchMemory {
+    fn emit(self) {
+        metrics::gauge!("logrelay_agent_open_batches").set(self.open_batches as f64);
+        metrics::gauge!("logrelay_agent_batch_memory_bytes", "state" => "open")
+            .set(self.open_bytes as f64);
+        metrics::gauge!("logrelay_agent_batch_memory_bytes", "state" => "sealed")
+            .set(self.sealed_bytes as f64);
+        metrics::gauge!("logrelay_agent_sealed_batches").set(self.sealed_batches as f64);
+    }
+}
+
+/// The batcher stopped (or resumed) taking events because the memory cap is reached: sources
+/// stop reading and the log files on disk buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Backpressure {
+    /// Whether backpressure is now on.
+    pub active: bool,
+    /// Memory held when it changed.
+    pub memory_bytes: u64,
+}
+
+impl InternalEvent for Backpressure {
+    fn emit(self) {
+        if self.active {
+            tracing::warn!(
+                memory_bytes = self.memory_bytes,
+                "memory cap reached: not reading until the sink catches up"
+            );
+            metrics::counter!("logrelay_agent_backpressure_events_total").increment(1);
+        } else {
+            tracing::info!(
+                memory_bytes = self.memory_bytes,
+                "below the memory cap again: reading"
+            );
+        }
+        metrics::gauge!("logrelay_agent_backpressure").set(if self.active { 1.0 } else { 0.0 });
+    }
+}

@@ -1,0 +1,80 @@
+//! `logrelay-agent`: parses flags, installs logging and metrics, turns SIGTERM/SIGINT into a
+//! graceful shutdown and runs [`logrelay_agent::app`].
+//!
+//! Exit codes: 0 = everything read was stored and checkpointed; 1 = could not start or failed
+//! (bad config, unusable data dir, refused credentials, internal error); 3 = shut down with
+//! uploads unfinished at the end of the grace period or the final checkpoint unsaved (those lines
+//! are read again on the next start: duplicates, never loss).
+
+use clap::Parser;
+use logrelay_agent::app::{self, RunHooks};
+use logrelay_agent::config::AgentConfig;
+use logrelay_agent::{internal_events, server};
+use std::process::ExitCode;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code of a shutdown that left uploads or checkpoints unfinished.
+const EXIT_INCOMPLETE_SHUTDOWN: u8 = 3;
+
+fn main() -> ExitCode {
+    let flags = AgentConfig::parse();
+    logrelay_common::logging::init(flags.log_format);
+    let config = match flags.validate() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(field = error.field, "{error}");
+            eprintln!("logrelay-agent: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics = server::install_metrics();
+    internal_events::describe_metrics();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        if let Err(error) = listen_for_signals(shutdown.clone()) {
+            tracing::error!(%error, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        match app::run(config, metrics, shutdown, stdin, RunHooks::default()).await {
+            Ok(outcome) if outcome.is_clean() => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::from(EXIT_INCOMPLETE_SHUTDOWN),
+            Err(error) => {
+                tracing::error!(%error, "logrelay-agent failed");
+                ExitCode::FAILURE
+            }
+        }
+    });
+    // Do not wait for blocking tasks: a read of an open stdin pipe never returns.
+    runtime.shutdown_background();
+    code
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+fn listen_for_signals(shutdown: CancellationToken) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(
+            signal = name,
+            "shutting down: flushing batches and finishing uploads"
+        );
+        shutdown.cancel();
+    });
+    Ok(())
+}

@@ -1,0 +1,538 @@
+//! One file the tailer follows: its identity, where its bytes come from (a plain file descriptor
+//! or a gzip stream), and its line pipeline — split ([`super::reader`]) → parse ([`crate::parse`])
+//! → merge partials → record ([`super::record`]) — whose output are [`SourceEvent`]s.
+
+use super::identity::{final_fingerprint, fingerprint, read_first_bytes};
+use super::path::{FileKind, PodLogPath};
+use super::reader::{LineSplitter, SplitItem};
+use super::record::{RecordContext, from_path};
+use crate::checkpoint::{FileIdentity, FileRegistry};
+use crate::internal_events::parse::{EmptyLine, ParseError, PartialFlushReason};
+use crate::internal_events::tail::{HoleBytesSkipped, LinesRead};
+use crate::parse::partial::{Chunk, Merged, MergedLine, PartialMerger};
+use crate::parse::{Format, finish_message};
+use crate::pipeline::{FileId, Line, MARKER_BYTES, SourceEvent};
+use chrono::Utc;
+use flate2::read::MultiGzDecoder;
+use logrelay_common::record::Stream;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Room for a format's framing around a message at the line cap: CRI's ~50-byte prefix, or the
+/// JSON escaping of one 16 KiB json-file chunk (up to 6 bytes per byte), so raw lines of a message
+/// at the cap still parse.
+pub const LINE_FRAMING_BYTES: usize = 128 * 1024;
+
+/// Why the tailer stops sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// It was told to stop.
+    Stopped,
+    /// Delivery dropped the receiving end.
+    ChannelClosed,
+}
+
+/// Where events go: the bounded channel to delivery, and the registry delivery reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    pub sender: mpsc::Sender<SourceEvent>,
+    pub registry: FileRegistry,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Output {
+    /// Sends one event, waiting while the channel is full (backpressure).
+    fn send(&self, event: SourceEvent) -> Result<(), Halt> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(Halt::Stopped);
+        }
+        self.sender
+            .blocking_send(event)
+            .map_err(|_| Halt::ChannelClosed)
+    }
+}
+
+/// The settings every file's pipeline shares.
+#[derive(Debug, Clone)]
+pub(crate) struct LineSettings {
+    pub record: RecordContext,
+    pub max_line_bytes: usize,
+}
+
+/// Where a file's bytes come from.
+pub(crate) enum Source {
+    /// A plain file, read at its current position.
+    Plain(File),
+    /// A gzipped rotated file, read through its decompressed stream.
+    Gzip(Box<MultiGzDecoder<BufReader<File>>>),
+}
+
+impl Source {
+    /// Opens a plain file positioned at `offset`.
+    pub fn plain(mut file: File, offset: u64) -> io::Result<Self> {
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Source::Plain(file))
+    }
+
+    /// Opens a gzipped file and skips `offset` decompressed bytes; also returns the raw bytes just
+    /// before `offset` (for the marker). `None` when the content is shorter than `offset`.
+    pub fn gzip(path: &Path, offset: u64) -> io::Result<Option<(Self, Vec<u8>)>> {
+        let mut decoder = MultiGzDecoder::new(BufReader::new(File::open(path)?));
+        let window_start = offset.saturating_sub(MARKER_BYTES as u64);
+        let skipped = io::copy(&mut (&mut decoder).take(window_start), &mut io::sink())?;
+        let mut window = Vec::with_capacity(MARKER_BYTES);
+        (&mut decoder)
+            .take(offset - window_start)
+            .read_to_end(&mut window)?;
+        if skipped < window_start || (window.len() as u64) < offset - window_start {
+            return Ok(None);
+        }
+        Ok(Some((Source::Gzip(Box::new(decoder)), window)))
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let result = match self {
+                Source::Plain(file) => file.read(buf),
+                Source::Gzip(decoder) => decoder.read(buf),
+            };
+            match result {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// The plain file, if this is one.
+    pub fn file(&self) -> Option<&File> {
+        match self {
+            Source::Plain(file) => Some(file),
+            Source::Gzip(_) => None,
+        }
+    }
+}
+
+/// The result of one read.
+pub(crate) enum ReadOutcome {
+    /// Bytes were read and processed.
+    Data,
+    /// Nothing more to read for now.
+    Eof,
+    /// The read failed.
+    Error(io::Error),
+}
+
+/// Which file on disk a [`TrackedFile`] is, and whether the registry knows it.
+pub(crate) struct Ident {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub inode: u64,
+    /// Fingerprint of the first bytes, once known for good.
+    pub fingerprint: Option<u64>,
+    /// Current path.
+    pub path: PathBuf,
+    /// Whether the registry knows it (it does before the file's first event).
+    pub registered: bool,
+}
+
+impl Ident {
+    /// The fingerprint if it is known for good, reading the file's first bytes if needed.
+    fn stable_fingerprint(&mut self, source: Option<&Source>) -> Option<u64> {
+        if self.fingerprint.is_none() {
+            let file = source.and_then(Source::file)?;
+            self.fingerprint = read_first_bytes(file)
+                .ok()
+                .and_then(|first| fingerprint(&first));
+        }
+        self.fingerprint
+    }
+
+    /// The identity delivery checkpoints under. A file without a stable fingerprint (shorter than
+    /// its first line: only at its end of life) gets the fingerprint of what it holds.
+    fn identity(&mut self, source: Option<&Source>) -> FileIdentity {
+        let fingerprint = self.stable_fingerprint(source).unwrap_or_else(|| {
+            let first = source
+                .and_then(Source::file)
+                .and_then(|file| read_first_bytes(file).ok());
+            final_fingerprint(&first.unwrap_or_default())
+        });
+        FileIdentity {
+            dev: self.dev,
+            inode: self.inode,
+            fingerprint,
+        }
+    }
+
+    /// Tells the registry about the file (again, after its identity or path changed).
+    fn register(&mut self, id: FileId, source: Option<&Source>, output: &Output) {
+        let identity = self.identity(source);
+        output.registry.register(id, identity, self.path.clone());
+        self.registered = true;
+    }
+}
+
+/// A file the tailer follows (open, waiting for a slot under the per-pod cap, or parked at EOF).
+pub(crate) struct TrackedFile {
+    /// The id events carry.
+    pub id: FileId,
+    /// Which file on disk it is.
+    pub ident: Ident,
+    /// What the path says it is.
+    pub kind: FileKind,
+    /// Metadata from the path.
+    pub pod: Arc<PodLogPath>,
+    /// Where bytes come from; `None` while waiting for a slot or parked.
+    pub source: Option<Source>,
+    /// Size at the last look (plain files).
+    pub size: u64,
+    /// Deleted or moved out of the tree: drain, then close.
+    pub gone: bool,
+    /// In the tailer's run queue.
+    pub queued: bool,
+    /// The line splitter (its offset is the file position).
+    pub splitter: LineSplitter,
+    lines: LinePipeline,
+    /// Consecutive consumed-only bytes, sent as one event before the next line.
+    consumed: Option<(u64, u64)>,
+}
+
+/// What a new [`TrackedFile`] starts from.
+pub(crate) struct FileStart {
+    pub id: FileId,
+    pub dev: u64,
+    pub inode: u64,
+    pub fingerprint: Option<u64>,
+    pub path: PathBuf,
+    pub kind: FileKind,
+    pub pod: Arc<PodLogPath>,
+    pub source: Option<Source>,
+    pub size: u64,
+    pub offset: u64,
+    pub before_offset: Vec<u8>,
+}
+
+impl TrackedFile {
+    /// A file starting at `start.offset`.
+    pub fn new(start: FileStart, settings: &LineSettings, merger: PartialMerger) -> Self {
+        let max_raw = settings.max_line_bytes.saturating_add(LINE_FRAMING_BYTES);
+        Self {
+            id: start.id,
+            ident: Ident {
+                dev: start.dev,
+                inode: start.inode,
+                fingerprint: start.fingerprint,
+                path: start.path,
+                registered: false,
+            },
+            kind: start.kind,
+            pod: start.pod,
+            source: start.source,
+            size: start.size,
+            gone: false,
+            queued: false,
+            splitter: LineSplitter::new(start.offset, &start.before_offset, max_raw),
+            lines: LinePipeline {
+                format: None,
+                merger,
+                scratch: Vec::new(),
+            },
+            consumed: None,
+        }
+    }
+
+    /// Whether a partial line or an unfinished line is held in memory.
+    pub fn holds_unfinished_line(&self) -> bool {
+        self.splitter.has_incomplete_line()
+            || self.lines.merger.has_pending()
+            || self.consumed.is_some()
+    }
+
+    /// When the pending partial line must be flushed, if there is one.
+    pub fn partial_deadline(&self) -> Option<Instant> {
+        self.lines.merger.deadline()
+    }
+
+    /// Tells the registry about the file (again, after its identity or path changed).
+    pub fn register(&mut self, output: &Output) {
+        self.ident.register(self.id, self.source.as_ref(), output);
+    }
+
+    /// Reads and processes up to `buf.len()` bytes, sending events as lines complete.
+    pub fn read_chunk(
+        &mut self,
+        buf: &mut [u8],
+        settings: &LineSettings,
+        output: &Output,
+    ) -> Result<ReadOutcome, Halt> {
+        let Some(source) = self.source.as_mut() else {
+            return Ok(ReadOutcome::Eof);
+        };
+        let read = match source.read(buf) {
+            Ok(0) => return Ok(ReadOutcome::Eof),
+            Ok(read) => read,
+            Err(error) => return Ok(ReadOutcome::Error(error)),
+        };
+        let now = Instant::now();
+        let Self {
+            id,
+            ident,
+            pod,
+            source,
+            splitter,
+            lines,
+            consumed,
+            ..
+        } = self;
+        let mut emitter = Emitter {
+            id: *id,
+            ident,
+            source: source.as_ref(),
+            pod,
+            settings,
+            output,
+            consumed,
+            lines_sent: 0,
+        };
+        splitter.feed(&buf[..read], &mut |item| {
+            lines.take(item, now);
+            lines
+                .scratch
+                .drain(..)
+                .try_for_each(|merged| emitter.emit(merged))
+        })?;
+        emitter.flush_consumed_if_stable()?;
+        LinesRead {
+            lines: emitter.lines_sent,
+            bytes: read as u64,
+        }
+        .emit();
+        Ok(ReadOutcome::Data)
+    }
+
+    /// Ships a partial line that waited past its deadline.
+    pub fn flush_expired(
+        &mut self,
+        now: Instant,
+        settings: &LineSettings,
+        output: &Output,
+    ) -> Result<(), Halt> {
+        let mut scratch = std::mem::take(&mut self.lines.scratch);
+        self.lines.merger.flush_expired(now, &mut scratch);
+        let mut emitter = self.emitter(settings, output);
+        let result = scratch
+            .drain(..)
+            .try_for_each(|merged| emitter.emit(merged));
+        let result = result.and_then(|()| emitter.flush_consumed_if_stable());
+        self.lines.scratch = scratch;
+        result
+    }
+
+    /// Ships everything held (unfinished line, pending partial) and reports the file closed.
+    pub fn end_of_life(&mut self, settings: &LineSettings, output: &Output) -> Result<(), Halt> {
+        let now = Instant::now();
+        let Self {
+            splitter, lines, ..
+        } = self;
+        splitter.finish(&mut |item| {
+            lines.take(item, now);
+            Ok::<(), Halt>(())
+        })?;
+        self.lines
+            .merger
+            .flush(PartialFlushReason::EndOfFile, &mut self.lines.scratch);
+        let Self {
+            id,
+            ident,
+            pod,
+            source,
+            lines,
+            consumed,
+            ..
+        } = self;
+        let mut emitter = Emitter {
+            id: *id,
+            ident,
+            source: source.as_ref(),
+            pod,
+            settings,
+            output,
+            consumed,
+            lines_sent: 0,
+        };
+        lines
+            .scratch
+            .drain(..)
+            .try_for_each(|merged| emitter.emit(merged))?;
+        if emitter.consumed.is_some() {
+            emitter.flush_consumed()?;
+        }
+        if self.ident.registered {
+            output.send(SourceEvent::Closed { file: self.id })?;
+        }
+        Ok(())
+    }
+
+    /// Tells delivery where a file resumed mid-way starts, so it keeps checkpointing it even
+    /// before new lines come.
+    pub fn announce_start(&mut self, output: &Output) -> Result<(), Halt> {
+        self.register(output);
+        let (end, end_marker) = (self.splitter.offset(), self.splitter.marker());
+        output.send(SourceEvent::Consumed {
+            file: self.id,
+            end,
+            end_marker,
+        })
+    }
+
+    fn emitter<'a>(&'a mut self, settings: &'a LineSettings, output: &'a Output) -> Emitter<'a> {
+        Emitter {
+            id: self.id,
+            ident: &mut self.ident,
+            source: self.source.as_ref(),
+            pod: &self.pod,
+            settings,
+            output,
+            consumed: &mut self.consumed,
+            lines_sent: 0,
+        }
+    }
+}
+
+/// Turns merged lines of one file into events and sends them, registering the file first.
+struct Emitter<'a> {
+    id: FileId,
+    ident: &'a mut Ident,
+    source: Option<&'a Source>,
+    pod: &'a PodLogPath,
+    settings: &'a LineSettings,
+    output: &'a Output,
+    consumed: &'a mut Option<(u64, u64)>,
+    lines_sent: u64,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, merged: Merged) -> Result<(), Halt> {
+        match merged {
+            Merged::Consumed { end, end_marker } => {
+                *self.consumed = Some((end, end_marker));
+                Ok(())
+            }
+            Merged::Line(line) => {
+                self.flush_consumed()?;
+                let message =
+                    finish_message(line.message, line.message_len, self.settings.max_line_bytes);
+                let record = from_path(
+                    self.pod,
+                    &self.settings.record,
+                    line.timestamp,
+                    line.stream,
+                    message,
+                );
+                let event = Line {
+                    record,
+                    file: self.id,
+                    start: line.start,
+                    end: line.end,
+                    end_marker: line.end_marker,
+                };
+                self.lines_sent += 1;
+                self.send(SourceEvent::Line(event))
+            }
+        }
+    }
+
+    /// Sends held consumed bytes, unless the file's identity could still change (a file that does
+    /// not yet hold a whole first line): they go with the next line instead.
+    fn flush_consumed_if_stable(&mut self) -> Result<(), Halt> {
+        if self.consumed.is_some()
+            && (self.ident.registered || self.ident.stable_fingerprint(self.source).is_some())
+        {
+            self.flush_consumed()?;
+        }
+        Ok(())
+    }
+
+    fn flush_consumed(&mut self) -> Result<(), Halt> {
+        match self.consumed.take() {
+            Some((end, end_marker)) => self.send(SourceEvent::Consumed {
+                file: self.id,
+                end,
+                end_marker,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&mut self, event: SourceEvent) -> Result<(), Halt> {
+        if !self.ident.registered {
+            self.ident.register(self.id, self.source, self.output);
+        }
+        self.output.send(event)
+    }
+}
+
+/// Parse and merge state of one file.
+struct LinePipeline {
+    format: Option<Format>,
+    merger: PartialMerger,
+    scratch: Vec<Merged>,
+}
+
+impl LinePipeline {
+    /// Parses one split item into the merger; what completes lands in `scratch`.
+    fn take(&mut self, item: SplitItem<'_>, now: Instant) {
+        match item {
+            SplitItem::Hole {
+                end,
+                end_marker,
+                bytes,
+            } => {
+                HoleBytesSkipped { bytes }.emit();
+                self.merger
+                    .push_consumed(end, end_marker, &mut self.scratch);
+            }
+            SplitItem::Line(raw) if raw.bytes.is_empty() && raw.cut_bytes == 0 => {
+                EmptyLine.emit();
+                self.merger
+                    .push_consumed(raw.end, raw.end_marker, &mut self.scratch);
+            }
+            SplitItem::Line(raw) => {
+                let format = *self.format.get_or_insert_with(|| Format::detect(raw.bytes));
+                match format.parse(raw.bytes) {
+                    Ok(parsed) => {
+                        let chunk = Chunk {
+                            start: raw.start,
+                            end: raw.end,
+                            end_marker: raw.end_marker,
+                            timestamp: parsed.timestamp,
+                            stream: parsed.stream,
+                            partial: parsed.partial,
+                            message: &parsed.message,
+                            message_len: parsed.message.len() as u64 + raw.cut_bytes,
+                        };
+                        self.merger.push(chunk, now, &mut self.scratch);
+                    }
+                    Err(reason) => {
+                        ParseError { format, reason }.emit();
+                        let line = MergedLine {
+                            start: raw.start,
+                            end: raw.end,
+                            end_marker: raw.end_marker,
+                            timestamp: Utc::now(),
+                            stream: Stream::Stdout,
+                            message: raw.bytes.to_vec(),
+                            message_len: raw.bytes.len() as u64 + raw.cut_bytes,
+                        };
+                        self.merger.push_standalone(line, &mut self.scratch);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! The tailer: its public face ([`Tailer`], [`TailerConfig`], [`TailerHandle`]) and its loop —
+//! inotify hints and a full listing at least every [`RESCAN_INTERVAL`] (reconciled with the
+//! followed files in `reconcile`: rotation, truncation, deletion), where new files start
+//! (`start`: checkpoints, copies, gzipped files), the per-pod cap on open rotated files (`slots`),
+//! and fair reading.
+//!
+//! It runs on a thread of its own (file reads block) and hands events to delivery through the
+//! bounded channel with `blocking_send`: when delivery is behind, the tailer waits and the files
+//! stay the buffer. Reading is round-robin, one [`READ_CHUNK_BYTES`] read per file per turn, so a
+//! hot file cannot starve the others; an idle file costs one `fstat` per rescan.
+
+use super::discovery::Wake;
+use super::file::{Halt, LineSettings, Output, ReadOutcome, Source, TrackedFile};
+use super::path::{FileKind, classify};
+use super::record::RecordContext;
+use crate::checkpoint::{FileCheckpoint, FileRegistry};
+use crate::internal_events::tail::{ReadFailed, TailerGauges};
+use crate::parse::DEFAULT_MAX_LINE_BYTES;
+use crate::parse::partial::{PARTIAL_FLUSH_TIMEOUT, PartialMerger};
+use crate::pipeline::{FileId, SourceEvent};
+use notify::RecommendedWatcher;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+mod reconcile;
+mod slots;
+mod start;
+
+use start::Truncation;
+
+/// How often the whole pods root is listed even without inotify events: 1 s, the discovery
+/// latency issue 3 requires, and cheap (one `readdir` per directory, one `stat` per file).
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bytes read from one file per turn: 64 KiB, large enough for efficient reads, small enough that
+/// one busy file delays the others by microseconds.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Default cap on rotated files held open per pod: 8. The kubelet keeps one plain rotated file per
+/// container (older ones are gzipped), so 8 covers pods with several containers rotating at once
+/// while bounding descriptors when a pod's directory fills with rotated files.
+pub const DEFAULT_MAX_OPEN_ROTATED_PER_POD: usize = 8;
+
+/// How long checkpoints not matched to a file yet are kept after start: 60 s, time for the kubelet
+/// to finish gzipping a rotated file (its `.gz` then continues the checkpoint).
+pub const RESUME_GRACE: Duration = Duration::from_secs(60);
+
+/// Shortest time between two listings triggered by inotify events, so a burst of file creations
+/// costs one listing, not hundreds.
+const EVENT_RESCAN_MIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How long a new rotated file whose first line is incomplete, or that is a shorter copy of a
+/// followed file, is left unread: a copy being written (copytruncate) settles within this time.
+const COPY_SETTLE: Duration = Duration::from_secs(2);
+
+/// How long the last state of a truncated file is remembered to recognise its copy: copytruncate
+/// copies first and truncates right after, and the copy may be listed only after the truncation.
+const TRUNCATED_MEMORY: Duration = Duration::from_secs(10);
+
+/// Capacity of the channel carrying inotify hints to the loop; when full, the loop rescans.
+const WAKE_CHANNEL_CAPACITY: usize = 1024;
+
+/// How long to wait before retrying a failed inotify watch.
+const WATCH_RETRY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What the tailer needs to know.
+#[derive(Debug, Clone)]
+pub struct TailerConfig {
+    /// Root of the pod log tree (`/var/log/pods`).
+    pub root: PathBuf,
+    /// Cluster id and node name for every record.
+    pub record: RecordContext,
+    /// Cap on a message after partial lines are merged (`--max-line-bytes`).
+    pub max_line_bytes: usize,
+    /// Cap on rotated files held open per pod (`--max-open-rotated-per-pod`); at least 1.
+    pub max_open_rotated_per_pod: usize,
+    /// How often the whole tree is listed.
+    pub rescan_interval: Duration,
+    /// How long a partial line waits for its next chunk.
+    pub partial_flush_timeout: Duration,
+}
+
+impl TailerConfig {
+    /// A config with the default limits.
+    pub fn new(root: impl Into<PathBuf>, record: RecordContext) -> Self {
+        Self {
+            root: root.into(),
+            record,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_open_rotated_per_pod: DEFAULT_MAX_OPEN_ROTATED_PER_POD,
+            rescan_interval: RESCAN_INTERVAL,
+            partial_flush_timeout: PARTIAL_FLUSH_TIMEOUT,
+        }
+    }
+}
+
+/// Why the tailer ended on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    /// Delivery dropped its receiver while the tailer was still running.
+    #[error("delivery stopped receiving source events before the tailer was stopped")]
+    ChannelClosed,
+    /// The tailer's thread could not be started.
+    #[error("could not start the tailer thread: {0}")]
+    Spawn(#[source] io::Error),
+    /// The tailer's thread panicked.
+    #[error("the tailer thread panicked")]
+    Panicked,
+}
+
+/// Follows every container log file under the pods root; see the module documentation.
+pub struct Tailer {
+    config: TailerConfig,
+    resume: Vec<FileCheckpoint>,
+    output: Output,
+    wake_tx: SyncSender<Wake>,
+    wake_rx: Receiver<Wake>,
+}
+
+/// Tells a running tailer to stop; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    stop: Arc<AtomicBool>,
+    wake: SyncSender<Wake>,
+}
+
+impl Stopper {
+    /// Asks the tailer to stop. It stops within one event send (sooner when idle) and sends
+    /// nothing after; bytes it read but did not ship (a pending partial line) are read again
+    /// after a restart, from the checkpoint.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.wake.try_send(Wake::Stop);
+    }
+}
+
+/// A tailer running on its own thread.
+#[derive(Debug)]
+pub struct TailerHandle {
+    stopper: Stopper,
+    done: oneshot::Receiver<Result<(), TailError>>,
+}
+
+impl TailerHandle {
+    /// A handle to stop the tailer from elsewhere.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Stops the tailer and waits for its thread to end. While the channel is full the thread
+    /// waits for delivery to take one event (or drop the receiver) before it sees the stop.
+    pub async fn stop(self) -> Result<(), TailError> {
+        self.stopper.stop();
+        self.finished().await
+    }
+
+    /// Waits for the tailer to end (after a stop, or on its own with an error).
+    pub async fn finished(self) -> Result<(), TailError> {
+        self.done.await.unwrap_or(Err(TailError::Panicked))
+    }
+}
+
+impl Tailer {
+    /// A tailer reading the tree under `config.root`, resuming files from `resume` (the loaded
+    /// checkpoints), registering each file in `registry` before its first event, and sending
+    /// events to `sender` (capacity [`crate::pipeline::SOURCE_CHANNEL_CAPACITY`]).
+    pub fn new(
+        config: TailerConfig,
+        resume: Vec<FileCheckpoint>,
+        registry: FileRegistry,
+        sender: mpsc::Sender<SourceEvent>,
+    ) -> Self {
+        let (wake_tx, wake_rx) = sync_channel(WAKE_CHANNEL_CAPACITY);
+        let output = Output {
+            sender,
+            registry,
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        Self {
+            config,
+            resume,
+            output,
+            wake_tx,
+            wake_rx,
+        }
+    }
+
+    /// A handle to stop the tailer.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            stop: self.output.stop.clone(),
+            wake: self.wake_tx.clone(),
+        }
+    }
+
+    /// Starts the tailer on a thread of its own.
+    pub fn spawn(self) -> Result<TailerHandle, TailError> {
+        let stopper = self.stopper();
+        let (done_tx, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("logrelay-tailer".into())
+            .spawn(move || {
+                let _ = done_tx.send(self.run_blocking());
+            })
+            .map_err(TailError::Spawn)?;
+        Ok(TailerHandle { stopper, done })
+    }
+
+    /// Runs the tailer on the calling thread until it is stopped (blocking; not on an async
+    /// runtime's thread).
+    pub fn run_blocking(self) -> Result<(), TailError> {
+        let stop = self.output.stop.clone();
+        let mut max_line_bytes = self.config.max_line_bytes;
+        if max_line_bytes == 0 {
+            max_line_bytes = DEFAULT_MAX_LINE_BYTES;
+        }
+        let settings = LineSettings {
+            record: self.config.record.clone(),
+            max_line_bytes,
+        };
+        let now = Instant::now();
+        let mut state = State {
+            settings,
+            output: self.output,
+            wake_tx: self.wake_tx,
+            wake_rx: self.wake_rx,
+            overflow: Arc::new(AtomicBool::new(false)),
+            watcher: None,
+            watch_retry_at: now,
+            files: BTreeMap::new(),
+            by_inode: HashMap::new(),
+            by_path: HashMap::new(),
+            compressed: HashMap::new(),
+            postponed: HashMap::new(),
+            truncations: Vec::new(),
+            resume: self.resume,
+            resume_until: now + RESUME_GRACE,
+            next_id: FileId::STDIN.0 + 1,
+            run_queue: VecDeque::new(),
+            buf: vec![0; READ_CHUNK_BYTES],
+            last_scan: None,
+            scan_wanted: false,
+            config: self.config,
+        };
+        match state.run() {
+            Ok(()) | Err(Halt::Stopped) => Ok(()),
+            Err(Halt::ChannelClosed) if stop.load(Ordering::Relaxed) => Ok(()),
+            Err(Halt::ChannelClosed) => Err(TailError::ChannelClosed),
+        }
+    }
+}
+
+/// A `.gz` file seen in the tree.
+#[derive(Debug)]
+struct CompressedFile {
+    path: PathBuf,
+    fingerprint: Option<u64>,
+    /// Being read (or read) as the continuation of a followed or checkpointed file.
+    claimed: bool,
+    /// Reported as ignored already.
+    reported: bool,
+}
+
+struct State {
+    config: TailerConfig,
+    settings: LineSettings,
+    output: Output,
+    wake_tx: SyncSender<Wake>,
+    wake_rx: Receiver<Wake>,
+    overflow: Arc<AtomicBool>,
+    watcher: Option<RecommendedWatcher>,
+    watch_retry_at: Instant,
+    files: BTreeMap<FileId, TrackedFile>,
+    by_inode: HashMap<(u64, u64), FileId>,
+    by_path: HashMap<PathBuf, FileId>,
+    compressed: HashMap<(u64, u64), CompressedFile>,
+    postponed: HashMap<(u64, u64), Instant>,
+    truncations: Vec<Truncation>,
+    resume: Vec<FileCheckpoint>,
+    resume_until: Instant,
+    next_id: u64,
+    run_queue: VecDeque<FileId>,
+    buf: Vec<u8>,
+    last_scan: Option<Instant>,
+    scan_wanted: bool,
+}
+
+impl State {
+    fn run(&mut self) -> Result<(), Halt> {
+        loop {
+            if self.output.stop.load(Ordering::Relaxed) {
+                return Err(Halt::Stopped);
+            }
+            for _ in 0..WAKE_CHANNEL_CAPACITY {
+                match self.wake_rx.try_recv() {
+                    Ok(wake) => self.on_wake(wake),
+                    Err(_) => break,
+                }
+            }
+            if self.scan_due(Instant::now()) {
+                self.scan()?;
+            }
+            self.flush_expired_partials()?;
+            if !self.run_queue.is_empty() {
+                self.read_round()?;
+                continue;
+            }
+            match self.wake_rx.recv_timeout(self.idle_timeout(Instant::now())) {
+                Ok(wake) => self.on_wake(wake),
+                Err(RecvTimeoutError::Timeout) => {}
+                // Unreachable (the state holds a sender), but never spin.
+                Err(RecvTimeoutError::Disconnected) => return Err(Halt::Stopped),
+            }
+        }
+    }
+
+    fn on_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Modified(path) => match self.by_path.get(&path) {
+                Some(&id) => self.enqueue(id),
+                // A plain log file not followed yet; writes to `.gz`/`.tmp` files need no scan.
+                None => {
+                    let name = path
+                        .file_name()
+                        .and_then(|name| name.to_str())
+                        .and_then(classify);
+                    self.scan_wanted |= matches!(name, Some(FileKind::Live | FileKind::Rotated));
+                }
+            },
+            Wake::Changed => self.scan_wanted = true,
+            Wake::Stop => {}
+        }
+    }
+
+    fn scan_due(&mut self, now: Instant) -> bool {
+        let Some(last) = self.last_scan else {
+            return true;
+        };
+        let since = now.saturating_duration_since(last);
+        self.overflow.swap(false, Ordering::Relaxed)
+            || since >= self.config.rescan_interval
+            || (self.scan_wanted && since >= EVENT_RESCAN_MIN_INTERVAL)
+    }
+
+    fn idle_timeout(&self, now: Instant) -> Duration {
+        let last = self.last_scan.unwrap_or(now);
+        let mut deadline = last + self.config.rescan_interval;
+        if self.scan_wanted {
+            deadline = deadline.min(last + EVENT_RESCAN_MIN_INTERVAL);
+        }
+        if let Some(partial) = self
+            .files
+            .values()
+            .filter_map(TrackedFile::partial_deadline)
+            .min()
+        {
+            deadline = deadline.min(partial);
+        }
+        deadline
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1))
+    }
+
+    fn enqueue(&mut self, id: FileId) {
+        if let Some(file) = self.files.get_mut(&id)
+            && file.source.is_some()
+            && !file.queued
+        {
+            file.queued = true;
+            self.run_queue.push_back(id);
+        }
+    }
+
+    fn alloc_id(&mut self) -> FileId {
+        let id = FileId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// One turn: one read for every file that has data.
+    fn read_round(&mut self) -> Result<(), Halt> {
+        for _ in 0..self.run_queue.len() {
+            let Some(id) = self.run_queue.pop_front() else {
+                break;
+            };
+            let Some(file) = self.files.get_mut(&id) else {
+                continue;
+            };
+            match file.read_chunk(&mut self.buf, &self.settings, &self.output)? {
+                ReadOutcome::Data => self.run_queue.push_back(id),
+                ReadOutcome::Eof => {
+                    file.queued = false;
+                    self.at_eof(id)?;
+                }
+                ReadOutcome::Error(error) => {
+                    file.queued = false;
+                    ReadFailed {
+                        path: &file.ident.path,
+                        error: &error,
+                    }
+                    .emit();
+                    // A plain file is retried at the next scan; a corrupt gzip stream never heals.
+                    if file.kind == FileKind::Compressed {
+                        self.close(id)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A file was read to its current end: check for truncation and deletion.
+    fn at_eof(&mut self, id: FileId) -> Result<(), Halt> {
+        let Some(file) = self.files.get_mut(&id) else {
+            return Ok(());
+        };
+        if let Some(plain) = file.source.as_ref().and_then(Source::file)
+            && let Ok(meta) = plain.metadata()
+        {
+            file.size = meta.len();
+            if meta.len() < file.splitter.offset() {
+                return self.truncated(id);
+            }
+            if meta.nlink() == 0 {
+                file.gone = true;
+            }
+        }
+        // A gzipped file never grows: at its end it is done.
+        if file.gone || file.kind == FileKind::Compressed {
+            return self.close(id);
+        }
+        Ok(())
+    }
+
+    fn flush_expired_partials(&mut self) -> Result<(), Halt> {
+        let now = Instant::now();
+        let due: Vec<FileId> = self
+            .files
+            .iter()
+            .filter(|(_, file)| {
+                file.partial_deadline()
+                    .is_some_and(|deadline| deadline <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(file) = self.files.get_mut(&id) {
+                file.flush_expired(now, &self.settings, &self.output)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_gauges(&self) {
+        let open_files = self
+            .files
+            .values()
+            .filter(|file| file.source.is_some())
+            .count();
+        let bytes_at_risk = self
+            .files
+            .values()
+            .filter(|file| file.kind == FileKind::Rotated)
+            .map(|file| file.size.saturating_sub(file.splitter.offset()))
+            .sum();
+        TailerGauges {
+            open_files,
+            followed_files: self.files.len(),
+            bytes_at_risk,
+        }
+        .emit();
+    }
+
+    fn merger(&self) -> PartialMerger {
+        PartialMerger::new(
+            self.settings.max_line_bytes,
+            self.config.partial_flush_timeout,
+        )
+    }
+
+    fn insert(&mut self, file: TrackedFile) {
+        self.by_inode
+            .insert((file.ident.dev, file.ident.inode), file.id);
+        self.by_path.insert(file.ident.path.clone(), file.id);
+        self.files.insert(file.id, file);
+    }
+
+    fn remove(&mut self, id: FileId) -> Option<TrackedFile> {
+        let file = self.files.remove(&id)?;
+        let key = (file.ident.dev, file.ident.inode);
+        if self.by_inode.get(&key) == Some(&id) {
+            self.by_inode.remove(&key);
+        }
+        if self.by_path.get(&file.ident.path) == Some(&id) {
+            self.by_path.remove(&file.ident.path);
+        }
+        Some(file)
+    }
+}
