@@ -743,6 +743,34 @@ async fn resumed_file_continues_after_its_checkpoint() {
 }
 
 #[tokio::test]
+async fn resume_prefers_the_checkpoint_whose_fingerprint_matches_the_inode() {
+    let (dir, root) = Harness::dir();
+    let live = container_dir(&root, "ns", "p", "c").join("0.log");
+    let (text, expected) = cri_lines("r", 0, 10);
+    fs::write(&live, &text).expect("write");
+    let offset: u64 = text.lines().take(4).map(|line| line.len() as u64 + 1).sum();
+    // An older entry for the same inode (another file's content, at another offset) comes first.
+    let mut stale = checkpoint_at(&live, 0);
+    stale.fingerprint ^= 1;
+    let tail = Harness::start(
+        (dir, root),
+        vec![stale, checkpoint_at(&live, offset)],
+        |_| {},
+    );
+    tail.wait_lines(6).await;
+    let restarts = tail.counter(
+        "logrelay_agent_inode_reuse_restarts_total",
+        &[("reason", "inode_reused")],
+    );
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&expected[4..]]);
+    assert_eq!(
+        restarts, 0,
+        "the matching checkpoint was used, not the stale one"
+    );
+}
+
+#[tokio::test]
 async fn checkpoint_that_no_longer_fits_restarts_the_file_at_zero() {
     let (dir, root) = Harness::dir();
     let container = container_dir(&root, "ns", "p", "c");

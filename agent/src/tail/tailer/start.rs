@@ -182,11 +182,16 @@ impl State {
     ) -> StartPoint {
         let key = (found.dev, found.inode);
         let mut holes = false;
-        if let Some(index) = self
-            .resume
-            .iter()
-            .position(|point| (point.dev, point.inode) == key)
-        {
+        // Several checkpoints can name one (dev, inode) after inode reuse: prefer the one whose
+        // fingerprint matches this content, then any (to detect truncation or reuse).
+        let same_content = self.resume.iter().position(|point| {
+            (point.dev, point.inode) == key && Some(point.fingerprint) == fingerprint
+        });
+        if let Some(index) = same_content.or_else(|| {
+            self.resume
+                .iter()
+                .position(|point| (point.dev, point.inode) == key)
+        }) {
             let point = &self.resume[index];
             let reason = if fingerprint != Some(point.fingerprint) {
                 Some(if size < point.offset {
