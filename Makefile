@@ -2,8 +2,10 @@
 .PHONY: demo test lint build bench clean-venv images-local
 
 ## The local end-to-end demo: emulated AWS accounts, fake cluster, agent, processor, verification.
+## Flags of `logrelay-demo run` go in DEMO_ARGS, e.g. make demo DEMO_ARGS="--duration 30s --keep".
+DEMO_ARGS ?=
 demo:
-	./scripts/demo.sh
+	./scripts/demo.sh $(DEMO_ARGS)
 
 ## Everything CI runs: dev environment, formatting, clippy, the whole test suite, linters.
 test:

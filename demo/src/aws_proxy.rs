@@ -1,0 +1,332 @@
+//! A counting HTTP proxy between one component (agent or processor) and the emulator: it streams
+//! every request through and counts it by AWS service and API operation, so the summary can show
+//! AWS requests per GB of logs exactly as the components made them (retries included).
+//!
+//! The service comes from the SigV4 credential scope in `Authorization`; the operation from
+//! `X-Amz-Target` (JSON protocols), the `Action` of a form body (query protocols: STS, SNS, IAM)
+//! or the method and path of S3's REST API.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Body of proxied requests and responses.
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Largest form-encoded (query protocol) body read to find its `Action`; such bodies are small
+/// (AssumeRole, Publish, GetCallerIdentity), the 256 KiB SNS message maximum bounds them.
+const MAX_FORM_BODY_BYTES: usize = 1 << 20;
+
+/// Requests counted by (service, operation).
+pub type RequestCounts = BTreeMap<(String, String), u64>;
+
+/// A running proxy; stops when dropped.
+#[derive(Debug)]
+pub struct CountingProxy {
+    addr: SocketAddr,
+    counts: Arc<Mutex<RequestCounts>>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+struct Shared {
+    upstream: String,
+    client: Client<HttpConnector, ProxyBody>,
+    counts: Arc<Mutex<RequestCounts>>,
+}
+
+impl CountingProxy {
+    /// Starts a proxy on a free loopback port forwarding to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let counts = Arc::new(Mutex::new(RequestCounts::new()));
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            counts: counts.clone(),
+        });
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| handle(shared.clone(), request));
+                    // A client that goes away mid-request is not the proxy's problem.
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            counts,
+            server,
+        })
+    }
+
+    /// The proxy's URL, to be used as `AWS_ENDPOINT_URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> RequestCounts {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let (mut parts, body) = request.into_parts();
+    let service = signing_service(&parts.headers)
+        .unwrap_or("unsigned")
+        .to_owned();
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let (operation, body): (String, ProxyBody) = if is_form {
+        match Limited::new(body, MAX_FORM_BODY_BYTES).collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                let action = form_action(&bytes).unwrap_or_else(|| "unknown".to_owned());
+                (
+                    action,
+                    Full::new(bytes)
+                        .map_err(|never: Infallible| match never {})
+                        .boxed(),
+                )
+            }
+            Err(err) => return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, err.to_string())),
+        }
+    } else {
+        let operation = operation_of(&parts.method, &parts.uri, &parts.headers, &service);
+        (operation, body.boxed())
+    };
+    if let Ok(mut counts) = shared.counts.lock() {
+        *counts.entry((service, operation)).or_default() += 1;
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    parts.uri = match format!("{}{path}", shared.upstream).parse() {
+        Ok(uri) => uri,
+        Err(err) => return Ok(text(StatusCode::BAD_REQUEST, format!("bad path: {err}"))),
+    };
+    // The Host header stays as the client signed it (SigV4 covers it).
+    Ok(
+        match shared
+            .client
+            .request(Request::from_parts(parts, body))
+            .await
+        {
+            Ok(response) => response.map(BodyExt::boxed),
+            Err(err) => text(StatusCode::BAD_GATEWAY, format!("upstream failed: {err}")),
+        },
+    )
+}
+
+/// The service of the SigV4 credential scope:
+/// `AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, ...` → `s3`.
+fn signing_service(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let scope = value.split("Credential=").nth(1)?;
+    let scope = scope.split([',', ' ']).next()?;
+    scope.split('/').nth(3)
+}
+
+/// The `Action` field of a form-encoded body.
+fn form_action(body: &[u8]) -> Option<String> {
+    std::str::from_utf8(body)
+        .ok()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_owned)
+}
+
+/// The operation of a non-form request: `X-Amz-Target`'s operation, else S3's REST shape.
+fn operation_of(method: &Method, uri: &hyper::Uri, headers: &HeaderMap, service: &str) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or(target).to_owned();
+    }
+    if service == "s3" {
+        return s3_operation(method, uri, headers).to_owned();
+    }
+    format!("{method} {}", uri.path())
+}
+
+/// The S3 API operation of a path-style request.
+fn s3_operation(method: &Method, uri: &hyper::Uri, headers: &HeaderMap) -> &'static str {
+    let path = uri.path().trim_start_matches('/');
+    let has_key = path.split_once('/').is_some_and(|(_, key)| !key.is_empty());
+    let query = uri.query().unwrap_or("");
+    let has = |name: &str| {
+        query
+            .split('&')
+            .any(|pair| pair == name || pair.starts_with(&format!("{name}=")))
+    };
+    match (method, has_key) {
+        (&Method::POST, true) if has("uploads") => "CreateMultipartUpload",
+        (&Method::POST, true) if has("uploadId") => "CompleteMultipartUpload",
+        (&Method::PUT, true) if has("uploadId") => "UploadPart",
+        (&Method::DELETE, true) if has("uploadId") => "AbortMultipartUpload",
+        (&Method::PUT, true) if headers.contains_key("x-amz-copy-source") => "CopyObject",
+        (&Method::PUT, true) => "PutObject",
+        (&Method::GET, true) => "GetObject",
+        (&Method::HEAD, true) => "HeadObject",
+        (&Method::DELETE, true) => "DeleteObject",
+        (&Method::GET, false) if path.is_empty() => "ListBuckets",
+        (&Method::GET, false) if has("list-type") => "ListObjectsV2",
+        (&Method::GET, false) => "ListObjects",
+        (&Method::HEAD, false) => "HeadBucket",
+        _ => "other",
+    }
+}
+
+/// A plain-text response.
+fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never: Infallible| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn service_comes_from_the_credential_scope() {
+        let auth = "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/logs/aws4_request, \
+                    SignedHeaders=host;x-amz-date, Signature=abc";
+        assert_eq!(
+            signing_service(&headers(&[("authorization", auth)])),
+            Some("logs")
+        );
+        assert_eq!(signing_service(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn operations_are_named_like_the_api() {
+        let uri = |s: &str| s.parse::<hyper::Uri>().expect("uri");
+        let none = HeaderMap::new();
+        let target = headers(&[("x-amz-target", "Logs_20140328.PutLogEvents")]);
+        assert_eq!(
+            operation_of(&Method::POST, &uri("/"), &target, "logs"),
+            "PutLogEvents"
+        );
+        let s3 = |m: Method, u: &str, h: &HeaderMap| operation_of(&m, &uri(u), h, "s3");
+        assert_eq!(s3(Method::PUT, "/bucket/a/b.json.gz", &none), "PutObject");
+        let copy = headers(&[("x-amz-copy-source", "/central/a/b")]);
+        assert_eq!(s3(Method::PUT, "/bucket/a/b", &copy), "CopyObject");
+        assert_eq!(s3(Method::GET, "/bucket/a/b", &none), "GetObject");
+        assert_eq!(
+            s3(Method::POST, "/bucket/k?uploads", &none),
+            "CreateMultipartUpload"
+        );
+        assert_eq!(
+            s3(Method::PUT, "/bucket/k?partNumber=1&uploadId=x", &none),
+            "UploadPart"
+        );
+        assert_eq!(
+            s3(Method::GET, "/bucket?list-type=2&prefix=a", &none),
+            "ListObjectsV2"
+        );
+        assert_eq!(s3(Method::GET, "/", &none), "ListBuckets");
+        assert_eq!(
+            form_action(b"Version=2011-06-15&Action=AssumeRole&RoleArn=x").as_deref(),
+            Some("AssumeRole")
+        );
+        assert_eq!(form_action(b"nothing"), None);
+    }
+
+    #[tokio::test]
+    async fn requests_are_forwarded_and_counted() {
+        // Upstream: answers every request with 200 "ok".
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let upstream = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service = service_fn(|_req: Request<Incoming>| async {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let proxy = CountingProxy::start(&upstream).await.expect("proxy");
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let auth = "AWS4-HMAC-SHA256 Credential=A/20240101/us-east-1/sts/aws4_request, Signature=x";
+        for _ in 0..2 {
+            let request = Request::post(format!("{}/", proxy.url()))
+                .header("authorization", auth)
+                .header(
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=utf-8",
+                )
+                .body(Full::new(Bytes::from_static(
+                    b"Action=AssumeRole&Version=2011-06-15",
+                )))
+                .expect("request");
+            let response = client.request(request).await.expect("forwarded");
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(&body[..], b"ok");
+        }
+        let counts = proxy.counts();
+        assert_eq!(
+            counts.get(&("sts".to_owned(), "AssumeRole".to_owned())),
+            Some(&2)
+        );
+        assert_eq!(counts.len(), 1);
+    }
+}
