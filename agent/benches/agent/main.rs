@@ -1,0 +1,399 @@
+//! The agent benchmark (issue 3, "Benchmark"): runs the release `logrelay-agent` binary with the
+//! file sink over generated CRI files until every line is stored, measuring its CPU time and peak
+//! RSS from `/proc`; compresses the same NDJSON volume with `gzip -1` as the physical reference;
+//! then measures idle CPU and RSS with 1,000 quiet files. Prints a report (see BENCHMARKS.md).
+//!
+//! Run: `scripts/bench.sh agent` (or `nice -n 10 cargo bench --workspace --bench agent`).
+//! Environment: `LOGRELAY_BENCH_AGENT_MIB` (input size, default 256; the issue's 1 GiB is 1024),
+//! `LOGRELAY_BENCH_IDLE_SECS` (default 20), `LOGRELAY_BENCH_DIR` (scratch parent, default $TMPDIR).
+
+mod data;
+mod measure;
+
+use anyhow::{Context, bail, ensure};
+use flate2::read::MultiGzDecoder;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Default input volume in MiB (256 keeps a run under ~5 minutes on 2 cores; the issue asks 1 GiB).
+const DEFAULT_INPUT_MIB: u64 = 256;
+
+/// Files of the throughput run (the issue: "1 GiB across 100 files").
+const THROUGHPUT_FILES: usize = 100;
+
+/// The idle run's tree: 200 pods × 5 containers = 1,000 quiet files (issue: "1,000 quiet files").
+const IDLE_PODS: usize = 200;
+/// Containers per pod in the idle run.
+const IDLE_CONTAINERS: usize = 5;
+/// Lines in each idle file.
+const IDLE_LINES_PER_FILE: u64 = 20;
+
+/// Default idle window in seconds (issue brief: 20 s).
+const DEFAULT_IDLE_SECS: u64 = 20;
+
+/// Batch timeout given to the agent: the last partial batches seal quickly (the default 300 s
+/// would only add waiting, not work).
+const BATCH_TIMEOUT: &str = "1s";
+
+/// How often `/metrics` is polled while waiting (each scrape costs the agent a little CPU).
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Give up when the stored-line count has not moved for this long.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Wait after "all stored" before the idle window: the checkpoint saver's next write (≤ 1 s).
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// Targets from issue 3.
+const TARGET_GZIP_RATIO: f64 = 0.5;
+/// RSS target at 1,000 files, MiB.
+const TARGET_RSS_MIB: f64 = 64.0;
+/// Idle target, % of one core.
+const TARGET_IDLE_PCT: f64 = 1.0;
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// One agent run until everything is stored.
+#[derive(Debug, Clone, Copy)]
+struct AgentRun {
+    cpu_s: f64,
+    wall_s: f64,
+    hwm_kib: u64,
+    stored_lines: f64,
+    read_bytes: f64,
+    stored_uncompressed: f64,
+    idle_cpu_s: f64,
+    idle_wall_s: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; any other argument is a filter: run only if it matches.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if !filter.is_empty() && !filter.iter().any(|f| "agent".contains(f.as_str())) {
+        return Ok(());
+    }
+    let mib = env_u64("LOGRELAY_BENCH_AGENT_MIB", DEFAULT_INPUT_MIB)?;
+    let idle_secs = env_u64("LOGRELAY_BENCH_IDLE_SECS", DEFAULT_IDLE_SECS)?;
+    let parent = std::env::var_os("LOGRELAY_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let scratch = tempfile::Builder::new()
+        .prefix("logrelay-agent-bench")
+        .tempdir_in(&parent)?;
+    let binary = Path::new(env!("CARGO_BIN_EXE_logrelay-agent"));
+    println!(
+        "agent benchmark: {mib} MiB over {THROUGHPUT_FILES} files, binary {}",
+        binary.display()
+    );
+    println!("scratch: {}", scratch.path().display());
+
+    // 1. Throughput.
+    let pods_root = scratch.path().join("pods");
+    let started = Instant::now();
+    let input = data::write_tree(
+        &pods_root,
+        THROUGHPUT_FILES,
+        1,
+        (mib << 20) / THROUGHPUT_FILES as u64,
+        1,
+    )?;
+    println!(
+        "generated {} files, {} lines, {:.1} MiB in {:.1} s",
+        input.files,
+        input.lines,
+        input.bytes as f64 / MIB,
+        started.elapsed().as_secs_f64()
+    );
+    let run = run_agent(binary, scratch.path(), "tp", input.lines, 0)?;
+    ensure!(
+        run.stored_lines as u64 == input.lines,
+        "agent stored {} lines, {} were written",
+        run.stored_lines,
+        input.lines
+    );
+
+    // 2. The reference: gzip -1 over the NDJSON the agent produced, and flate2 fast in-process
+    //    (the codec the agent uses) for a coarse split of the agent's CPU.
+    let ndjson = scratch.path().join("all.ndjson");
+    let (ndjson_bytes, ndjson_lines) = concat_objects(&scratch.path().join("tp-objects"), &ndjson)?;
+    ensure!(
+        ndjson_lines == input.lines,
+        "objects hold {ndjson_lines} lines, {} were written",
+        input.lines
+    );
+    fs::remove_dir_all(&pods_root)?;
+    let gzip_cpu_s = gzip_cpu(&ndjson)?;
+    let flate2_cpu_s = flate2_fast_cpu(&ndjson)?;
+    fs::remove_file(&ndjson)?;
+
+    // 3. Idle with 1,000 quiet files.
+    let idle_root = scratch.path().join("pods");
+    let quiet = data::write_tree(
+        &idle_root,
+        IDLE_PODS,
+        IDLE_CONTAINERS,
+        0,
+        IDLE_LINES_PER_FILE,
+    )?;
+    let idle = run_agent(binary, scratch.path(), "idle", quiet.lines, idle_secs)?;
+
+    report(
+        &input,
+        &run,
+        ndjson_bytes,
+        gzip_cpu_s,
+        flate2_cpu_s,
+        &quiet,
+        &idle,
+    );
+    Ok(())
+}
+
+/// Starts the agent on `<scratch>/pods`, waits until `lines` are stored, samples CPU and peak RSS,
+/// optionally measures `idle_secs` of idle CPU, then stops it with SIGTERM.
+fn run_agent(
+    binary: &Path,
+    scratch: &Path,
+    name: &str,
+    lines: u64,
+    idle_secs: u64,
+) -> anyhow::Result<AgentRun> {
+    let addr = free_port()?;
+    let objects = scratch.join(format!("{name}-objects"));
+    let log = File::create(scratch.join(format!("{name}-agent.log")))?;
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .args(["--source", "files", "--pods-root"])
+        .arg(scratch.join("pods"))
+        .arg("--sink")
+        .arg(format!("file://{}", objects.display()))
+        .arg("--data-dir")
+        .arg(scratch.join(format!("{name}-data")))
+        .args([
+            "--batch-timeout",
+            BATCH_TIMEOUT,
+            "--listen",
+            &addr.to_string(),
+        ])
+        .env_remove("S3_BUCKET_NAME")
+        .env_remove("LOGRELAY_SINK")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("start logrelay-agent")?;
+    let result = wait_and_measure(&mut child, addr, started, lines, idle_secs);
+    stop(&mut child)?;
+    result
+}
+
+fn wait_and_measure(
+    child: &mut Child,
+    addr: SocketAddr,
+    started: Instant,
+    lines: u64,
+    idle_secs: u64,
+) -> anyhow::Result<AgentRun> {
+    let pid = child.id();
+    const NAMES: [&str; 3] = [
+        "logrelay_agent_stored_lines_total",
+        "logrelay_agent_bytes_read_total",
+        "logrelay_agent_batched_uncompressed_bytes_total",
+    ];
+    let (mut last, mut last_change) = (-1.0, Instant::now());
+    let counters = loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("the agent exited early: {status}");
+        }
+        if let Ok(values) = measure::scrape(addr, &NAMES) {
+            if values[0] >= lines as f64 {
+                break values;
+            }
+            if values[0] != last {
+                (last, last_change) = (values[0], Instant::now());
+            }
+        }
+        if last_change.elapsed() > STALL_TIMEOUT {
+            bail!("no progress for {STALL_TIMEOUT:?}: {last} of {lines} lines stored");
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    let cpu_s = measure::process_cpu_s(pid)?;
+    let (mut idle_cpu_s, mut idle_wall_s) = (0.0, 0.0);
+    if idle_secs > 0 {
+        std::thread::sleep(SETTLE);
+        let (cpu0, t0) = (measure::process_cpu_s(pid)?, Instant::now());
+        std::thread::sleep(Duration::from_secs(idle_secs));
+        idle_cpu_s = measure::process_cpu_s(pid)? - cpu0;
+        idle_wall_s = t0.elapsed().as_secs_f64();
+    }
+    Ok(AgentRun {
+        cpu_s,
+        wall_s,
+        hwm_kib: measure::peak_rss_kib(pid)?,
+        stored_lines: counters[0],
+        read_bytes: counters[1],
+        stored_uncompressed: counters[2],
+        idle_cpu_s,
+        idle_wall_s,
+    })
+}
+
+/// SIGTERM, then SIGKILL if the agent has not exited within its grace period plus a margin.
+fn stop(child: &mut Child) -> anyhow::Result<()> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(35);
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok(())
+}
+
+/// Decompresses every stored object (`*.gz`, skipping `*.tmp`) into one NDJSON file.
+fn concat_objects(objects: &Path, out: &Path) -> anyhow::Result<(u64, u64)> {
+    let mut writer = BufWriter::with_capacity(1 << 20, File::create(out)?);
+    let mut stack = vec![objects.to_path_buf()];
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "gz") {
+                let body = fs::read(&path)?;
+                let mut plain = Vec::new();
+                io::Read::read_to_end(&mut MultiGzDecoder::new(&body[..]), &mut plain)?;
+                lines += memchr::memchr_iter(b'\n', &plain).count() as u64;
+                bytes += plain.len() as u64;
+                writer.write_all(&plain)?;
+            }
+        }
+    }
+    writer.flush()?;
+    Ok((bytes, lines))
+}
+
+/// CPU seconds of `gzip -1 -c FILE > /dev/null`.
+fn gzip_cpu(file: &Path) -> anyhow::Result<f64> {
+    let before = measure::children_cpu_s()?;
+    let status = Command::new("gzip")
+        .args(["-1", "-c"])
+        .arg(file)
+        .stdout(Stdio::null())
+        .status()
+        .context("run gzip")?;
+    ensure!(status.success(), "gzip failed: {status}");
+    Ok(measure::children_cpu_s()? - before)
+}
+
+/// CPU seconds of flate2 at the agent's level (`Compression::fast`) over `file`, in this process.
+fn flate2_fast_cpu(file: &Path) -> anyhow::Result<f64> {
+    let body = fs::read(file)?;
+    let before = measure::self_cpu_s()?;
+    let mut encoder =
+        flate2::write::GzEncoder::new(io::sink(), logrelay_common::codec::WRITE_COMPRESSION);
+    for chunk in body.chunks(64 << 10) {
+        encoder.write_all(chunk)?;
+    }
+    encoder.finish()?;
+    Ok(measure::self_cpu_s()? - before)
+}
+
+fn report(
+    input: &data::Generated,
+    run: &AgentRun,
+    ndjson_bytes: u64,
+    gzip_cpu_s: f64,
+    flate2_cpu_s: f64,
+    quiet: &data::Generated,
+    idle: &AgentRun,
+) {
+    let input_mib = input.bytes as f64 / MIB;
+    let ndjson_mib = ndjson_bytes as f64 / MIB;
+    let agent_input_rate = input_mib / run.cpu_s;
+    let agent_ndjson_rate = ndjson_mib / run.cpu_s;
+    let gzip_rate = ndjson_mib / gzip_cpu_s;
+    let ratio = agent_input_rate / gzip_rate;
+    let ratio_ndjson = agent_ndjson_rate / gzip_rate;
+    let idle_pct = 100.0 * idle.idle_cpu_s / idle.idle_wall_s;
+    let rss_1000 = idle.hwm_kib as f64 / 1024.0;
+    let verdict = |met: bool| if met { "MET" } else { "MISSED" };
+    println!();
+    println!("== agent throughput ({} files) ==", input.files);
+    println!(
+        "input            {input_mib:.1} MiB CRI, {} lines (agent read {:.1} MiB)",
+        input.lines,
+        run.read_bytes / MIB
+    );
+    println!(
+        "agent            {:.2} CPU-s, {:.2} s wall, peak RSS {:.1} MiB",
+        run.cpu_s,
+        run.wall_s,
+        run.hwm_kib as f64 / 1024.0
+    );
+    println!(
+        "                 {agent_input_rate:.1} MiB input / CPU-s ({agent_ndjson_rate:.1} MiB NDJSON / CPU-s), {:.0} lines / CPU-s, {:.0} lines/s wall",
+        input.lines as f64 / run.cpu_s,
+        input.lines as f64 / run.wall_s
+    );
+    println!(
+        "NDJSON output    {ndjson_mib:.1} MiB (agent counted {:.1} MiB)",
+        run.stored_uncompressed / MIB
+    );
+    println!("gzip -1          {gzip_cpu_s:.2} CPU-s over the NDJSON = {gzip_rate:.1} MiB / CPU-s");
+    println!(
+        "flate2 fast      {flate2_cpu_s:.2} CPU-s over the NDJSON (the agent's codec, in-process) = {:.0} % of the agent's CPU",
+        100.0 * flate2_cpu_s / run.cpu_s
+    );
+    println!(
+        "ratio to gzip -1 {:.0} % (input MiB basis), {:.0} % (NDJSON MiB basis); target >= {:.0} %: {}",
+        100.0 * ratio,
+        100.0 * ratio_ndjson,
+        100.0 * TARGET_GZIP_RATIO,
+        verdict(ratio >= TARGET_GZIP_RATIO)
+    );
+    println!();
+    println!("== agent with {} quiet files ==", quiet.files);
+    println!(
+        "caught up        {} lines in {:.2} s wall, {:.2} CPU-s",
+        quiet.lines, idle.wall_s, idle.cpu_s
+    );
+    println!(
+        "peak RSS         {rss_1000:.1} MiB; target <= {TARGET_RSS_MIB:.0} MiB: {}",
+        verdict(rss_1000 <= TARGET_RSS_MIB)
+    );
+    println!(
+        "idle CPU         {:.3} CPU-s over {:.1} s = {idle_pct:.2} % of a core; target <= {TARGET_IDLE_PCT:.0} %: {}",
+        idle.idle_cpu_s,
+        idle.idle_wall_s,
+        verdict(idle_pct <= TARGET_IDLE_PCT)
+    );
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={value:?} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
