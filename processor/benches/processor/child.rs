@@ -24,11 +24,11 @@ pub mod env {
     pub const MOTO_URL: &str = "BENCH_MOTO_URL";
     /// Central bucket.
     pub const BUCKET: &str = "BENCH_BUCKET";
-    /// Object key.
+    /// Object key; the `process` role takes a comma-separated list and delivers them in turn.
     pub const KEY: &str = "BENCH_KEY";
     /// Tenant config table.
     pub const TENANT_TABLE: &str = "BENCH_TENANT_TABLE";
-    /// A fresh delivery progress table for this run.
+    /// A fresh delivery progress table for this run (unset: no progress table).
     pub const PROGRESS_TABLE: &str = "BENCH_PROGRESS_TABLE";
     /// The fake CloudWatch Logs endpoint.
     pub const LOGS_URL: &str = "BENCH_LOGS_URL";
@@ -83,9 +83,9 @@ fn var(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("{name} not set"))
 }
 
-/// The full core on one object: tenant config from DynamoDB, AssumeRole through STS, GetObject
-/// (the emulator's, or the parent's in-memory S3 when `AWS_ENDPOINT_URL_S3` is set), progress
-/// in DynamoDB, PutLogEvents to the fake endpoint.
+/// The core on one object: tenant config from DynamoDB, AssumeRole through STS, GetObject (the
+/// emulator's, or the parent's in-memory S3 when `AWS_ENDPOINT_URL_S3` is set), progress in
+/// DynamoDB when a table is given, PutLogEvents to the fake endpoint.
 async fn process_object() -> anyhow::Result<Measured> {
     // The endpoint comes from `AWS_ENDPOINT_URL` (as in the deployed binary), so that a
     // service-specific `AWS_ENDPOINT_URL_S3` can override it; one set in code would win over it.
@@ -101,28 +101,31 @@ async fn process_object() -> anyhow::Result<Measured> {
     })
     .await;
     let mut settings = ProcessorSettings::new(aws, var(env::TENANT_TABLE)?);
-    settings.delivery_progress_table = Some(var(env::PROGRESS_TABLE)?);
+    settings.delivery_progress_table = std::env::var(env::PROGRESS_TABLE).ok();
     settings.logs_endpoint_url = Some(var(env::LOGS_URL)?);
     let processor = Processor::new(settings)?;
-    let object = ObjectRef {
-        bucket: var(env::BUCKET)?,
-        key: var(env::KEY)?,
-        size: None,
-        etag: None,
-        version_id: None,
-        sequencer: None,
-        event_time: Some(Utc::now()),
-    };
+    let bucket = var(env::BUCKET)?;
+    let keys = var(env::KEY)?;
     let clock = Clock::start();
-    let outcome = processor.process(&object).await;
-    let mut measured = clock.stop(0);
-    match outcome {
-        Outcome::Delivered(report) if report.bad_lines == 0 && report.events_rejected == 0 => {
-            measured.events = report.events_delivered;
-            Ok(measured)
+    let mut events = 0;
+    for key in keys.split(',') {
+        let object = ObjectRef {
+            bucket: bucket.clone(),
+            key: key.to_owned(),
+            size: None,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: Some(Utc::now()),
+        };
+        match processor.process(&object).await {
+            Outcome::Delivered(report) if report.bad_lines == 0 && report.events_rejected == 0 => {
+                events += report.events_delivered;
+            }
+            other => bail!("{key} not delivered cleanly: {other:?}"),
         }
-        other => bail!("object not delivered cleanly: {other:?}"),
     }
+    Ok(clock.stop(events))
 }
 
 /// GetObject from the emulator, body read and discarded: what the S3 part costs on its own.

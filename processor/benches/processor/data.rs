@@ -13,11 +13,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
-/// Time between two records' timestamps; with the object's first record two hours ago, even the
-/// 4× object (about 340,000 records) ends well before now, inside CloudWatch's accepted window.
+/// Time between two records' timestamps; with the object's first record four hours ago, even a
+/// 960 MiB object (about 1.06 million records, 2.9 hours) ends before now, inside CloudWatch's
+/// accepted window (14 days back, 2 hours ahead).
 const RECORD_INTERVAL: TimeDelta = TimeDelta::milliseconds(10);
 /// How far back the first record of an object lies.
-const FIRST_RECORD_AGE: TimeDelta = TimeDelta::hours(2);
+const FIRST_RECORD_AGE: TimeDelta = TimeDelta::hours(4);
 
 /// One generated object.
 pub struct Generated {

@@ -1,6 +1,6 @@
 //! The processor benchmark (issue 4, "Benchmark"): `cargo bench --workspace --bench processor`.
 //!
-//! One run generates realistic gzip NDJSON objects (64 MiB decompressed and 4× that by default),
+//! One run generates realistic gzip NDJSON objects (64 MiB decompressed, 4× and 15× that),
 //! stores them in the AWS emulator (moto), puts the tenant's config in its DynamoDB, and delivers
 //! each object through the full [`Processor`](logrelay_processor::process::Processor) to a fast
 //! fake CloudWatch Logs endpoint that checks every PutLogEvents limit. Every measurement runs in a
@@ -9,13 +9,15 @@
 //! - **baseline**: plain `flate2` gunzip + `serde_json` parse of the same object (the unavoidable work);
 //! - **full core**: the object from moto S3, config from moto DynamoDB, role from moto STS,
 //!   progress in moto DynamoDB, events to the fake endpoint;
-//! - **core**: the same with the object served from memory (moto's GetObject left out);
+//! - **core path**: the object served from memory and no progress table, so neither moto's
+//!   GetObject nor its per-batch DynamoDB write is in the way (config and role still via moto);
 //! - **moto GetObject alone**: how long the emulator takes to hand the object over;
 //! - **Lambda init**: the real `logrelay-processor` binary from spawn to its first `/next`.
 //!
-//! Without `--bench` (e.g. `cargo test --benches`) it runs as a quick smoke test on a 1 MiB object.
-//! Settings: `BENCH_OBJECT_MIB` (64), `BENCH_LARGE_FACTOR` (4), `BENCH_RUNS` (3, medians are
-//! reported), `BENCH_INIT_RUNS` (21). Results and the command are recorded in `BENCHMARKS.md`.
+//! Without `--bench` (e.g. `cargo test --benches`) it runs as a quick smoke test on tiny objects.
+//! Settings: `BENCH_SIZES_MIB` (`64,256,960`; 960 stays under the processor's 1 GiB decompressed
+//! cap), `BENCH_RUNS` (3, medians are reported), `BENCH_INIT_RUNS` (21). Results and the command
+//! are recorded in `BENCHMARKS.md`.
 
 mod child;
 mod data;
@@ -36,11 +38,13 @@ use logrelay_testkit::{
     DEFAULT_ACCOUNT_ID, Moto, create_bucket, create_progress_table, create_tenant_table,
     put_object, unique_name,
 };
-use report::{ObjectResult, median_by};
+use report::{ObjectResult, medians};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// Directory for `perf record` files of the core's runs (unset: no profiling).
+const PROFILE_DIR_ENV: &str = "BENCH_PROFILE_DIR";
 /// The tenant whose objects are delivered.
 const TENANT: &str = "bench-tenant";
 /// The tenant's CloudWatch Logs group.
@@ -50,8 +54,7 @@ const DELIVERY_ROLE: &str = "arn:aws:iam::111111111111:role/logrelay-bench-deliv
 
 /// What to run.
 struct Options {
-    object_mib: u64,
-    large_factor: u64,
+    sizes_mib: Vec<u64>,
     runs: usize,
     init_runs: usize,
 }
@@ -70,8 +73,18 @@ impl Options {
             }
         };
         Ok(Self {
-            object_mib: number("BENCH_OBJECT_MIB", 64, 1)?,
-            large_factor: number("BENCH_LARGE_FACTOR", 4, 2)?,
+            sizes_mib: match std::env::var("BENCH_SIZES_MIB") {
+                Ok(text) => text
+                    .split(',')
+                    .map(|size| size.trim().parse::<u64>().ok().filter(|n| *n > 0))
+                    .collect::<Option<Vec<u64>>>()
+                    .filter(|sizes| !sizes.is_empty())
+                    .with_context(|| {
+                        format!("BENCH_SIZES_MIB={text:?} is not a list like 64,256")
+                    })?,
+                Err(_) if bench => vec![64, 256, 960],
+                Err(_) => vec![1, 2],
+            },
             runs: usize::try_from(number("BENCH_RUNS", 3, 1)?)?,
             init_runs: usize::try_from(number("BENCH_INIT_RUNS", 21, 1)?)?,
         })
@@ -127,16 +140,13 @@ async fn run(options: Options, bench: bool) -> anyhow::Result<()> {
         "checkout",
         "checkout-7d9f8b6c5d-x2x9k",
     );
-    let sizes = [
-        options.object_mib,
-        options.object_mib * options.large_factor,
-    ];
     let mut generated = Vec::new();
-    for (seed, mib) in (1u64..).zip(sizes) {
+    for (seed, &mib) in (1u64..).zip(&options.sizes_mib) {
         let started = Instant::now();
         let object = data::generate(&partition, mib << 20, seed)?;
         eprintln!(
-            "generated {mib} MiB: {} records, {:.1} MiB gzip, in {:.1} s",
+            "generated {mib} MiB: {} bytes of NDJSON, {} records, {:.1} MiB gzip, in {:.1} s",
+            object.uncompressed_bytes,
             object.records,
             object.gz.len() as f64 / f64::from(1 << 20),
             started.elapsed().as_secs_f64()
@@ -147,17 +157,35 @@ async fn run(options: Options, bench: bool) -> anyhow::Result<()> {
     let moto = Moto::start_private().await;
     let aws = moto.config(DEFAULT_ACCOUNT_ID).await;
     let central = Central::create(&moto, &aws).await?;
+    // Control for the RSS figures: the smallest object stored again under as many keys as it takes
+    // to make the largest object's bytes, all delivered by one process, so a peak that grows with
+    // the run's length is told apart from one that grows with the object's size.
+    let control_copies = match (generated.first(), generated.last()) {
+        (Some((first, _)), Some((last, _))) if generated.len() > 1 => (last / first).max(1),
+        _ => 0,
+    };
     let files = tempfile::tempdir().context("temp dir")?;
     let mut stored = Vec::new();
     for (n, (mib, object)) in generated.iter().enumerate() {
-        let key =
-            ObjectKey::new(partition.clone(), chrono::Utc::now(), format!("bench{n}"))?.to_key();
+        let key_for = |id: String| -> anyhow::Result<String> {
+            Ok(ObjectKey::new(partition.clone(), chrono::Utc::now(), id)?.to_key())
+        };
+        let key = key_for(format!("bench{n}"))?;
         put_object(&aws, &central.bucket, &key, object.gz.clone()).await?;
+        let mut control_keys = Vec::new();
+        if n == 0 {
+            for copy in 0..control_copies {
+                let key = key_for(format!("bench{n}-copy{copy}"))?;
+                put_object(&aws, &central.bucket, &key, object.gz.clone()).await?;
+                control_keys.push(key);
+            }
+        }
         let file = files.path().join(format!("object{n}.json.gz"));
         std::fs::write(&file, &object.gz).context("write object file")?;
         stored.push(Stored {
             mib: *mib,
             key,
+            control_keys,
             file,
             object,
         });
@@ -166,12 +194,12 @@ async fn run(options: Options, bench: bool) -> anyhow::Result<()> {
     let s3 = FakeS3::start(
         stored
             .iter()
-            .map(|s| {
-                (
-                    central.bucket.clone(),
-                    s.key.clone(),
-                    Bytes::from(s.object.gz.clone()),
-                )
+            .flat_map(|s| {
+                let body = Bytes::from(s.object.gz.clone());
+                let bucket = &central.bucket;
+                std::iter::once(&s.key)
+                    .chain(&s.control_keys)
+                    .map(move |key| (bucket.clone(), key.clone(), body.clone()))
             })
             .collect(),
     )
@@ -189,13 +217,17 @@ async fn run(options: Options, bench: bool) -> anyhow::Result<()> {
     for stored in &stored {
         results.push(bench_run.object(stored).await?);
     }
+    let control = match stored.first() {
+        Some(first) if !first.control_keys.is_empty() => Some(bench_run.control(first).await?),
+        _ => None,
+    };
     let violations = logs.stats().violations;
     ensure!(
         violations.total() == 0,
         "the fake CloudWatch Logs endpoint saw limit violations: {violations:?}"
     );
 
-    let rendered = report::render(&results, &init, &floor, bench);
+    let rendered = report::render(&results, control.as_ref(), &init, &floor, bench);
     println!("\n## Processor benchmark result\n\n{notes}\n\n{rendered}");
     println!(
         "PutLogEvents requests: {} accepted, 0 limit violations (≤ 10,000 events, ≤ 1,048,576 bytes, sorted, ≤ 24 h).",
@@ -245,10 +277,22 @@ impl Central {
     }
 }
 
+/// Which delivery of an object is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// Everything through moto: GetObject, config, AssumeRole, a progress write per batch.
+    Full,
+    /// The data path alone: the object from memory, no progress table (config and AssumeRole
+    /// still through moto, once per object).
+    Core,
+}
+
 /// One object as stored for the run.
 struct Stored<'a> {
     mib: u64,
     key: String,
+    /// Copies of the object under other keys, for the run-length control (smallest object only).
+    control_keys: Vec<String>,
     file: PathBuf,
     object: &'a Generated,
 }
@@ -273,77 +317,148 @@ impl BenchRun<'_> {
             eprintln!("{} MiB object, run {}/{}", stored.mib, run + 1, self.runs);
             let file = stored.file.display().to_string();
             baseline.push(
-                child_result::<BaselineMeasured>("baseline", &[(child::env::GZ_FILE, file)])
+                child_result::<BaselineMeasured>("baseline", &[(child::env::GZ_FILE, file)], None)
                     .await?,
             );
-            s3_get.push(child_result::<Measured>("s3-get", &self.object_env(stored)).await?);
-            full.push(self.process(stored, false).await?);
-            core.push(self.process(stored, true).await?);
+            s3_get.push(
+                child_result::<Measured>("s3-get", &self.object_env(&stored.key), None).await?,
+            );
+            full.push(self.process(stored, Variant::Full).await?);
+            core.push(self.process(stored, Variant::Core).await?);
         }
-        let pick = |values: &[Measured]| median_by(values, |m| m.cpu_s).unwrap_or_default();
         let baseline_median = BaselineMeasured {
-            gunzip: pick(&baseline.iter().map(|b| b.gunzip).collect::<Vec<_>>()),
-            parse_minimal: pick(&baseline.iter().map(|b| b.parse_minimal).collect::<Vec<_>>()),
-            parse_value: pick(&baseline.iter().map(|b| b.parse_value).collect::<Vec<_>>()),
+            gunzip: medians(&baseline.iter().map(|b| b.gunzip).collect::<Vec<_>>()),
+            parse_minimal: medians(&baseline.iter().map(|b| b.parse_minimal).collect::<Vec<_>>()),
+            parse_value: medians(&baseline.iter().map(|b| b.parse_value).collect::<Vec<_>>()),
         };
         Ok(ObjectResult {
             nominal_mib: stored.mib,
-            uncompressed_bytes: stored.object.uncompressed_bytes,
             gz_bytes: stored.object.gz.len() as u64,
             records: stored.object.records,
             baseline: baseline_median,
-            s3_get: median_by(&s3_get, |m| m.wall_s).unwrap_or_default(),
-            full: pick(&full),
-            core: pick(&core),
+            s3_get: medians(&s3_get),
+            full: medians(&full),
+            core: medians(&core),
+            full_max_hwm_kib: full.iter().map(|m| m.hwm_kib).max().unwrap_or_default(),
+            core_max_hwm_kib: core.iter().map(|m| m.hwm_kib).max().unwrap_or_default(),
         })
     }
 
-    fn object_env(&self, stored: &Stored<'_>) -> Vec<(&'static str, String)> {
+    /// Both variants delivering the control copies of the `first` object in one process each.
+    async fn control(&self, first: &Stored<'_>) -> anyhow::Result<report::Control> {
+        let mut full = Vec::new();
+        let mut core = Vec::new();
+        for run in 0..self.runs {
+            eprintln!(
+                "control: {} × {} MiB objects in one process, run {}/{}",
+                first.control_keys.len(),
+                first.mib,
+                run + 1,
+                self.runs
+            );
+            full.push(
+                self.process_keys(first, Variant::Full, &first.control_keys)
+                    .await?,
+            );
+            core.push(
+                self.process_keys(first, Variant::Core, &first.control_keys)
+                    .await?,
+            );
+        }
+        Ok(report::Control {
+            object_mib: first.mib,
+            objects: first.control_keys.len(),
+            full: medians(&full),
+            core: medians(&core),
+            full_max_hwm_kib: full.iter().map(|m| m.hwm_kib).max().unwrap_or_default(),
+            core_max_hwm_kib: core.iter().map(|m| m.hwm_kib).max().unwrap_or_default(),
+        })
+    }
+
+    fn object_env(&self, keys: &str) -> Vec<(&'static str, String)> {
         vec![
             (child::env::MOTO_URL, self.central.moto_url.clone()),
             (child::env::BUCKET, self.central.bucket.clone()),
-            (child::env::KEY, stored.key.clone()),
+            (child::env::KEY, keys.to_owned()),
         ]
     }
 
     /// One delivery of the object by the core in a child; checks that every record arrived.
-    async fn process(&self, stored: &Stored<'_>, from_memory: bool) -> anyhow::Result<Measured> {
-        let progress_table = unique_name("bench-progress");
-        create_progress_table(self.aws, &progress_table).await?;
-        let mut env = self.object_env(stored);
+    /// `Variant::Full` reads the object from moto and writes progress to moto's DynamoDB after
+    /// every batch; `Variant::Core` reads it from memory and keeps no progress table.
+    async fn process(&self, stored: &Stored<'_>, variant: Variant) -> anyhow::Result<Measured> {
+        self.process_keys(stored, variant, std::slice::from_ref(&stored.key))
+            .await
+    }
+
+    /// [`Self::process`] for copies of the object under `keys`, one after the other in one child.
+    async fn process_keys(
+        &self,
+        stored: &Stored<'_>,
+        variant: Variant,
+        keys: &[String],
+    ) -> anyhow::Result<Measured> {
+        let expected = stored.object.records * keys.len() as u64;
+        let mut env = self.object_env(&keys.join(","));
         env.extend([
             (child::env::TENANT_TABLE, self.central.tenant_table.clone()),
-            (child::env::PROGRESS_TABLE, progress_table),
             (child::env::LOGS_URL, self.logs.url()),
             ("AWS_ENDPOINT_URL", self.central.moto_url.clone()),
         ]);
-        if from_memory {
-            env.push(("AWS_ENDPOINT_URL_S3", self.s3.url().to_owned()));
+        match variant {
+            Variant::Full => {
+                let progress_table = unique_name("bench-progress");
+                create_progress_table(self.aws, &progress_table).await?;
+                env.push((child::env::PROGRESS_TABLE, progress_table));
+            }
+            Variant::Core => env.push(("AWS_ENDPOINT_URL_S3", self.s3.url().to_owned())),
         }
         let (events_before, gets_before) = (self.logs.stats().events, self.s3.gets());
-        let measured = child_result::<Measured>("process", &env).await?;
+        let profile_name = format!("{variant:?}-{}MiB-{}", stored.mib, unique_name("run"));
+        let measured = child_result::<Measured>("process", &env, Some(profile_name)).await?;
         let received = self.logs.stats().events - events_before;
         ensure!(
-            measured.events == stored.object.records && received == stored.object.records,
-            "{} records, {} reported delivered, {received} received by the endpoint",
-            stored.object.records,
+            measured.events == expected && received == expected,
+            "{expected} records, {} reported delivered, {received} received by the endpoint",
             measured.events
         );
         ensure!(
-            !from_memory || self.s3.gets() > gets_before,
+            variant == Variant::Full || self.s3.gets() > gets_before,
             "the child did not read the object from the in-memory S3 (AWS_ENDPOINT_URL_S3 ignored?)"
         );
         Ok(measured)
     }
 }
 
-/// Runs this binary as `--child <role>` with `env` and parses its result line.
+/// Runs this binary as `--child <role>` with `env` and parses its result line. With
+/// `BENCH_PROFILE_DIR` set, a child given a `profile_name` runs under `perf record`, writing
+/// `<dir>/<profile_name>.perf.data` (its figures then include perf's overhead).
 async fn child_result<T: serde::de::DeserializeOwned>(
     role: &str,
     env: &[(&str, String)],
+    profile_name: Option<String>,
 ) -> anyhow::Result<T> {
     let exe = std::env::current_exe().context("own path")?;
-    let output = tokio::process::Command::new(exe)
+    let mut command = match (profile_name, std::env::var(PROFILE_DIR_ENV)) {
+        (Some(name), Ok(dir)) => {
+            let mut perf = tokio::process::Command::new("perf");
+            perf.args([
+                "record",
+                "-q",
+                "-F",
+                "999",
+                "--call-graph",
+                "dwarf,16384",
+                "-o",
+            ])
+            .arg(Path::new(&dir).join(format!("{name}.perf.data")))
+            .arg("--")
+            .arg(exe);
+            perf
+        }
+        _ => tokio::process::Command::new(exe),
+    };
+    let output = command
         .args(["--child", role])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(std::process::Stdio::null())
