@@ -12,12 +12,16 @@
 //! - **core path**: the object served from memory and no progress table, so neither moto's
 //!   GetObject nor its per-batch DynamoDB write is in the way (config and role still via moto);
 //! - **moto GetObject alone**: how long the emulator takes to hand the object over;
+//! - **control**: copies of the smallest object making the largest one's bytes, delivered by one
+//!   process, so RSS that grows with run length is told apart from RSS that grows with object size;
 //! - **Lambda init**: the real `logrelay-processor` binary from spawn to its first `/next`.
 //!
-//! Without `--bench` (e.g. `cargo test --benches`) it runs as a quick smoke test on tiny objects.
+//! Without `--bench` (e.g. `cargo test --workspace --bench processor`) it runs as a quick smoke
+//! test on tiny objects, with every check but no verdicts.
 //! Settings: `BENCH_SIZES_MIB` (`64,256,960`; 960 stays under the processor's 1 GiB decompressed
-//! cap), `BENCH_RUNS` (3, medians are reported), `BENCH_INIT_RUNS` (21). Results and the command
-//! are recorded in `BENCHMARKS.md`.
+//! cap), `BENCH_RUNS` (3, medians are reported), `BENCH_INIT_RUNS` (21); for profiles
+//! `BENCH_PROFILE_DIR` and `BENCH_PROFILER` (`perf` or `heaptrack`). Results, the command and how
+//! the profiles were taken are recorded in `BENCHMARKS.md`.
 
 mod child;
 mod data;
@@ -43,8 +47,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-/// Directory for `perf record` files of the core's runs (unset: no profiling).
+/// Directory for profiles of the core's runs (unset: no profiling).
 const PROFILE_DIR_ENV: &str = "BENCH_PROFILE_DIR";
+/// `perf` (default: CPU profile) or `heaptrack` (heap profile) for [`PROFILE_DIR_ENV`].
+const PROFILER_ENV: &str = "BENCH_PROFILER";
 /// The tenant whose objects are delivered.
 const TENANT: &str = "bench-tenant";
 /// The tenant's CloudWatch Logs group.
@@ -431,8 +437,9 @@ impl BenchRun<'_> {
 }
 
 /// Runs this binary as `--child <role>` with `env` and parses its result line. With
-/// `BENCH_PROFILE_DIR` set, a child given a `profile_name` runs under `perf record`, writing
-/// `<dir>/<profile_name>.perf.data` (its figures then include perf's overhead).
+/// `BENCH_PROFILE_DIR` set, a child given a `profile_name` runs under `perf record` (or
+/// `heaptrack` with `BENCH_PROFILER=heaptrack`), writing `<dir>/<profile_name>.*`; its figures
+/// then include the profiler's overhead.
 async fn child_result<T: serde::de::DeserializeOwned>(
     role: &str,
     env: &[(&str, String)],
@@ -440,6 +447,14 @@ async fn child_result<T: serde::de::DeserializeOwned>(
 ) -> anyhow::Result<T> {
     let exe = std::env::current_exe().context("own path")?;
     let mut command = match (profile_name, std::env::var(PROFILE_DIR_ENV)) {
+        (Some(name), Ok(dir)) if std::env::var(PROFILER_ENV).as_deref() == Ok("heaptrack") => {
+            let mut heaptrack = tokio::process::Command::new("heaptrack");
+            heaptrack
+                .arg("-o")
+                .arg(Path::new(&dir).join(format!("{name}.heaptrack")))
+                .arg(exe);
+            heaptrack
+        }
         (Some(name), Ok(dir)) => {
             let mut perf = tokio::process::Command::new("perf");
             perf.args([
