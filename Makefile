@@ -24,3 +24,8 @@ clean-venv:
 ## Static binaries in FROM-scratch images, each smoke-tested with --version (needs buildah; ~10 min).
 images-local:
 	./scripts/images-local.sh
+
+## Benchmarks (release builds; see BENCHMARKS.md). BENCH=agent|processor|all
+BENCH ?= all
+bench:
+	./scripts/bench.sh $(BENCH)
