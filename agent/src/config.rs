@@ -2,7 +2,8 @@
 //! `S3_BUCKET_NAME`, `S3_WRITER_ROLE_ARN`, `CLUSTER_ID`, `AWS_REGION`, `NODE_NAME`; `LOGRELAY_*`
 //! for the rest), validated at start into a [`ValidConfig`] with a message naming the bad field.
 
-use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES, GZIP_STATE_BYTES};
+use crate::batch::chunked::CHUNK_BYTES;
+use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES};
 use crate::sink::config::{DEFAULT_UPLOAD_CONCURRENCY, MULTIPART_PART_SIZE, S3_MIN_PART_SIZE};
 use crate::sink::{S3Settings, SinkTarget};
 use crate::tail::DEFAULT_MAX_OPEN_ROTATED_PER_POD;
@@ -23,8 +24,9 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9880";
 /// Default `--data-dir` (relative, so local runs work; the DaemonSet mounts a hostPath).
 pub const DEFAULT_DATA_DIR: &str = "logrelay-agent-data";
 
-/// Smallest `--batch-memory-limit`: room for a few open batches (each costs [`GZIP_STATE_BYTES`]).
-pub const MIN_BATCH_MEMORY_LIMIT: u64 = 4 * GZIP_STATE_BYTES;
+/// Smallest `--batch-memory-limit`: room for a few open batches each with a full pending chunk
+/// ([`CHUNK_BYTES`]) before it is compressed.
+pub const MIN_BATCH_MEMORY_LIMIT: u64 = 4 * CHUNK_BYTES as u64;
 
 /// Smallest `--batch-max-bytes` (1 KiB: smaller objects only add request cost).
 pub const MIN_BATCH_MAX_BYTES: u64 = 1 << 10;
@@ -244,7 +246,7 @@ impl AgentConfig {
             return Err(invalid(
                 "--batch-memory-limit (LOGRELAY_BATCH_MEMORY_LIMIT)",
                 format!(
-                    "{} is below the minimum {MIN_BATCH_MEMORY_LIMIT} (each open batch needs {GZIP_STATE_BYTES})",
+                    "{} is below the minimum {MIN_BATCH_MEMORY_LIMIT} (room for 4 open batches of {CHUNK_BYTES} pending bytes)",
                     self.batch_memory_limit
                 ),
             ));
@@ -501,7 +503,7 @@ mod tests {
             "--batch-timeout (LOGRELAY_BATCH_TIMEOUT)"
         );
         assert_eq!(
-            error(&["--batch-memory-limit", "1MiB"]).field,
+            error(&["--batch-memory-limit", "512KiB"]).field,
             "--batch-memory-limit (LOGRELAY_BATCH_MEMORY_LIMIT)"
         );
         assert_eq!(

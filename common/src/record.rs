@@ -87,7 +87,50 @@ pub struct KubernetesMeta {
 
 /// Formats a timestamp the way records carry it: RFC 3339, nine fractional digits, `Z`.
 pub fn format_timestamp(ts: &DateTime<Utc>) -> String {
-    ts.to_rfc3339_opts(SecondsFormat::Nanos, true)
+    match TimestampText::new(ts) {
+        Some(text) => text.as_str().to_owned(),
+        None => ts.to_rfc3339_opts(SecondsFormat::Nanos, true),
+    }
+}
+
+/// A UTC timestamp written `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` on the stack: what
+/// [`format_timestamp`] writes, without chrono's general formatter (records carry two timestamps
+/// each, and formatting them was a visible share of the agent's serialization time).
+struct TimestampText([u8; 30]);
+
+impl TimestampText {
+    /// The text of `ts`, for years 0000–9999 (others need chrono's sign-and-width rules).
+    fn new(ts: &DateTime<Utc>) -> Option<Self> {
+        use chrono::{Datelike, Timelike};
+        let year = u32::try_from(ts.year()).ok().filter(|y| *y <= 9999)?;
+        // A leap second is stored as nanosecond ≥ 1e9; chrono prints it as second 60.
+        let (second, nanos) = match ts.nanosecond() {
+            n if n >= 1_000_000_000 => (60, n - 1_000_000_000),
+            n => (ts.second(), n),
+        };
+        let mut out = *b"0000-00-00T00:00:00.000000000Z";
+        write_digits(&mut out[0..4], year);
+        write_digits(&mut out[5..7], ts.month());
+        write_digits(&mut out[8..10], ts.day());
+        write_digits(&mut out[11..13], ts.hour());
+        write_digits(&mut out[14..16], ts.minute());
+        write_digits(&mut out[17..19], second);
+        write_digits(&mut out[20..29], nanos);
+        Some(Self(out))
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// Writes `value`'s last `out.len()` decimal digits, zero-padded, into `out`.
+fn write_digits(out: &mut [u8], mut value: u32) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// Serde adapter for RFC 3339 timestamps written with nanoseconds in UTC; any RFC 3339 offset is read.
@@ -96,7 +139,10 @@ pub mod rfc3339_nanos {
 
     /// Writes `ts` as RFC 3339 with nanoseconds and `Z`.
     pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_timestamp(ts))
+        match TimestampText::new(ts) {
+            Some(text) => s.serialize_str(text.as_str()),
+            None => s.serialize_str(&format_timestamp(ts)),
+        }
     }
 
     /// Reads any RFC 3339 timestamp and converts it to UTC.
@@ -136,6 +182,48 @@ mod tests {
                 ..Default::default()
             }),
             extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn fast_timestamp_text_matches_chrono_exactly() {
+        use chrono::NaiveDate;
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut times: Vec<DateTime<Utc>> = (0..20_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                // Seconds spanning years 0000-9999, any nanosecond.
+                let secs = (seed >> 20) as i64 % 315_537_897_600 - 62_167_219_200;
+                let nanos = (seed % 1_000_000_000) as u32;
+                Utc.timestamp_opt(secs, nanos).single().expect("in range")
+            })
+            .collect();
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .expect("leap second");
+        times.push(leap.and_utc());
+        times.push(Utc.timestamp_opt(0, 0).single().expect("epoch"));
+        for ts in times {
+            let expected = ts.to_rfc3339_opts(SecondsFormat::Nanos, true);
+            assert_eq!(format_timestamp(&ts), expected);
+            let json = serde_json::to_value(sample_at(ts)).expect("serializes");
+            assert_eq!(json["timestamp"], serde_json::json!(expected));
+        }
+        // Outside 0000-9999 chrono's own rules apply.
+        let far = Utc
+            .timestamp_opt(400_000_000_000, 0)
+            .single()
+            .expect("in range");
+        assert_eq!(
+            format_timestamp(&far),
+            far.to_rfc3339_opts(SecondsFormat::Nanos, true)
+        );
+    }
+
+    fn sample_at(ts: DateTime<Utc>) -> LogRecord {
+        LogRecord {
+            timestamp: ts,
+            ..sample()
         }
     }
 

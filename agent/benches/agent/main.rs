@@ -87,7 +87,11 @@ fn main() -> anyhow::Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("logrelay-agent-bench")
         .tempdir_in(&parent)?;
-    let binary = Path::new(env!("CARGO_BIN_EXE_logrelay-agent"));
+    // Another build of the agent (e.g. one with symbols, for profiling) may stand in.
+    let binary = std::env::var_os("LOGRELAY_BENCH_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_logrelay-agent")));
+    let binary = binary.as_path();
     println!(
         "agent benchmark: {mib} MiB over {THROUGHPUT_FILES} files, binary {}",
         binary.display()

@@ -1,5 +1,5 @@
 //! Batching: one open batch per partition (`customer_id/cluster_id/application/pod_name`),
-//! gzip-compressed while lines are appended, sealed into an object-to-be when it reaches
+//! compressed a chunk at a time while lines are appended ([`chunked`]), sealed into an object-to-be when it reaches
 //! `--batch-max-bytes`, when it is older than `--batch-timeout`, or when the memory cap or the
 //! open-batch limit needs room.
 //!
@@ -7,6 +7,7 @@
 //! the clock, and ships what it seals. A sealed batch carries its deterministic key
 //! ([`object_key`]) and the file ranges it covers, for acknowledgement tracking.
 
+pub mod chunked;
 pub mod object_key;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -16,8 +17,10 @@ use crate::internal_events::InternalEvent;
 use crate::internal_events::batch::BatchSealed;
 use crate::pipeline::{FileId, Line};
 use bytes::Bytes;
-use logrelay_common::codec::{CodecError, NdjsonGzWriter};
+use chunked::{ChunkedGzBody, SharedCompressor};
+use logrelay_common::codec::CodecError;
 use logrelay_common::key::{KeyError, ObjectKey, Partition};
+use logrelay_common::record::LogRecord;
 use object_key::FirstLine;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,14 +37,13 @@ pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(300);
 /// acknowledged. Sized for a DaemonSet with a 128–256 MiB memory limit.
 pub const DEFAULT_BATCH_MEMORY_LIMIT: u64 = 64 << 20;
 
-/// Default `--batch-max-open`: open batches (partitions) at once. Each costs at least
-/// [`GZIP_STATE_BYTES`], so the memory cap alone allows ~180 at the default; this bounds the map.
+/// Default `--batch-max-open`: open batches (partitions) at once; bounds the map and the
+/// bookkeeping per batch (an open batch costs only its pending lines, see [`chunked`]).
 pub const DEFAULT_MAX_OPEN_BATCHES: usize = 256;
 
-/// Memory one open batch costs before any output: flate2/miniz_oxide deflate state (32 KiB window,
-/// 2 × 64 KiB hash chains, 64 KiB LZ code buffer, ~85 KiB output buffer), flate2's 32 KiB write
-/// buffer and the codec's line buffer, rounded up (miniz_oxide 0.8 `deflate/buffer.rs`).
-pub const GZIP_STATE_BYTES: u64 = 352 << 10;
+/// Memory counted for an open batch besides its buffers: the map entry, its key and its file
+/// ranges (a rounded-up estimate, so that many tiny batches still add up against the cap).
+pub const OPEN_BATCH_OVERHEAD_BYTES: u64 = 1 << 10;
 
 /// Limits of the batcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +161,7 @@ impl BatchError {
 /// One partition's batch being filled.
 struct OpenBatch {
     id: BatchId,
-    writer: NdjsonGzWriter<Vec<u8>>,
+    body: ChunkedGzBody,
     opened_at: Instant,
     first: FirstLine,
     ranges: Vec<FileRange>,
@@ -167,7 +169,7 @@ struct OpenBatch {
 
 impl OpenBatch {
     fn memory(&self) -> u64 {
-        GZIP_STATE_BYTES + self.writer.compressed_bytes_so_far()
+        OPEN_BATCH_OVERHEAD_BYTES + self.body.memory()
     }
 
     fn note_line(&mut self, line: &Line) {
@@ -204,6 +206,11 @@ pub struct Batcher {
     node: String,
     registry: FileRegistry,
     open: HashMap<Partition, OpenBatch>,
+    last_partition: Option<Partition>,
+    /// Sum of the open batches' [`OpenBatch::memory`], kept current on every change (checked
+    /// per line, so it must not cost a walk over hundreds of batches).
+    open_bytes: u64,
+    compressor: SharedCompressor,
     next_id: u64,
 }
 
@@ -215,6 +222,9 @@ impl Batcher {
             node: node.into(),
             registry,
             open: HashMap::new(),
+            last_partition: None,
+            open_bytes: 0,
+            compressor: SharedCompressor::default(),
             next_id: 1,
         }
     }
@@ -227,22 +237,49 @@ impl Batcher {
     /// Appends a line to its partition's batch, opening one (and sealing the oldest when
     /// `max_open` batches are open) if needed; seals the batch when it reaches `max_bytes`.
     pub fn add(&mut self, line: &Line, now: Instant) -> Result<Added, BatchError> {
+        let partition = self.partition_of(&line.record);
+        let added = self.add_to(&partition, line, now);
+        self.last_partition = Some(partition);
+        added
+    }
+
+    /// The record's partition. Consecutive lines mostly share one: the last is reused rather than
+    /// allocating four strings per line.
+    fn partition_of(&mut self, record: &LogRecord) -> Partition {
+        match self.last_partition.take() {
+            Some(last)
+                if last.customer_id == record.customer_id
+                    && last.cluster_id == record.cluster_id
+                    && last.application == record.application
+                    && last.pod_name == record.pod_name =>
+            {
+                last
+            }
+            _ => Partition::new(
+                record.customer_id.as_str(),
+                record.cluster_id.as_str(),
+                record.application.as_str(),
+                record.pod_name.as_str(),
+            ),
+        }
+    }
+
+    fn add_to(
+        &mut self,
+        partition: &Partition,
+        line: &Line,
+        now: Instant,
+    ) -> Result<Added, BatchError> {
         let record = &line.record;
-        let partition = Partition::new(
-            record.customer_id.as_str(),
-            record.cluster_id.as_str(),
-            record.application.as_str(),
-            record.pod_name.as_str(),
-        );
         let mut sealed = Vec::new();
-        if !self.open.contains_key(&partition)
+        if !self.open.contains_key(partition)
             && self.open.len() >= self.limits.max_open
             && let Some(oldest) = self.oldest()
         {
             sealed.extend(self.seal(&oldest, SealReason::OpenLimit)?);
         }
-        let batch = match self.open.get_mut(&partition) {
-            Some(batch) => batch,
+        let (batch, is_new) = match self.open.get_mut(partition) {
+            Some(batch) => (batch, false),
             None => {
                 let id = BatchId(self.next_id);
                 self.next_id += 1;
@@ -255,26 +292,34 @@ impl Batcher {
                 };
                 let open = OpenBatch {
                     id,
-                    writer: NdjsonGzWriter::new(Vec::new()),
+                    body: ChunkedGzBody::new(),
                     opened_at: now,
                     first,
                     ranges: Vec::new(),
                 };
-                self.open.entry(partition.clone()).or_insert(open)
+                (self.open.entry(partition.clone()).or_insert(open), true)
             }
         };
-        if let Err(err) = batch.writer.write_record(record) {
-            // The codec serializes each record before writing it (and writing to a Vec cannot
-            // fail), so the stream stays intact; a batch this line would have opened is dropped.
-            if batch.writer.lines() == 0 {
-                self.open.remove(&partition);
+        let before = batch.memory();
+        let written = batch.body.write_record(record, &mut self.compressor);
+        let after = batch.memory();
+        if !is_new {
+            self.open_bytes -= before;
+        }
+        self.open_bytes += after;
+        if let Err(err) = written {
+            // A failed record leaves nothing in the body, which stays intact; a batch this line
+            // would have opened is dropped.
+            if batch.body.lines() == 0 {
+                self.open_bytes -= after;
+                self.open.remove(partition);
             }
             return Err(BatchError::Encode(err));
         }
         batch.note_line(line);
         let id = batch.id;
-        if batch.writer.uncompressed_bytes() >= self.limits.max_bytes {
-            sealed.extend(self.seal(&partition, SealReason::Size)?);
+        if batch.body.uncompressed_bytes() >= self.limits.max_bytes {
+            sealed.extend(self.seal(partition, SealReason::Size)?);
         }
         Ok(Added { batch: id, sealed })
     }
@@ -340,9 +385,9 @@ impl Batcher {
         Ok(sealed)
     }
 
-    /// Memory held by open batches (deflate state plus compressed output so far).
+    /// Memory held by open batches (pending lines, compressed chunks, bookkeeping).
     pub fn open_memory(&self) -> u64 {
-        self.open.values().map(OpenBatch::memory).sum()
+        self.open_bytes
     }
 
     /// Number of open batches.
@@ -365,8 +410,9 @@ impl Batcher {
         let Some(open) = self.open.remove(partition) else {
             return Ok(None);
         };
-        let lines = open.writer.lines();
-        let uncompressed_bytes = open.writer.uncompressed_bytes();
+        self.open_bytes -= open.memory();
+        let lines = open.body.lines();
+        let uncompressed_bytes = open.body.uncompressed_bytes();
         let key = object_key::batch_key(
             &self.registry,
             &self.node,
@@ -374,7 +420,11 @@ impl Batcher {
             &open.first,
             &open.ranges,
         )?;
-        let body = Bytes::from(open.writer.finish().map_err(BatchError::Finish)?);
+        let body = Bytes::from(
+            open.body
+                .finish(&mut self.compressor)
+                .map_err(BatchError::Finish)?,
+        );
         BatchSealed {
             reason,
             lines,
@@ -527,7 +577,7 @@ mod tests {
         b.add(&line(2, 0, "small", "tiny"), now).expect("adds");
         let open = b.open_memory();
         assert!(
-            open > 2 * GZIP_STATE_BYTES,
+            open > 2 * chunked::CHUNK_BYTES as u64,
             "the big batch holds compressed output: {open}"
         );
         // Sealed batches in flight leave room for less than both open batches.
@@ -539,6 +589,33 @@ mod tests {
         assert_eq!(b.open_batches(), 1);
         // Nothing sealed while under the cap.
         assert!(b.seal_for_memory(0).expect("seals").is_empty());
+    }
+
+    #[test]
+    fn open_memory_stays_equal_to_the_sum_over_open_batches() {
+        let mut b = batcher(BatchLimits {
+            max_bytes: 300 << 10,
+            max_open: 5,
+            ..limits()
+        });
+        let mut rng = SmallRng::seed_from_u64(11);
+        let now = Instant::now();
+        let mut offsets = [0u64; 8];
+        for step in 0..3_000 {
+            let pod = rng.random_range(0..8usize);
+            let len = rng.random_range(1..3_000);
+            let text = noise(&mut rng, len);
+            let l = line(pod as u64 + 1, offsets[pod], &format!("pod-{pod}"), &text);
+            offsets[pod] = l.end;
+            b.add(&l, now).expect("adds");
+            if step % 500 == 499 {
+                b.seal_for_memory(b.limits().memory_limit).expect("seals");
+            }
+            let walked: u64 = b.open.values().map(OpenBatch::memory).sum();
+            assert_eq!(b.open_memory(), walked, "after step {step}");
+        }
+        b.seal_all(SealReason::Shutdown).expect("seals");
+        assert_eq!(b.open_memory(), 0);
     }
 
     #[test]

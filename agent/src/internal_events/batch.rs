@@ -100,7 +100,7 @@ impl InternalEvent for LineEncodeFailed<'_> {
 pub struct BatchMemory {
     /// Open batches.
     pub open_batches: usize,
-    /// Memory of open batches (deflate state + compressed output).
+    /// Memory of open batches (pending lines + compressed chunks).
     pub open_bytes: u64,
     /// Bodies of sealed batches not yet acknowledged by the sink.
     pub sealed_bytes: u64,
