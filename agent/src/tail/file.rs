@@ -20,7 +20,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Room for a format's framing around a message at the line cap: CRI's ~50-byte prefix, or the
@@ -45,15 +45,46 @@ pub(crate) struct Output {
     pub stop: Arc<AtomicBool>,
 }
 
+/// When the channel to delivery is full, the tailer waits until `1 / RESUME_FREE_DIVISOR` of it is
+/// free again before it sends more. Waiting for single freed slots would wake it for every line
+/// delivery takes: a futex wake and two context switches per line, a visible share of the agent's
+/// CPU whenever delivery is the slower half.
+const RESUME_FREE_DIVISOR: usize = 4;
+/// First pause while waiting for room; doubles up to [`FULL_PAUSE_MAX`].
+const FULL_PAUSE_MIN: Duration = Duration::from_micros(100);
+/// Longest pause while waiting for room: bounds wake-ups during a long sink outage (50/s) and
+/// how late a stop request is noticed.
+const FULL_PAUSE_MAX: Duration = Duration::from_millis(20);
+
 impl Output {
     /// Sends one event, waiting while the channel is full (backpressure).
     fn send(&self, event: SourceEvent) -> Result<(), Halt> {
         if self.stop.load(Ordering::Relaxed) {
             return Err(Halt::Stopped);
         }
+        if self.sender.capacity() == 0 {
+            self.wait_for_room()?;
+        }
         self.sender
             .blocking_send(event)
             .map_err(|_| Halt::ChannelClosed)
+    }
+
+    /// Waits until a good part of the full channel is free again (see [`RESUME_FREE_DIVISOR`]).
+    fn wait_for_room(&self) -> Result<(), Halt> {
+        let wanted = (self.sender.max_capacity() / RESUME_FREE_DIVISOR).max(1);
+        let mut pause = FULL_PAUSE_MIN;
+        while self.sender.capacity() < wanted {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(Halt::Stopped);
+            }
+            if self.sender.is_closed() {
+                return Err(Halt::ChannelClosed);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(FULL_PAUSE_MAX);
+        }
+        Ok(())
     }
 }
 
@@ -534,5 +565,59 @@ impl LinePipeline {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(capacity: usize) -> (Output, mpsc::Receiver<SourceEvent>) {
+        let (sender, receiver) = mpsc::channel(capacity);
+        let output = Output {
+            sender,
+            registry: FileRegistry::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        (output, receiver)
+    }
+
+    fn closed(n: u64) -> SourceEvent {
+        SourceEvent::Closed { file: FileId(n) }
+    }
+
+    #[test]
+    fn a_full_channel_is_refilled_only_once_a_quarter_is_free() {
+        let (output, mut receiver) = output(8);
+        for n in 0..8 {
+            output.send(closed(n)).expect("room");
+        }
+        let sender = output.clone();
+        let thread = std::thread::spawn(move || sender.send(closed(8)));
+        receiver.try_recv().expect("queued");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            receiver.len(),
+            7,
+            "one free slot of 8 is not enough to resume"
+        );
+        receiver.try_recv().expect("queued");
+        thread.join().expect("no panic").expect("sent");
+        assert_eq!(receiver.len(), 7);
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_wait_for_room() {
+        let (output, _receiver) = output(2);
+        output.send(closed(0)).expect("room");
+        output.send(closed(1)).expect("room");
+        let sender = output.clone();
+        let thread = std::thread::spawn(move || sender.send(closed(2)));
+        std::thread::sleep(Duration::from_millis(50));
+        output.stop.store(true, Ordering::Relaxed);
+        assert!(matches!(
+            thread.join().expect("no panic"),
+            Err(Halt::Stopped)
+        ));
     }
 }
