@@ -211,6 +211,17 @@ impl<R: AsyncBufRead + Unpin> NdjsonGzReader<R> {
             .map(|(number, result)| (number, result.map(|()| self.line.clone()))))
     }
 
+    /// Like [`next_line`](Self::next_line), but lends the line instead of copying it (no
+    /// allocation per line); the slice is valid until the next call.
+    pub async fn next_line_borrowed(
+        &mut self,
+    ) -> Result<Option<(u64, Result<&[u8], LineError>)>, CodecError> {
+        Ok(self
+            .read_line()
+            .await?
+            .map(|(number, result)| (number, result.map(|()| self.line.as_slice()))))
+    }
+
     /// The next non-blank line parsed as JSON into `T`, with its 1-based line number, or `None`
     /// at the end. Bad UTF-8, bad JSON and over-long lines are per-line errors.
     pub async fn next_record<T: DeserializeOwned>(
@@ -523,6 +534,14 @@ mod tests {
             "byte-exact"
         );
         assert_eq!(reader.next_line().await.expect("reads"), None);
+        let mut lender = self::reader(&data, ReadLimits::default());
+        let (number, lent) = lender
+            .next_line_borrowed()
+            .await
+            .expect("reads")
+            .expect("one line");
+        assert_eq!((number, lent), (1, Ok(line.as_bytes())), "lent byte-exact");
+        assert_eq!(lender.next_line_borrowed().await.expect("reads"), None);
         let read = read_all::<LogRecord>(&data, ReadLimits::default())
             .await
             .expect("reads");

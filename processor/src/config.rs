@@ -166,6 +166,10 @@ pub struct ReplayArgs {
     /// List the objects that would be replayed; deliver nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Deliver objects again even if the progress table says they were delivered (their progress
+    /// is reset). DUPLICATES every event already delivered; for a tenant that lost its logs.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The mode after resolving subcommand, `EXECUTION_MODE` and the Lambda environment.
@@ -576,7 +580,12 @@ mod tests {
                     Some("2024-01-02T22:00:00+00:00".into())
                 );
                 assert_eq!(args.time_basis, TimeBasis::Key);
+                assert!(!args.force, "re-delivering is opt-in");
             }
+            other => panic!("expected replay, got {other:?}"),
+        }
+        match parse(&["replay", "--bucket", "b", "--tenant", "a", "--force"]).validate(false) {
+            Ok(Mode::Replay(args)) => assert!(args.force),
             other => panic!("expected replay, got {other:?}"),
         }
         let error = parse(&["replay", "--bucket", "b", "--tenant", "a/b"])

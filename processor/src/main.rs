@@ -69,7 +69,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
             let (recorder, metrics) = emf::emf_recorder(&config.metrics_namespace);
             metrics::set_global_recorder(recorder)
                 .map_err(|e| anyhow::anyhow!("cannot install metrics: {e}"))?;
-            let processor = Arc::new(build_processor(&config, aws)?);
+            let processor = Arc::new(build_processor(&config, aws, false)?);
             LambdaIntake::new(processor)
                 .with_dead_letter_queue(dead_letter)
                 .with_max_concurrency(
@@ -95,7 +95,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
             let server = tokio::spawn(prometheus::serve(listener, handle, health.clone(), async {
                 let _ = server_stopped.await;
             }));
-            let processor = Arc::new(build_processor(&config, aws.clone())?);
+            let processor = Arc::new(build_processor(&config, aws.clone(), false)?);
             let mut settings = SqsSettings::new(queue_url);
             settings.max_concurrency = config
                 .max_concurrency
@@ -118,7 +118,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         Mode::Manual => {
-            let processor = build_processor(&config, aws)?;
+            let processor = build_processor(&config, aws, false)?;
             let concurrency = config
                 .max_concurrency
                 .unwrap_or(lambda::DEFAULT_MAX_CONCURRENCY);
@@ -136,7 +136,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
             })
         }
         Mode::Replay(args) => {
-            let processor = build_processor(&config, aws.clone())?;
+            let processor = build_processor(&config, aws.clone(), args.force)?;
             let request = ReplayRequest {
                 bucket: args.bucket,
                 key_prefix: config.key_prefix.clone(),
@@ -150,6 +150,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
                     .max_concurrency
                     .unwrap_or(replay::DEFAULT_MAX_CONCURRENCY),
                 dry_run: args.dry_run,
+                force: args.force,
             };
             match replay::run(
                 &s3_client(&aws),
@@ -174,12 +175,14 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
     }
 }
 
-/// The core, from the validated configuration.
+/// The core, from the validated configuration; `force_redelivery` for `replay --force` only.
 fn build_processor(
     config: &ProcessorConfig,
     aws: aws_config::SdkConfig,
+    force_redelivery: bool,
 ) -> anyhow::Result<Processor> {
     let mut settings = ProcessorSettings::new(aws, &config.tenant_config_table);
+    settings.force_redelivery = force_redelivery;
     settings.delivery_progress_table = config.delivery_progress_table.clone();
     settings.central_role_arn = config.central_role_arn.clone();
     settings.default_external_id = config.default_external_id.clone();

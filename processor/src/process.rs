@@ -47,6 +47,7 @@ pub struct Processor {
 struct Inner {
     key_prefix: String,
     logs_endpoint_url: Option<String>,
+    force_redelivery: bool,
     limits: ProcessorLimits,
     batch_limits: BatchLimits,
     s3: aws_sdk_s3::Client,
@@ -112,6 +113,7 @@ impl Processor {
             inner: Arc::new(Inner {
                 key_prefix: settings.key_prefix,
                 logs_endpoint_url: settings.logs_endpoint_url,
+                force_redelivery: settings.force_redelivery,
                 batch_limits: BatchLimits::with_max_events(limits.max_batch_events),
                 tenants: TenantDirectory::new(
                     dynamodb,

@@ -36,11 +36,7 @@ fn stderr(output: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_mode_delivers_bodies_and_urls_and_exits_nonzero_on_any_failure() {
     let central = Central::new().await;
-    let tenant = unique_name("acme");
-    let group = format!("/logrelay/{tenant}");
-    central
-        .add_cloudwatch_tenant(&tenant, ACCOUNT_A, &group)
-        .await;
+    let (tenant, group) = central.new_cloudwatch_tenant(ACCOUNT_A).await;
     let now = Utc::now();
     central
         .put_object(
@@ -187,6 +183,56 @@ async fn replay_lists_only_the_tenants_prefix_and_delivers_the_time_range() {
         stderr(&narrowed).contains("listed 1, in range 1"),
         "{}",
         stderr(&narrowed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_force_delivers_already_delivered_objects_again_and_warns() {
+    let central = Central::new().await;
+    let (tenant, group) = central.new_cloudwatch_tenant(ACCOUNT_A).await;
+    central
+        .put_object(
+            &Partition::new(&tenant, "c1", "api", "p1"),
+            Utc::now() - Duration::minutes(5),
+            3,
+            "again",
+        )
+        .await;
+    let args = [
+        "replay",
+        "--bucket",
+        central.bucket.as_str(),
+        "--tenant",
+        tenant.as_str(),
+    ];
+    let once = expected_lines("again", 3);
+
+    let first = run(Some(&central), &args, "");
+    assert!(stderr(&first).contains("delivered 1"), "{}", stderr(&first));
+    let second = run(Some(&central), &args, "");
+    let report = stderr(&second);
+    assert!(report.contains("delivered 0, skipped 1"), "{report}");
+    assert!(!report.contains("WARNING"), "{report}");
+    assert_eq!(messages(ACCOUNT_A, &group).await, once, "a replay skips");
+
+    let forced = run(Some(&central), &[&args[..], &["--force"]].concat(), "");
+    let report = stderr(&forced);
+    assert_eq!(forced.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("--force delivers objects again") && report.contains("twice"),
+        "{report}"
+    );
+    assert!(report.contains("delivered 1, skipped 0"), "{report}");
+    assert!(
+        report.contains("forced redelivery"),
+        "logged per object: {report}"
+    );
+    let mut twice = [once.clone(), once].concat();
+    twice.sort();
+    assert_eq!(
+        messages(ACCOUNT_A, &group).await,
+        twice,
+        "--force duplicates what was delivered"
     );
 }
 

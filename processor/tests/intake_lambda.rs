@@ -13,7 +13,7 @@ use intake_support::{ACCOUNT_A, Central, expected_lines, messages, processor_com
 use logrelay_common::key::Partition;
 use logrelay_processor::intake::dead_letter::{ATTR_REASON, ATTR_SOURCE_MESSAGE_ID};
 use logrelay_testkit::lambda_runtime_api::{InvocationResult, LambdaRuntimeApi};
-use logrelay_testkit::{FaultKind, FaultMatch, FaultPlan, FaultProxy, unique_name};
+use logrelay_testkit::{FaultKind, FaultMatch, FaultPlan, FaultProxy};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -36,11 +36,7 @@ fn sqs_record(message_id: &str, body: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_reports_exactly_the_transiently_failed_message() {
     let central = Central::new().await;
-    let tenant = unique_name("acme");
-    let group = format!("/logrelay/{tenant}");
-    central
-        .add_cloudwatch_tenant(&tenant, ACCOUNT_A, &group)
-        .await;
+    let (tenant, group) = central.new_cloudwatch_tenant(ACCOUNT_A).await;
     let now = Utc::now();
     central
         .put_object(

@@ -571,9 +571,29 @@ mod tests {
         json!({ "Records": records }).to_string()
     }
 
+    /// An S3 event of one `ObjectCreated:Put` record (version 2.1) announcing `key`.
+    fn created_event(key: &str) -> String {
+        s3_event(vec![s3_record("2.1", "ObjectCreated:Put", key)])
+    }
+
+    /// What a queue body announces; it must parse.
+    fn queue_items(body: &str) -> Vec<IntakeItem> {
+        parse_body(body, BodySource::Queue).expect("parses")
+    }
+
+    /// The one object a queue body announces.
+    fn queue_object(body: &str) -> ObjectRef {
+        single_object(queue_items(body))
+    }
+
+    /// Why a queue body is refused; it must be.
+    fn queue_error(body: &str) -> BodyError {
+        parse_body(body, BodySource::Queue).expect_err("refused")
+    }
+
     #[test]
     fn sns_envelope_from_moto_yields_the_decoded_object() {
-        let object = single_object(parse_body(SNS_CREATED, BodySource::Queue).expect("parses"));
+        let object = queue_object(SNS_CREATED);
         assert_eq!(object.bucket, "central-fx");
         assert_eq!(object.key, FIXTURE_KEY);
         assert_eq!(object.size, Some(10));
@@ -587,14 +607,14 @@ mod tests {
 
     #[test]
     fn raw_s3_event_from_moto_yields_the_decoded_object() {
-        let object = single_object(parse_body(S3_CREATED, BodySource::Queue).expect("parses"));
+        let object = queue_object(S3_CREATED);
         assert_eq!(object.key, FIXTURE_KEY);
         assert_eq!(object.bucket, "central-fx");
     }
 
     #[test]
     fn real_s3_event_keeps_version_sequencer_etag_and_time() {
-        let object = single_object(parse_body(AWS_CREATED, BodySource::Queue).expect("parses"));
+        let object = queue_object(AWS_CREATED);
         assert_eq!(
             object.key,
             "acme/c1/api/api-7d9f/20240102T030405Z-0f3a.json.gz"
@@ -612,9 +632,8 @@ mod tests {
     #[test]
     fn test_events_are_acknowledged_raw_and_through_sns() {
         for body in [S3_TEST_EVENT, SNS_TEST_EVENT] {
-            let items = parse_body(body, BodySource::Queue).expect("parses");
             assert_eq!(
-                items,
+                queue_items(body),
                 vec![IntakeItem::TestEvent {
                     bucket: Some("central-fx".into())
                 }]
@@ -624,9 +643,8 @@ mod tests {
 
     #[test]
     fn object_removed_events_are_ignored_with_their_name() {
-        let items = parse_body(SNS_REMOVED, BodySource::Queue).expect("parses");
         assert_eq!(
-            items,
+            queue_items(SNS_REMOVED),
             vec![IntakeItem::Ignored {
                 event_name: "ObjectRemoved:Delete".into()
             }]
@@ -635,8 +653,7 @@ mod tests {
 
     #[test]
     fn eventbridge_object_created_takes_the_key_literally() {
-        let object =
-            single_object(parse_body(EVENTBRIDGE_CREATED, BodySource::Queue).expect("parses"));
+        let object = queue_object(EVENTBRIDGE_CREATED);
         assert_eq!(object.bucket, "central-eb2");
         assert_eq!(
             object.key, FIXTURE_KEY,
@@ -656,9 +673,8 @@ mod tests {
 
     #[test]
     fn eventbridge_events_other_than_object_created_are_ignored() {
-        let items = parse_body(EVENTBRIDGE_TAGS, BodySource::Queue).expect("parses");
         assert_eq!(
-            items,
+            queue_items(EVENTBRIDGE_TAGS),
             vec![IntakeItem::Ignored {
                 event_name: "Object Tags Added".into()
             }]
@@ -669,8 +685,7 @@ mod tests {
     fn eventbridge_epoch_time_is_read() {
         let mut event: Value = serde_json::from_str(EVENTBRIDGE_CREATED).expect("fixture is JSON");
         event["time"] = json!(1_704_164_645.5);
-        let object =
-            single_object(parse_body(&event.to_string(), BodySource::Queue).expect("parses"));
+        let object = queue_object(&event.to_string());
         assert_eq!(
             object.event_time.map(|t| t.timestamp_millis()),
             Some(1_704_164_645_500)
@@ -708,18 +723,13 @@ mod tests {
             ("caf%C3%A9", "café"),
         ];
         for (raw, decoded) in cases {
-            let body = s3_event(vec![s3_record("2.1", "ObjectCreated:Put", raw)]);
-            assert_eq!(
-                single_object(parse_body(&body, BodySource::Queue).expect(raw)).key,
-                decoded
-            );
+            assert_eq!(queue_object(&created_event(raw)).key, decoded, "{raw}");
         }
     }
 
     #[test]
     fn undecodable_key_is_a_bad_key() {
-        let body = s3_event(vec![s3_record("2.1", "ObjectCreated:Put", "bad%C3%28utf8")]);
-        let error = parse_body(&body, BodySource::Queue).expect_err("invalid UTF-8 after decoding");
+        let error = queue_error(&created_event("bad%C3%28utf8")); // not UTF-8 once decoded
         assert!(matches!(error, BodyError::BadKey { .. }), "{error:?}");
         assert_eq!(error.reason(), "bad_notification_key");
     }
@@ -727,10 +737,7 @@ mod tests {
     #[test]
     fn s3_prefixed_event_names_count_as_object_created() {
         let body = s3_event(vec![s3_record("2.1", "s3:ObjectCreated:Copy", "k")]);
-        assert_eq!(
-            single_object(parse_body(&body, BodySource::Queue).expect("parses")).key,
-            "k"
-        );
+        assert_eq!(queue_object(&body).key, "k");
     }
 
     #[test]
@@ -740,7 +747,7 @@ mod tests {
             s3_record("2.1", "ObjectRemoved:Delete", "two"),
             s3_record("2.1", "ObjectCreated:Post", "three"),
         ]);
-        let items = parse_body(&body, BodySource::Queue).expect("parses");
+        let items = queue_items(&body);
         assert_eq!(items.len(), 3);
         assert!(matches!(&items[0], IntakeItem::Object(o) if o.key == "one"));
         assert!(matches!(&items[1], IntakeItem::Ignored { .. }));
@@ -757,18 +764,18 @@ mod tests {
 
     #[test]
     fn malformed_json_is_rejected_with_the_parser_message() {
-        let error = parse_body(r#"{"Records": [}"#, BodySource::Queue).expect_err("malformed");
+        let error = queue_error(r#"{"Records": [}"#);
         assert!(
             matches!(&error, BodyError::NotJson(m) if m.contains("line 1")),
             "{error}"
         );
         assert_eq!(error.reason(), "malformed_json");
-        let error = parse_body(
-            r#"{"Type":"Notification","TopicArn":"t","Message":"{not json"}"#,
-            BodySource::Queue,
-        )
-        .expect_err("malformed SNS message");
-        assert_eq!(error.reason(), "malformed_json");
+        let error = queue_error(r#"{"Type":"Notification","TopicArn":"t","Message":"{not json"}"#);
+        assert_eq!(
+            error.reason(),
+            "malformed_json",
+            "an SNS message that is no JSON"
+        );
     }
 
     #[test]
@@ -778,47 +785,40 @@ mod tests {
             .as_object_mut()
             .expect("object")
             .remove("name");
-        let error = parse_body(&s3_event(vec![record]), BodySource::Queue).expect_err("no bucket");
+        let error = queue_error(&s3_event(vec![record])); // no bucket
         assert!(error.to_string().contains("s3.bucket.name"), "{error}");
 
         let mut record = s3_record("2.1", "ObjectCreated:Put", "k");
         record["s3"]["object"]["key"] = json!("");
-        let error = parse_body(&s3_event(vec![record]), BodySource::Queue).expect_err("empty key");
+        let error = queue_error(&s3_event(vec![record])); // empty key
         assert!(error.to_string().contains("s3.object.key"), "{error}");
 
-        let error = parse_body(
-            r#"{"Records": [{"eventVersion": "2.1"}]}"#,
-            BodySource::Queue,
-        )
-        .expect_err("no name");
+        let error = queue_error(r#"{"Records": [{"eventVersion": "2.1"}]}"#); // no name
         assert!(error.to_string().contains("eventName"), "{error}");
 
-        let error = parse_body(
-            r#"{"Type":"Notification","TopicArn":"t","Message":{"a":1}}"#,
-            BodySource::Queue,
-        )
-        .expect_err("SNS Message must be a string");
+        // An SNS Message must be a string.
+        let error = queue_error(r#"{"Type":"Notification","TopicArn":"t","Message":{"a":1}}"#);
         assert!(error.to_string().contains("Message"), "{error}");
         assert_eq!(error.reason(), "missing_field");
     }
 
     #[test]
     fn unknown_shapes_name_their_fields() {
-        let error = parse_body(r#"{"hello": "world"}"#, BodySource::Queue).expect_err("unknown");
+        let error = queue_error(r#"{"hello": "world"}"#);
         assert!(error.to_string().contains("hello"), "{error}");
         assert_eq!(error.reason(), "unknown_shape");
-        let error = parse_body("[1, 2]", BodySource::Queue).expect_err("array");
+        let error = queue_error("[1, 2]");
         assert!(error.to_string().contains("array"), "{error}");
     }
 
     #[test]
     fn bodies_up_to_the_sqs_maximum_are_read_and_larger_ones_rejected() {
-        let event = s3_event(vec![s3_record("2.1", "ObjectCreated:Put", "k")]);
+        let event = created_event("k");
         let at_limit = format!("{event}{}", " ".repeat(MAX_BODY_BYTES - event.len()));
         assert_eq!(at_limit.len(), MAX_BODY_BYTES);
         assert!(parse_body(&at_limit, BodySource::Queue).is_ok());
         let over = format!("{at_limit} ");
-        let error = parse_body(&over, BodySource::Queue).expect_err("one byte over");
+        let error = queue_error(&over); // one byte over
         assert_eq!(
             error,
             BodyError::TooLarge {
@@ -831,8 +831,7 @@ mod tests {
     #[test]
     fn huge_keys_are_shortened_in_error_messages() {
         let huge = "%".repeat(100_000);
-        let body = s3_event(vec![s3_record("2.1", "ObjectCreated:Put", &huge)]);
-        let error = parse_body(&body, BodySource::Queue).expect_err("bad percent sequence");
+        let error = queue_error(&created_event(&huge)); // bad percent sequences
         assert!(error.to_string().len() < 1_000, "error message stays short");
     }
 
@@ -843,7 +842,7 @@ mod tests {
 
     #[test]
     fn nesting_is_bounded() {
-        let mut body = s3_event(vec![s3_record("2.1", "ObjectCreated:Put", "k")]);
+        let mut body = created_event("k");
         for _ in 0..=MAX_NESTING {
             body = serde_json::to_string(&body).expect("quotes");
         }
@@ -940,8 +939,7 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert!(matches!(&items[0], IntakeItem::Object(o) if o.key == FIXTURE_KEY));
         assert!(matches!(&items[1], IntakeItem::TestEvent { .. }));
-        let error = parse_body(&event.to_string(), BodySource::Queue)
-            .expect_err("not an S3 record in a queue body");
+        let error = queue_error(&event.to_string()); // no S3 record in a queue body
         assert!(error.to_string().contains("eventVersion"), "{error}");
     }
 

@@ -3,7 +3,7 @@
 //! its role. Only the tenant's own prefix (`{deployment prefix}{encoded customer_id}/`, optionally
 //! narrowed to a cluster and application) is ever listed, and every listed key is parsed and checked
 //! to belong to that tenant before it is handed on. Delivery progress in the core makes replaying
-//! already delivered objects a cheap skip.
+//! already delivered objects a cheap skip — unless `--force` built the core to deliver them again.
 //!
 //! Progress lines and a summary go to the given writer (stderr in the binary).
 
@@ -26,6 +26,10 @@ use crate::object::{ObjectHandler, ObjectRef, Outcome};
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 /// Pause between progress lines.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// What `--force` prints before anything is listed.
+pub const FORCE_WARNING: &str = "replay: WARNING: --force delivers objects again even if they \
+     were delivered before: every event already in CloudWatch Logs will be there twice (S3 copies \
+     are overwritten with the same bytes)";
 /// Objects per ListObjectsV2 page (the S3 maximum, 1,000).
 const LIST_PAGE_SIZE: i32 = 1_000;
 
@@ -63,6 +67,9 @@ pub struct ReplayRequest {
     pub max_concurrency: usize,
     /// List and report, deliver nothing.
     pub dry_run: bool,
+    /// The handler re-delivers objects already delivered (`--force`); only changes the report
+    /// (a warning first), the handler itself must be built for it.
+    pub force: bool,
 }
 
 impl ReplayRequest {
@@ -185,6 +192,9 @@ pub async fn run<H: ObjectHandler>(
         ));
     }
     let prefix = request.list_prefix();
+    if request.force {
+        let _ = writeln!(report, "{FORCE_WARNING}");
+    }
     let _ = writeln!(report, "replay: listing s3://{}/{prefix}", request.bucket);
     let counters = Arc::new(ListCounters::default());
     let concurrency = request.max_concurrency.max(1);
@@ -350,6 +360,7 @@ mod tests {
             time_basis: TimeBasis::Key,
             max_concurrency: 2,
             dry_run: false,
+            force: false,
         }
     }
 

@@ -12,8 +12,8 @@ use crate::object::{DeliveryReport, FailureKind, ObjectRef, SkipReason};
 use crate::progress::{Claim, ProgressKey, ProgressState, fingerprint};
 use crate::telemetry::InternalEvent;
 use crate::telemetry::events::{
-    ConfigDelivered, ConfigFailed, DeliveryLatency, DeliveryResumed, ObjectCopied, ObjectRead,
-    ProgressReset,
+    ConfigDelivered, ConfigFailed, DeliveryLatency, DeliveryResumed, ForcedRedelivery,
+    ObjectCopied, ObjectRead, ProgressReset,
 };
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -107,8 +107,28 @@ impl<'a> Attempt<'a> {
                 tenant_id: tenant_id.clone(),
                 delivery_type: config.delivery_type,
             };
-            let state = match self.inner.progress.claim(&progress_key, &self.owner).await {
+            let claim = if self.inner.force_redelivery {
+                self.inner
+                    .progress
+                    .claim_afresh(&progress_key, &self.owner)
+                    .await
+            } else {
+                self.inner.progress.claim(&progress_key, &self.owner).await
+            };
+            let state = match claim {
                 Ok(Claim::Acquired(state)) => state,
+                Ok(Claim::Reset(previous)) => {
+                    if previous.complete || previous.events_delivered > 0 {
+                        ForcedRedelivery {
+                            tenant: &tenant_id,
+                            delivery_type: config.delivery_type,
+                            object: &object.key,
+                            events_before: previous.events_delivered,
+                        }
+                        .emit();
+                    }
+                    ProgressState::default()
+                }
                 Ok(Claim::Complete(_)) => {
                     already_complete += 1;
                     continue;

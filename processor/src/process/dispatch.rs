@@ -113,7 +113,7 @@ async fn start(
     let handle = in_flight.spawn(async move {
         let SealedBatch { stream, events, .. } = batch;
         let result = match permits.acquire_owned().await {
-            Ok(_permit) => service.deliver(&stream, &events).await,
+            Ok(_permit) => service.deliver(&stream, events).await,
             Err(_) => Err(DeliveryError::transient(
                 "shutting_down",
                 "request permits closed",

@@ -46,9 +46,9 @@ where
     let mut error = None;
     let mut abandoned = false;
     'lines: loop {
-        match reader.next_line().await {
+        match reader.next_line_borrowed().await {
             Ok(None) => break,
-            Ok(Some((_, Ok(line)))) => match parse_record(&line) {
+            Ok(Some((_, Ok(line)))) => match parse_record(line) {
                 Ok(record) => router.route(record, &mut out),
                 Err(bad) => router.stats_mut().count_bad(bad),
             },

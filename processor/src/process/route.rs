@@ -73,26 +73,41 @@ struct Route {
 }
 
 impl Route {
-    fn stream_name(&mut self, fields: &StreamFields<'_>) -> &str {
-        let inputs = [
-            fields.pod_name,
-            fields.namespace,
-            fields.application,
-            fields.container_name,
-            fields.cluster_id,
-        ];
-        let hit = self
-            .last_stream
-            .as_ref()
-            .is_some_and(|(last, _)| last.iter().zip(inputs).all(|(a, b)| a == b));
-        if !hit {
-            let name = self.config.log_stream_name(fields);
-            self.last_stream = Some((inputs.map(str::to_owned), name));
-        }
-        self.last_stream
-            .as_ref()
-            .map_or("", |(_, name)| name.as_str())
+    /// Adds one record's message to this config's batches, under the stream its template names.
+    fn push(
+        &mut self,
+        fields: &StreamFields<'_>,
+        timestamp_ms: i64,
+        message: String,
+        sealed: &mut Vec<SealedBatch>,
+    ) {
+        let stream = stream_name(&self.config, &mut self.last_stream, fields);
+        self.batcher.push(stream, timestamp_ms, message, sealed);
     }
+}
+
+/// The stream name `config`'s template gives `fields`: the previous record's name when the
+/// template's inputs are the same (records of an object mostly share them), so the template is
+/// expanded, and a name allocated, only when they change.
+fn stream_name<'s>(
+    config: &DeliveryConfig,
+    last: &'s mut Option<([String; 5], String)>,
+    fields: &StreamFields<'_>,
+) -> &'s str {
+    let inputs = [
+        fields.pod_name,
+        fields.namespace,
+        fields.application,
+        fields.container_name,
+        fields.cluster_id,
+    ];
+    let hit = last
+        .as_ref()
+        .is_some_and(|(previous, _)| previous.iter().zip(inputs).all(|(a, b)| a == b));
+    if !hit {
+        *last = Some((inputs.map(str::to_owned), config.log_stream_name(fields)));
+    }
+    last.as_ref().map_or("", |(_, name)| name.as_str())
 }
 
 /// Routes an object's records to its configs' batchers.
@@ -185,7 +200,13 @@ impl Router {
                 .unwrap_or(&self.partition.cluster_id),
             customer_id: tenant,
         };
-        for (index, route) in self.routes.iter_mut().enumerate() {
+        // Every config that wants the record but the last gets a copy of its message; the last
+        // one takes the message itself (most objects have one config: no copy of an owned one).
+        let mut wanting: Option<usize> = None;
+        for index in 0..self.routes.len() {
+            let Some(route) = self.routes.get_mut(index) else {
+                continue;
+            };
             if !route.config.wants(fields.application) {
                 route.stats.filtered += 1;
                 continue;
@@ -194,17 +215,28 @@ impl Router {
                 route.stats.empty_messages += 1;
                 continue;
             }
-            let stream = route.stream_name(&fields).to_owned();
-            route.batcher.push(
-                &stream,
+            if let Some(earlier) = wanting.replace(index)
+                && let Some(earlier_route) = self.routes.get_mut(earlier)
+            {
+                earlier_route.push(
+                    &fields,
+                    timestamp_ms,
+                    record.message.to_string(),
+                    &mut self.sealed,
+                );
+                drain_sealed(&mut self.sealed, earlier, out);
+            }
+        }
+        if let Some(last) = wanting
+            && let Some(route) = self.routes.get_mut(last)
+        {
+            route.push(
+                &fields,
                 timestamp_ms,
-                record.message.to_string(),
+                record.message.into_owned(),
                 &mut self.sealed,
             );
-            out.extend(self.sealed.drain(..).map(|batch| Routed {
-                route: index,
-                batch,
-            }));
+            drain_sealed(&mut self.sealed, last, out);
         }
     }
 
@@ -213,12 +245,14 @@ impl Router {
     pub fn finish(&mut self, out: &mut Vec<Routed>) {
         for (index, route) in self.routes.iter_mut().enumerate() {
             route.batcher.finish(&mut self.sealed);
-            out.extend(self.sealed.drain(..).map(|batch| Routed {
-                route: index,
-                batch,
-            }));
+            drain_sealed(&mut self.sealed, index, out);
         }
     }
+}
+
+/// Moves the batches just sealed for route `route` to `out`.
+fn drain_sealed(sealed: &mut Vec<SealedBatch>, route: usize, out: &mut Vec<Routed>) {
+    out.extend(sealed.drain(..).map(|batch| Routed { route, batch }));
 }
 
 #[cfg(test)]

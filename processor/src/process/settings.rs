@@ -79,6 +79,10 @@ pub struct ProcessorSettings {
     pub key_prefix: String,
     /// CloudWatch Logs endpoint override (tests, VPC endpoints); `None` = the SDK's.
     pub logs_endpoint_url: Option<String>,
+    /// Deliver objects again even when the progress table says a config is complete for them, from
+    /// their first batch (`replay --force`). Duplicates what was delivered before; an attempt in
+    /// progress elsewhere (an unexpired lease) is still respected.
+    pub force_redelivery: bool,
     /// Limits and timings.
     pub limits: ProcessorLimits,
 }
@@ -94,6 +98,7 @@ impl ProcessorSettings {
             default_external_id: None,
             key_prefix: String::new(),
             logs_endpoint_url: None,
+            force_redelivery: false,
             limits: ProcessorLimits::default(),
         }
     }

@@ -34,6 +34,12 @@ struct Central {
 }
 
 impl Central {
+    /// The central account of the emulator shared by the tests.
+    async fn shared() -> Self {
+        let moto = Moto::shared().await;
+        Self::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await
+    }
+
     async fn new(moto: &Moto, aws: SdkConfig) -> Self {
         let bucket = unique_name("central");
         let tenant_table = unique_name("tenants");
@@ -123,6 +129,92 @@ async fn customer_role(moto: &Moto, account: &str, external_id: Option<&str>) ->
     .expect("customer role")
 }
 
+/// A bucket in customer account A for S3 delivery.
+async fn tenant_bucket(moto: &Moto) -> String {
+    let bucket = unique_name("acme-logs");
+    create_bucket(&moto.config(ACCOUNT_A).await, &bucket)
+        .await
+        .expect("tenant bucket");
+    bucket
+}
+
+/// One tenant in the shared emulator's central account, the partition (pod `api-1` of application
+/// `api` in cluster `c1`) its objects are written to, and the group `/logrelay/{tenant}` of account A
+/// its CloudWatch config (if it gets one) delivers to.
+struct TestTenant {
+    moto: &'static Moto,
+    central: Central,
+    tenant: String,
+    group: String,
+    partition: Partition,
+}
+
+impl TestTenant {
+    /// A tenant without configs yet.
+    async fn new() -> Self {
+        let tenant = unique_name("acme");
+        Self {
+            moto: Moto::shared().await,
+            central: Central::shared().await,
+            group: format!("/logrelay/{tenant}"),
+            partition: Partition::new(&tenant, "c1", "api", "api-1"),
+            tenant,
+        }
+    }
+
+    /// A tenant with a CloudWatch config as `cloudwatch_config` makes it, changed by `adjust`.
+    async fn with_cloudwatch(adjust: impl FnOnce(&mut serde_json::Value)) -> Self {
+        let tenant = Self::new().await;
+        let role = customer_role(tenant.moto, ACCOUNT_A, None).await;
+        let mut config = cloudwatch_config(&tenant.tenant, &role, "x1", &tenant.group);
+        adjust(&mut config);
+        tenant.central.put_config(config).await;
+        tenant
+    }
+
+    /// Gives the tenant an S3 config copying into a new bucket of account A (below `prefix` when
+    /// given); returns the bucket.
+    async fn add_s3(&self, prefix: Option<&str>) -> String {
+        let bucket = tenant_bucket(self.moto).await;
+        let mut config =
+            serde_json::json!({"tenant_id": self.tenant, "type": "s3", "bucket_name": bucket});
+        if let Some(prefix) = prefix {
+            config["bucket_prefix"] = serde_json::json!(prefix);
+        }
+        self.central.put_config(config).await;
+        bucket
+    }
+
+    /// A processor with the central account's test settings.
+    fn processor(&self) -> Processor {
+        self.processor_with(|_| {})
+    }
+
+    /// A processor with the test settings changed by `adjust`.
+    fn processor_with(&self, adjust: impl FnOnce(&mut ProcessorSettings)) -> Processor {
+        let mut settings = self.central.settings();
+        adjust(&mut settings);
+        Processor::new(settings).expect("processor")
+    }
+
+    /// `count` records of the tenant (`{tag} line {i}`).
+    fn records(&self, count: usize, tag: &str) -> Vec<LogRecord> {
+        records(&self.tenant, &self.partition, count, tag)
+    }
+
+    /// Writes `count` records as an object of the tenant's partition.
+    async fn put(&self, count: usize, tag: &str) -> ObjectRef {
+        self.central
+            .put_records(&self.partition, &self.records(count, tag))
+            .await
+    }
+
+    /// Every message in the tenant's group.
+    async fn delivered(&self) -> Vec<String> {
+        messages(self.moto, ACCOUNT_A, &self.group).await
+    }
+}
+
 fn cloudwatch_config(
     tenant: &str,
     role: &str,
@@ -205,7 +297,7 @@ fn expect_delivered(outcome: Outcome) -> DeliveryReport {
 #[tokio::test]
 async fn two_tenants_each_receive_only_their_own_events_in_their_own_accounts() {
     let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
+    let central = Central::shared().await;
     let central_role = create_role(
         &central.aws,
         &unique_name("central"),
@@ -268,23 +360,11 @@ async fn two_tenants_each_receive_only_their_own_events_in_their_own_accounts() 
 
 #[tokio::test]
 async fn s3_delivery_copies_the_object_into_the_tenant_bucket_with_traceable_metadata() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let tenant_bucket = unique_name("acme-logs");
-    create_bucket(&moto.config(ACCOUNT_A).await, &tenant_bucket)
-        .await
-        .expect("tenant bucket");
-    central
-        .put_config(serde_json::json!({
-            "tenant_id": tenant, "type": "s3", "bucket_name": tenant_bucket, "bucket_prefix": "logs/",
-        }))
-        .await;
-    let processor = Processor::new(central.settings()).expect("processor");
-    let partition = Partition::new(&tenant, "c1", "api", "api-1");
-    let object = central
-        .put_records(&partition, &records(&tenant, &partition, 5, "s3"))
-        .await;
+    let acme = TestTenant::new().await;
+    let tenant_bucket = acme.add_s3(Some("logs/")).await;
+    let (moto, central, tenant) = (acme.moto, &acme.central, &acme.tenant);
+    let processor = acme.processor();
+    let object = acme.put(5, "s3").await;
 
     let report = expect_delivered(processor.handle(&object).await);
     assert_eq!(report.s3_copies, 1);
@@ -308,27 +388,19 @@ async fn s3_delivery_copies_the_object_into_the_tenant_bucket_with_traceable_met
         metadata.get("logrelay-source-bucket"),
         Some(&central.bucket)
     );
-    assert_eq!(metadata.get("logrelay-tenant-id"), Some(&tenant));
+    assert_eq!(metadata.get("logrelay-tenant-id"), Some(tenant));
 }
 
 #[tokio::test]
 async fn records_claiming_another_tenant_are_counted_and_never_delivered() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let group = format!("/logrelay/{tenant}");
-    let role = customer_role(moto, ACCOUNT_A, None).await;
-    central
-        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
-        .await;
-    let processor = Processor::new(central.settings()).expect("processor");
-    let partition = Partition::new(&tenant, "c1", "api", "api-1");
-    let mut lines = records(&tenant, &partition, 6, "mine");
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    let processor = acme.processor();
+    let mut lines = acme.records(6, "mine");
     for record in lines.iter_mut().skip(3) {
         record.customer_id = "globex".into();
         record.message = format!("stolen {}", record.message);
     }
-    let object = central.put_records(&partition, &lines).await;
+    let object = acme.central.put_records(&acme.partition, &lines).await;
 
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
@@ -344,7 +416,7 @@ async fn records_claiming_another_tenant_are_counted_and_never_delivered() {
         ),
         (6, 3, 3)
     );
-    let delivered = messages(moto, ACCOUNT_A, &group).await;
+    let delivered = acme.delivered().await;
     assert_eq!(delivered.len(), 3);
     assert!(
         delivered.iter().all(|m| !m.starts_with("stolen")),
@@ -353,7 +425,8 @@ async fn records_claiming_another_tenant_are_counted_and_never_delivered() {
     let rendered = handle.render();
     assert!(
         rendered.contains(&format!(
-            "{RECORDS_MISATTRIBUTED_TOTAL}{{tenant=\"{tenant}\"}} 3"
+            "{RECORDS_MISATTRIBUTED_TOTAL}{{tenant=\"{}\"}} 3",
+            acme.tenant
         )),
         "{rendered}"
     );
@@ -361,23 +434,12 @@ async fn records_claiming_another_tenant_are_counted_and_never_delivered() {
 
 #[tokio::test]
 async fn an_object_with_another_tenants_records_is_not_copied_to_s3() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let tenant_bucket = unique_name("acme-logs");
-    create_bucket(&moto.config(ACCOUNT_A).await, &tenant_bucket)
-        .await
-        .expect("tenant bucket");
-    central
-        .put_config(
-            serde_json::json!({"tenant_id": tenant, "type": "s3", "bucket_name": tenant_bucket}),
-        )
-        .await;
-    let processor = Processor::new(central.settings()).expect("processor");
-    let partition = Partition::new(&tenant, "c1", "api", "api-1");
-    let mut lines = records(&tenant, &partition, 2, "x");
+    let acme = TestTenant::new().await;
+    acme.add_s3(None).await;
+    let processor = acme.processor();
+    let mut lines = acme.records(2, "x");
     lines[1].customer_id = "globex".into();
-    let object = central.put_records(&partition, &lines).await;
+    let object = acme.central.put_records(&acme.partition, &lines).await;
     match processor.handle(&object).await {
         Outcome::Failed {
             kind: FailureKind::Permanent,
@@ -391,19 +453,9 @@ async fn an_object_with_another_tenants_records_is_not_copied_to_s3() {
 
 #[tokio::test]
 async fn a_duplicate_notification_of_a_delivered_object_is_skipped() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let group = format!("/logrelay/{tenant}");
-    let role = customer_role(moto, ACCOUNT_A, None).await;
-    central
-        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
-        .await;
-    let processor = Processor::new(central.settings()).expect("processor");
-    let partition = Partition::new(&tenant, "c1", "api", "api-1");
-    let object = central
-        .put_records(&partition, &records(&tenant, &partition, 10, "d"))
-        .await;
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    let processor = acme.processor();
+    let object = acme.put(10, "d").await;
 
     expect_delivered(processor.handle(&object).await);
     let again = processor.handle(&object).await;
@@ -412,34 +464,95 @@ async fn a_duplicate_notification_of_a_delivered_object_is_skipped() {
         "{again:?}"
     );
     // A fresh processor (another Lambda instance) sees the same progress.
-    let other = Processor::new(central.settings()).expect("processor");
+    let other = acme.processor();
     assert!(matches!(
         other.handle(&object).await,
         Outcome::Skipped(SkipReason::AlreadyDelivered)
     ));
-    assert_eq!(messages(moto, ACCOUNT_A, &group).await.len(), 10);
+    assert_eq!(acme.delivered().await.len(), 10);
+}
+
+#[tokio::test]
+async fn a_forced_redelivery_resends_a_delivered_object_but_not_one_in_progress_elsewhere() {
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    let object = acme.put(4, "f").await;
+    expect_delivered(acme.processor().handle(&object).await);
+    let forced = acme.processor_with(|settings| settings.force_redelivery = true);
+
+    let report = expect_delivered(forced.handle(&object).await);
+    assert_eq!(report.events_delivered, 4, "all of it again");
+    let mut twice = [acme.records(4, "f"), acme.records(4, "f")]
+        .concat()
+        .into_iter()
+        .map(|record| record.message)
+        .collect::<Vec<_>>();
+    twice.sort();
+    assert_eq!(
+        sorted(acme.delivered().await),
+        twice,
+        "duplicated, as asked"
+    );
+    assert!(
+        matches!(
+            acme.processor().handle(&object).await,
+            Outcome::Skipped(SkipReason::AlreadyDelivered)
+        ),
+        "the forced attempt completed the progress again"
+    );
+
+    // Another attempt holding the object's lease stops even a forced one.
+    let etag = logrelay_common::aws::s3_client(&acme.central.aws)
+        .head_object()
+        .bucket(&object.bucket)
+        .key(&object.key)
+        .send()
+        .await
+        .expect("head")
+        .e_tag()
+        .map(|etag| etag.trim_matches('"').to_owned())
+        .expect("etag");
+    let store = ProgressStore::new(
+        aws_sdk_dynamodb::Client::new(&acme.central.aws),
+        ProgressSettings {
+            table: Some(acme.central.progress_table.clone()),
+            ..ProgressSettings::default()
+        },
+        RetryPolicy::default(),
+    );
+    let key = crate::progress::ProgressKey {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        etag,
+        tenant_id: acme.tenant.clone(),
+        delivery_type: logrelay_common::tenant::DeliveryType::Cloudwatch,
+    };
+    let claimed = store.claim_afresh(&key, "another-attempt").await;
+    assert!(
+        matches!(&claimed, Ok(crate::progress::Claim::Reset(previous)) if previous.complete),
+        "{claimed:?}"
+    );
+    match forced.handle(&object).await {
+        Outcome::Failed {
+            kind: FailureKind::Transient,
+            error,
+        } => assert_eq!(error.reason(), "in_progress_elsewhere"),
+        other => panic!("expected the lease to win, got {other:?}"),
+    }
+    assert_eq!(acme.delivered().await.len(), 8, "nothing sent a third time");
 }
 
 #[tokio::test]
 async fn a_redelivery_after_a_failure_mid_object_resumes_without_duplicates() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let group = format!("/logrelay/{tenant}");
-    let role = customer_role(moto, ACCOUNT_A, None).await;
-    central
-        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
-        .await;
-    let proxy = FaultProxy::start(&central.moto_url).await.expect("proxy");
-    let mut settings = central.settings();
-    settings.logs_endpoint_url = Some(proxy.url());
-    settings.limits.max_batch_events = 10;
-    settings.limits.max_in_flight_per_object = 1;
-    let processor = Processor::new(settings).expect("processor");
-    let partition = Partition::new(&tenant, "c1", "api", "api-1");
-    let object = central
-        .put_records(&partition, &records(&tenant, &partition, 100, "r"))
-        .await;
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    let proxy = FaultProxy::start(&acme.central.moto_url)
+        .await
+        .expect("proxy");
+    let processor = acme.processor_with(|settings| {
+        settings.logs_endpoint_url = Some(proxy.url());
+        settings.limits.max_batch_events = 10;
+        settings.limits.max_in_flight_per_object = 1;
+    });
+    let object = acme.put(100, "r").await;
 
     // After a few requests (creating the group and stream, then some batches), CloudWatch fails
     // every PutLogEvents until healed.
@@ -482,84 +595,66 @@ async fn a_redelivery_after_a_failure_mid_object_resumes_without_duplicates() {
         100 - delivered_first,
         "only the rest is sent"
     );
-    let lines = messages(moto, ACCOUNT_A, &group).await;
     let expected: Vec<String> = (0..100).map(|i| format!("r line {i}")).collect();
-    assert_eq!(sorted(lines), sorted(expected), "every line exactly once");
+    assert_eq!(
+        sorted(acme.delivered().await),
+        sorted(expected),
+        "every line exactly once"
+    );
 }
 
 #[tokio::test]
 async fn injected_throttling_and_server_errors_lose_and_duplicate_nothing() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let group = format!("/logrelay/{tenant}");
-    let role = customer_role(moto, ACCOUNT_A, None).await;
-    central
-        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
-        .await;
-    let proxy = FaultProxy::start(&central.moto_url).await.expect("proxy");
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    let proxy = FaultProxy::start(&acme.central.moto_url)
+        .await
+        .expect("proxy");
     proxy.set_plan(FaultPlan {
         error_rate: 0.3,
         kinds: vec![FaultKind::Throttling, FaultKind::Status5xx],
         only: Some(FaultMatch::Target("Logs_20140328".into())),
     });
-    let mut settings = central.settings();
-    settings.logs_endpoint_url = Some(proxy.url());
-    settings.limits.max_batch_events = 7;
-    settings.limits.retry.attempts = 30;
-    let processor = Processor::new(settings).expect("processor");
-    let partition = Partition::new(&tenant, "c1", "api", "api-1");
-    let object = central
-        .put_records(&partition, &records(&tenant, &partition, 60, "t"))
-        .await;
+    let processor = acme.processor_with(|settings| {
+        settings.logs_endpoint_url = Some(proxy.url());
+        settings.limits.max_batch_events = 7;
+        settings.limits.retry.attempts = 30;
+    });
+    let object = acme.put(60, "t").await;
 
     let report = expect_delivered(processor.handle(&object).await);
     assert_eq!(report.events_delivered, 60);
     assert!(proxy.faults_injected() > 0, "the proxy injected faults");
-    let lines = messages(moto, ACCOUNT_A, &group).await;
     assert_eq!(
-        sorted(lines),
+        sorted(acme.delivered().await),
         sorted((0..60).map(|i| format!("t line {i}")).collect())
     );
 }
 
 #[tokio::test]
 async fn a_log_group_deleted_by_the_customer_is_recreated_with_retention_and_nothing_is_lost() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let group = format!("/logrelay/{tenant}");
-    let role = customer_role(moto, ACCOUNT_A, None).await;
-    let mut config = cloudwatch_config(&tenant, &role, "x1", &group);
-    config["retention_days"] = serde_json::json!(7);
-    central.put_config(config).await;
-    let processor = Processor::new(central.settings()).expect("processor");
-    let partition = Partition::new(&tenant, "c1", "api", "api-1");
-    let first = central
-        .put_records(&partition, &records(&tenant, &partition, 5, "before"))
-        .await;
+    let acme =
+        TestTenant::with_cloudwatch(|config| config["retention_days"] = serde_json::json!(7)).await;
+    let processor = acme.processor();
+    let first = acme.put(5, "before").await;
     expect_delivered(processor.handle(&first).await);
 
-    let customer_logs = aws_sdk_cloudwatchlogs::Client::new(&moto.config(ACCOUNT_A).await);
+    let customer_logs = aws_sdk_cloudwatchlogs::Client::new(&acme.moto.config(ACCOUNT_A).await);
     customer_logs
         .delete_log_group()
-        .log_group_name(&group)
+        .log_group_name(&acme.group)
         .send()
         .await
         .expect("customer deletes the group");
-    let second = central
-        .put_records(&partition, &records(&tenant, &partition, 7, "after"))
-        .await;
+    let second = acme.put(7, "after").await;
     let report = expect_delivered(processor.handle(&second).await);
     assert_eq!(report.events_delivered, 7);
-    let lines = messages(moto, ACCOUNT_A, &group).await;
     assert_eq!(
-        sorted(lines),
+        sorted(acme.delivered().await),
         sorted((0..7).map(|i| format!("after line {i}")).collect())
     );
     let groups = customer_logs
         .describe_log_groups()
-        .log_group_name_prefix(&group)
+        .log_group_name_prefix(&acme.group)
         .send()
         .await
         .expect("describe");
@@ -572,30 +667,20 @@ async fn a_log_group_deleted_by_the_customer_is_recreated_with_retention_and_not
 
 #[tokio::test]
 async fn an_invalid_config_does_not_block_the_tenants_valid_one() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let tenant_bucket = unique_name("acme-logs");
-    create_bucket(&moto.config(ACCOUNT_A).await, &tenant_bucket)
-        .await
-        .expect("tenant bucket");
-    central
-        .put_config(
-            serde_json::json!({"tenant_id": tenant, "type": "s3", "bucket_name": tenant_bucket}),
-        )
-        .await;
+    let acme = TestTenant::new().await;
+    acme.add_s3(None).await;
     // A cloudwatch item without role or group.
-    central
+    acme.central
         .put_item(HashMap::from([
-            ("tenant_id".to_owned(), AttributeValue::S(tenant.clone())),
+            (
+                "tenant_id".to_owned(),
+                AttributeValue::S(acme.tenant.clone()),
+            ),
             ("type".to_owned(), AttributeValue::S("cloudwatch".into())),
         ]))
         .await;
-    let processor = Processor::new(central.settings()).expect("processor");
-    let partition = Partition::new(&tenant, "c1", "api", "api-1");
-    let object = central
-        .put_records(&partition, &records(&tenant, &partition, 3, "v"))
-        .await;
+    let processor = acme.processor();
+    let object = acme.put(3, "v").await;
     assert_eq!(
         expect_delivered(processor.handle(&object).await).s3_copies,
         1
@@ -604,18 +689,11 @@ async fn an_invalid_config_does_not_block_the_tenants_valid_one() {
 
 #[tokio::test]
 async fn hostile_objects_and_keys_end_in_clear_counted_outcomes() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let group = format!("/logrelay/{tenant}");
-    let role = customer_role(moto, ACCOUNT_A, None).await;
-    central
-        .put_config(cloudwatch_config(&tenant, &role, "x1", &group))
-        .await;
-    let mut settings = central.settings();
-    settings.limits.read.max_decompressed_bytes = 1 << 20;
-    let processor = Processor::new(settings).expect("processor");
-    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    let (central, tenant, partition) = (&acme.central, acme.tenant.as_str(), &acme.partition);
+    let processor = acme.processor_with(|settings| {
+        settings.limits.read.max_decompressed_bytes = 1 << 20;
+    });
     let permanent = |outcome: Outcome| match outcome {
         Outcome::Failed {
             kind: FailureKind::Permanent,
@@ -625,7 +703,7 @@ async fn hostile_objects_and_keys_end_in_clear_counted_outcomes() {
     };
 
     // Bad lines are skipped and counted; the good ones deliver.
-    let good = records(&tenant, &partition, 3, "ok");
+    let good = acme.records(3, "ok");
     let mut body = Vec::new();
     for record in &good {
         body.push(serde_json::to_string(record).expect("json"));
@@ -639,7 +717,7 @@ async fn hostile_objects_and_keys_end_in_clear_counted_outcomes() {
         encoder.write_all(body.join("\n").as_bytes()).expect("gzip");
         encoder.finish().expect("gzip")
     };
-    let object = central.put_raw(&partition, bytes).await;
+    let object = central.put_raw(partition, bytes).await;
     let report = expect_delivered(processor.handle(&object).await);
     assert_eq!(
         (
@@ -661,7 +739,7 @@ async fn hostile_objects_and_keys_end_in_clear_counted_outcomes() {
         }
         encoder.finish().expect("gzip")
     };
-    let object = central.put_raw(&partition, bomb).await;
+    let object = central.put_raw(partition, bomb).await;
     assert_eq!(
         permanent(processor.handle(&object).await),
         "object_too_large"
@@ -669,7 +747,7 @@ async fn hostile_objects_and_keys_end_in_clear_counted_outcomes() {
 
     // Not gzip at all.
     let object = central
-        .put_raw(&partition, b"plain text, not gzip".to_vec())
+        .put_raw(partition, b"plain text, not gzip".to_vec())
         .await;
     assert_eq!(permanent(processor.handle(&object).await), "object_corrupt");
 
@@ -712,27 +790,22 @@ async fn hostile_objects_and_keys_end_in_clear_counted_outcomes() {
 
 #[tokio::test]
 async fn records_an_application_filter_does_not_want_are_counted() {
-    let moto = Moto::shared().await;
-    let central = Central::new(moto, moto.config(DEFAULT_ACCOUNT_ID).await).await;
-    let tenant = unique_name("acme");
-    let group = format!("/logrelay/{tenant}");
-    let role = customer_role(moto, ACCOUNT_A, None).await;
-    let mut config = cloudwatch_config(&tenant, &role, "x1", &group);
-    config["groups"] = serde_json::json!(["API"]);
-    central.put_config(config).await;
-    let processor = Processor::new(central.settings()).expect("processor");
+    let acme =
+        TestTenant::with_cloudwatch(|config| config["groups"] = serde_json::json!(["API"])).await;
+    let (central, tenant) = (&acme.central, acme.tenant.as_str());
+    let processor = acme.processor();
 
-    let unwanted = Partition::new(&tenant, "c1", "my-app", "p");
+    let unwanted = Partition::new(tenant, "c1", "my-app", "p");
     let object = central
-        .put_records(&unwanted, &records(&tenant, &unwanted, 2, "u"))
+        .put_records(&unwanted, &records(tenant, &unwanted, 2, "u"))
         .await;
     assert!(matches!(
         processor.handle(&object).await,
         Outcome::Skipped(SkipReason::NothingWanted)
     ));
 
-    let wanted = Partition::new(&tenant, "c1", "kube-apiserver", "p");
-    let mut lines = records(&tenant, &wanted, 4, "w");
+    let wanted = Partition::new(tenant, "c1", "kube-apiserver", "p");
+    let mut lines = records(tenant, &wanted, 4, "w");
     lines[3].application = "etcd".into();
     let object = central.put_records(&wanted, &lines).await;
     let report = expect_delivered(processor.handle(&object).await);

@@ -65,6 +65,10 @@ pub enum Claim {
     Acquired(ProgressState),
     /// The config is already complete for this object version.
     Complete(ProgressState),
+    /// This attempt holds the lease and what earlier attempts delivered is forgotten
+    /// ([`ProgressStore::claim_afresh`]): deliver from the first batch. Holds what they had
+    /// achieved (nothing when there was no item).
+    Reset(ProgressState),
     /// Another attempt holds an unexpired lease.
     Busy {
         /// The holder.
@@ -116,58 +120,111 @@ impl ProgressStore {
     /// Claims the item for `owner`: succeeds when nobody holds an unexpired lease and the config is
     /// not complete for this object.
     pub async fn claim(&self, key: &ProgressKey, owner: &str) -> Result<Claim, ProgressError> {
+        self.claim_with(key, owner, false).await
+    }
+
+    /// Claims the item for `owner` even when the config is complete for this object, and resets
+    /// it to "nothing delivered", so the object is delivered again from its first batch
+    /// (`replay --force`: what was delivered before is duplicated). An unexpired lease of another
+    /// attempt is still respected ([`Claim::Busy`]).
+    pub async fn claim_afresh(
+        &self,
+        key: &ProgressKey,
+        owner: &str,
+    ) -> Result<Claim, ProgressError> {
+        self.claim_with(key, owner, true).await
+    }
+
+    async fn claim_with(
+        &self,
+        key: &ProgressKey,
+        owner: &str,
+        afresh: bool,
+    ) -> Result<Claim, ProgressError> {
         let Some((client, table)) = self.table() else {
-            return Ok(Claim::Acquired(ProgressState::default()));
+            let state = ProgressState::default();
+            return Ok(if afresh {
+                Claim::Reset(state)
+            } else {
+                Claim::Acquired(state)
+            });
         };
         let now = now_ms();
+        let mut update = String::from(
+            "SET #owner = :owner, #until = :until, #object = :object, #etag = :etag, \
+             #tenant = :tenant, #type = :type, #updated = :now, #ttl = :ttl",
+        );
+        let lease_free = "(attribute_not_exists(#until) OR #until < :now OR #owner = :owner)";
+        let mut attribute_names = vec![
+            ("#owner", attr::LEASE_OWNER),
+            ("#until", attr::LEASE_UNTIL),
+            ("#object", attr::OBJECT),
+            ("#etag", attr::ETAG),
+            ("#tenant", attr::TENANT),
+            ("#type", attr::TYPE),
+            ("#updated", attr::UPDATED),
+            ("#ttl", attr::TTL),
+            ("#complete", attr::COMPLETE),
+        ];
+        let mut attribute_values = vec![
+            (":owner", s(owner)),
+            (":until", n(now + millis(self.settings.lease))),
+            (":object", s(&format!("s3://{}/{}", key.bucket, key.key))),
+            (":etag", s(&key.etag)),
+            (":tenant", s(&key.tenant_id)),
+            (":type", s(key.delivery_type.as_str())),
+            (":now", n(now)),
+            (":ttl", n(self.expiry_epoch_seconds())),
+            (":false", AttributeValue::Bool(false)),
+        ];
+        let (condition, return_values) = if afresh {
+            update.push_str(
+                ", #complete = :false, #next = :zero, #ahead = :none, #events = :zero \
+                 REMOVE #fingerprint",
+            );
+            attribute_names.extend([
+                ("#next", attr::NEXT),
+                ("#ahead", attr::AHEAD),
+                ("#events", attr::EVENTS),
+                ("#fingerprint", attr::FINGERPRINT),
+            ]);
+            attribute_values.extend([(":zero", n(0)), (":none", AttributeValue::L(Vec::new()))]);
+            (lease_free.to_owned(), ReturnValue::AllOld)
+        } else {
+            (
+                format!("(attribute_not_exists(#complete) OR #complete = :false) AND {lease_free}"),
+                ReturnValue::AllNew,
+            )
+        };
+        let attribute_names = names(&attribute_names);
+        let attribute_values = values(attribute_values);
         let result = with_retries(&self.retry, &key.tenant_id, "dynamodb:UpdateItem", || {
             client
                 .update_item()
                 .table_name(table)
                 .key(attr::PK, AttributeValue::S(key.pk()))
-                .update_expression(
-                    "SET #owner = :owner, #until = :until, #object = :object, #etag = :etag, \
-                     #tenant = :tenant, #type = :type, #updated = :now, #ttl = :ttl",
-                )
-                .condition_expression(
-                    "(attribute_not_exists(#complete) OR #complete = :false) AND \
-                     (attribute_not_exists(#until) OR #until < :now OR #owner = :owner)",
-                )
-                .set_expression_attribute_names(Some(names(&[
-                    ("#owner", attr::LEASE_OWNER),
-                    ("#until", attr::LEASE_UNTIL),
-                    ("#object", attr::OBJECT),
-                    ("#etag", attr::ETAG),
-                    ("#tenant", attr::TENANT),
-                    ("#type", attr::TYPE),
-                    ("#updated", attr::UPDATED),
-                    ("#ttl", attr::TTL),
-                    ("#complete", attr::COMPLETE),
-                ])))
-                .set_expression_attribute_values(Some(values(vec![
-                    (":owner", s(owner)),
-                    (":until", n(now + millis(self.settings.lease))),
-                    (":object", s(&format!("s3://{}/{}", key.bucket, key.key))),
-                    (":etag", s(&key.etag)),
-                    (":tenant", s(&key.tenant_id)),
-                    (":type", s(key.delivery_type.as_str())),
-                    (":now", n(now)),
-                    (":ttl", n(self.expiry_epoch_seconds())),
-                    (":false", AttributeValue::Bool(false)),
-                ])))
-                .return_values(ReturnValue::AllNew)
+                .update_expression(&update)
+                .condition_expression(&condition)
+                .set_expression_attribute_names(Some(attribute_names.clone()))
+                .set_expression_attribute_values(Some(attribute_values.clone()))
+                .return_values(return_values.clone())
                 .send()
         })
         .await;
         match result {
-            Ok(output) => Ok(Claim::Acquired(
-                output.attributes().map(state_from_item).unwrap_or_default(),
-            )),
+            Ok(output) => {
+                let state = output.attributes().map(state_from_item).unwrap_or_default();
+                Ok(if afresh {
+                    Claim::Reset(state)
+                } else {
+                    Claim::Acquired(state)
+                })
+            }
             Err(failure) if is_condition_failure(&failure) => {
                 // Complete, or held by someone else: read which.
                 let item = self.load_raw(key).await?;
                 let state = item.as_ref().map(state_from_item).unwrap_or_default();
-                if state.complete {
+                if state.complete && !afresh {
                     Ok(Claim::Complete(state))
                 } else {
                     let owner = item

@@ -48,6 +48,9 @@ pub const S3_COPIES_TOTAL: &str = "logrelay_processor_s3_copies_total";
 pub const BATCHES_RESUMED_TOTAL: &str = "logrelay_processor_batches_resumed_total";
 /// Progress discarded because the config changed since the earlier attempt.
 pub const PROGRESS_RESETS_TOTAL: &str = "logrelay_processor_progress_resets_total";
+/// Configs of objects delivered again although already delivered (`replay --force`), by delivery
+/// type.
+pub const FORCED_REDELIVERIES_TOTAL: &str = "logrelay_processor_forced_redeliveries_total";
 /// Seconds from object creation to the end of its delivery.
 pub const DELIVERY_LATENCY_SECONDS: &str = "logrelay_processor_delivery_latency_seconds";
 
@@ -433,6 +436,39 @@ impl InternalEvent for ProgressReset<'_> {
             "config changed since the earlier attempt; delivering the object from the start"
         );
         counter!(PROGRESS_RESETS_TOTAL, "tenant" => self.tenant.to_owned()).increment(1);
+    }
+}
+
+/// A config's progress on an object was reset on purpose (`replay --force`): what it delivered
+/// before is delivered again.
+#[derive(Debug)]
+pub struct ForcedRedelivery<'a> {
+    /// Tenant.
+    pub tenant: &'a str,
+    /// Which config.
+    pub delivery_type: DeliveryType,
+    /// The object's key.
+    pub object: &'a str,
+    /// Events the earlier attempts had delivered (sent again now).
+    pub events_before: u64,
+}
+
+impl InternalEvent for ForcedRedelivery<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            tenant = self.tenant,
+            delivery = self.delivery_type.as_str(),
+            object = self.object,
+            events_before = self.events_before,
+            "forced redelivery: delivering an already delivered object again \
+             (CloudWatch Logs gets its events twice; an S3 copy is overwritten)"
+        );
+        counter!(
+            FORCED_REDELIVERIES_TOTAL,
+            "tenant" => self.tenant.to_owned(),
+            "type" => self.delivery_type.as_str()
+        )
+        .increment(1);
     }
 }
 

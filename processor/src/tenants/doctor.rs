@@ -425,7 +425,7 @@ async fn cloudwatch_steps(
         timestamp_ms: now.timestamp_millis(),
         message: probe_message(&config.tenant_id, &now.to_rfc3339()),
     };
-    match service.deliver(DOCTOR_LOG_STREAM, std::slice::from_ref(&event)).await {
+    match service.deliver(DOCTOR_LOG_STREAM, vec![event]).await {
         Ok(outcome) if outcome.accepted == 1 => report.push(Step::new(
             "cloudwatch.write",
             "cloudwatch: write test event",

@@ -101,6 +101,15 @@ impl Central {
             .expect("put config");
     }
 
+    /// A new tenant (`acme-…`) with a CloudWatch delivery into `/logrelay/{tenant}` of `account`;
+    /// returns the tenant and the group.
+    pub async fn new_cloudwatch_tenant(&self, account: &str) -> (String, String) {
+        let tenant = unique_name("acme");
+        let group = format!("/logrelay/{tenant}");
+        self.add_cloudwatch_tenant(&tenant, account, &group).await;
+        (tenant, group)
+    }
+
     /// Writes `count` records of `tenant` as one object of `partition` created at `created`;
     /// returns its key. Messages are `{tag} line {i}`.
     pub async fn put_object(

@@ -188,9 +188,18 @@ impl Batcher {
         sealed: &mut Vec<SealedBatch>,
     ) {
         let max_message = self.limits.max_bytes.saturating_sub(EVENT_OVERHEAD_BYTES);
-        if message.len() > max_message {
-            self.split_events += 1;
+        if message.len() <= max_message {
+            self.push_event(
+                stream,
+                LogEvent {
+                    timestamp_ms,
+                    message,
+                },
+                sealed,
+            );
+            return;
         }
+        self.split_events += 1;
         for part in split_message(message, max_message) {
             self.push_event(
                 stream,
@@ -204,18 +213,22 @@ impl Batcher {
     }
 
     fn push_event(&mut self, stream: &str, event: LogEvent, sealed: &mut Vec<SealedBatch>) {
-        let fits = self
-            .open
-            .get(stream)
-            .is_none_or(|batch| batch.fits(&event, &self.limits));
-        if !fits {
+        let bytes = event.request_bytes();
+        if let Some(batch) = self.open.get_mut(stream)
+            && batch.fits(&event, &self.limits)
+        {
+            batch.push(event);
+        } else {
+            // The stream's open batch is full (sealed here) or there is none: start one.
             self.seal(stream, sealed);
+            if self.open.len() >= MAX_OPEN_STREAMS {
+                self.seal_largest(sealed);
+            }
+            let mut batch = OpenBatch::default();
+            batch.push(event);
+            self.open.insert(stream.to_owned(), batch);
         }
-        if !self.open.contains_key(stream) && self.open.len() >= MAX_OPEN_STREAMS {
-            self.seal_largest(sealed);
-        }
-        self.buffered_bytes += event.request_bytes();
-        self.open.entry(stream.to_owned()).or_default().push(event);
+        self.buffered_bytes += bytes;
         while self.buffered_bytes > MAX_BUFFERED_BYTES {
             self.seal_largest(sealed);
         }

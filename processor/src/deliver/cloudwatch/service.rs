@@ -116,22 +116,23 @@ impl LogsService {
 
     /// Delivers one sorted, non-empty batch to `stream`. Events CloudWatch calls invalid are
     /// isolated by bisection and counted; the rest are delivered. An error means the batch as a
-    /// whole could not be delivered (parts of it may have been, when bisecting).
+    /// whole could not be delivered (parts of it may have been, when bisecting). The messages move
+    /// into the request; each attempt sends a copy of it (the SDK consumes its input).
     pub async fn deliver(
         &self,
         stream: &str,
-        events: &[LogEvent],
+        events: Vec<LogEvent>,
     ) -> Result<PutOutcome, DeliveryError> {
         let mut outcome = PutOutcome::default();
         if events.is_empty() {
             return Ok(outcome); // never send an empty batch (CloudWatch rejects it)
         }
         let input: Vec<InputLogEvent> = events
-            .iter()
+            .into_iter()
             .map(|event| {
                 InputLogEvent::builder()
                     .timestamp(event.timestamp_ms)
-                    .message(event.message.clone())
+                    .message(event.message)
                     .build()
                     .map_err(|error| DeliveryError::permanent("invalid_event", error.to_string()))
             })
@@ -146,9 +147,9 @@ impl LogsService {
                 Ok(rejected) => {
                     let accepted = rejected.accepted_range(chunk.len());
                     outcome.accepted += accepted.len() as u64;
-                    outcome.accepted_bytes += events[start..end][accepted]
+                    outcome.accepted_bytes += chunk[accepted]
                         .iter()
-                        .map(|event| event.message.len() as u64)
+                        .map(|event| event.message().len() as u64)
                         .sum::<u64>();
                     outcome.rejected.expired += rejected.expired;
                     outcome.rejected.too_old += rejected.too_old;
@@ -425,7 +426,7 @@ mod tests {
         messages[11] = "BAD11".into();
         let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
         let outcome = service
-            .deliver("s", &events(&refs))
+            .deliver("s", events(&refs))
             .await
             .expect("delivered");
         assert_eq!((outcome.accepted, outcome.invalid), (14, 2));
@@ -462,7 +463,7 @@ mod tests {
         .await;
         let service = service(&fake.url, Arc::default()).await;
         let batch = events(&["a", "bb", "c", "d", "e", "f", "g", "h", "i", "jjjj"]);
-        let outcome = service.deliver("s", &batch).await.expect("delivered");
+        let outcome = service.deliver("s", batch).await.expect("delivered");
         assert_eq!(outcome.accepted, 7);
         assert_eq!((outcome.rejected.too_old, outcome.rejected.too_new), (2, 1));
         assert_eq!(outcome.accepted_bytes, 7, "bytes of events 2..9 only");
@@ -494,11 +495,11 @@ mod tests {
         let known: Arc<KnownStreams> = Arc::default();
         let service = service(&fake.url, known.clone()).await;
         service
-            .deliver("s", &events(&["one"]))
+            .deliver("s", events(&["one"]))
             .await
             .expect("delivered");
         service
-            .deliver("s", &events(&["two"]))
+            .deliver("s", events(&["two"]))
             .await
             .expect("delivered");
         let calls: Vec<String> = fake.seen().iter().map(operation).collect();
@@ -541,7 +542,7 @@ mod tests {
         .await;
         let service = service(&fake.url, Arc::default()).await;
         service
-            .deliver("s", &events(&["x"]))
+            .deliver("s", events(&["x"]))
             .await
             .expect("delivered");
         let calls: Vec<String> = fake.seen().iter().map(operation).collect();
@@ -553,7 +554,7 @@ mod tests {
         let fake = fake_http::serve(|_: &Request| error("ThrottlingException")).await;
         let service = service(&fake.url, Arc::default()).await;
         let failure = service
-            .deliver("s", &events(&["x"]))
+            .deliver("s", events(&["x"]))
             .await
             .expect_err("throttled");
         assert_eq!(
@@ -580,7 +581,7 @@ mod tests {
         .await;
         let service = service(&fake.url, Arc::default()).await;
         let outcome = service
-            .deliver("s", &events(&["x"]))
+            .deliver("s", events(&["x"]))
             .await
             .expect("delivered on the third attempt");
         assert_eq!(outcome.accepted, 1);
@@ -592,7 +593,7 @@ mod tests {
         let fake = fake_http::serve(|_: &Request| error("AccessDeniedException")).await;
         let service = service(&fake.url, Arc::default()).await;
         let failure = service
-            .deliver("s", &events(&["x"]))
+            .deliver("s", events(&["x"]))
             .await
             .expect_err("denied");
         assert_eq!(
@@ -608,7 +609,7 @@ mod tests {
         let service = service(&fake.url, Arc::default()).await;
         assert_eq!(
             service
-                .deliver("s", &[])
+                .deliver("s", Vec::new())
                 .await
                 .expect("nothing to do")
                 .requests,
