@@ -1,6 +1,7 @@
 //! The save loop: once a second (when something changed) and at shutdown, collects every file's
 //! acknowledged position, merges it into the entries loaded at start, drops entries of files gone
-//! for over [`GONE_RETENTION`], and writes the checkpoint file.
+//! for over [`GONE_RETENTION`], and writes the checkpoint file. A tick where no position changed
+//! and every entry's file is open does no I/O and starts no blocking task (an idle agent).
 
 use super::ack::AckTracker;
 use super::registry::{FileIdentity, FileRegistry};
@@ -142,6 +143,16 @@ impl CheckpointSet {
         std::mem::take(&mut self.changed)
     }
 
+    /// Whether a save would find nothing to do: nothing changed, and every entry's file is in
+    /// `open` and was not gone before (so [`Self::expire`] would neither `stat` nor drop).
+    pub fn is_current(&self, open: &HashSet<FileIdentity>) -> bool {
+        !self.changed
+            && self
+                .entries
+                .iter()
+                .all(|(identity, entry)| entry.gone_since.is_none() && open.contains(identity))
+    }
+
     /// The entries, most recently updated first (so a reader matching by inode alone meets the
     /// newest file holding that inode first).
     pub fn checkpoints(&self) -> Vec<FileCheckpoint> {
@@ -214,6 +225,11 @@ impl Saver {
     pub async fn save_now(&mut self) -> Result<(), CheckpointError> {
         let finished = self.collect();
         let open: HashSet<FileIdentity> = self.registry.identities().into_iter().collect();
+        if self.set.is_current(&open) {
+            // The file on disk is current: nothing to write, no file to look for.
+            self.saved(finished);
+            return Ok(());
+        }
         let set = std::mem::take(&mut self.set);
         let store = self.store.clone();
         let started = Instant::now();
@@ -246,18 +262,7 @@ impl Saver {
                     }
                     .emit();
                 }
-                self.last_saved = Instant::now();
-                // Finished files' final positions are on disk: stop tracking them.
-                let mut acks = lock_acks(&self.acks);
-                for file in finished {
-                    acks.forget(file);
-                    self.registry.remove(file);
-                }
-                drop(acks);
-                CheckpointAge {
-                    age: Duration::ZERO,
-                }
-                .emit();
+                self.saved(finished);
                 Ok(())
             }
             Err(error) => {
@@ -270,6 +275,23 @@ impl Saver {
                 Err(error)
             }
         }
+    }
+
+    /// The checkpoint file is current: finished files' final positions are on disk, so stop
+    /// tracking them.
+    fn saved(&mut self, finished: Vec<crate::pipeline::FileId>) {
+        self.last_saved = Instant::now();
+        if !finished.is_empty() {
+            let mut acks = lock_acks(&self.acks);
+            for file in finished {
+                acks.forget(file);
+                self.registry.remove(file);
+            }
+        }
+        CheckpointAge {
+            age: Duration::ZERO,
+        }
+        .emit();
     }
 
     /// Merges the tracker's positions into the set; returns the files that are finished.
@@ -384,6 +406,30 @@ mod tests {
         // The path still holds the inode, but another file owns it now.
         set.expire(start, &open, |_| true);
         assert_eq!(set.expire(start + GONE_RETENTION, &open, |_| true), 1);
+    }
+
+    #[test]
+    fn set_is_current_only_when_unchanged_and_every_file_is_open() {
+        let mut set = CheckpointSet::new(vec![cp(1, 10), cp(2, 20)]);
+        let both = HashSet::from([cp(1, 0).identity(), cp(2, 0).identity()]);
+        assert!(
+            set.is_current(&both),
+            "an idle agent: nothing to write or stat"
+        );
+        assert!(
+            !set.is_current(&HashSet::from([cp(1, 0).identity()])),
+            "a closed file must be looked for"
+        );
+        set.upsert(cp(1, 11));
+        assert!(!set.is_current(&both), "a new position must be written");
+        set.take_changed();
+        assert!(set.is_current(&both));
+        // A file seen gone once must be seen present again before the tick can be skipped.
+        set.expire(Instant::now(), &HashSet::new(), |_| false);
+        set.take_changed();
+        assert!(!set.is_current(&both));
+        set.expire(Instant::now(), &both, |_| false);
+        assert!(set.is_current(&both));
     }
 
     #[test]

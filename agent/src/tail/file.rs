@@ -594,6 +594,8 @@ mod tests {
         }
         let sender = output.clone();
         let thread = std::thread::spawn(move || sender.send(closed(8)));
+        // Let the sender find the channel full and start waiting.
+        std::thread::sleep(Duration::from_millis(50));
         receiver.try_recv().expect("queued");
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(

@@ -1,13 +1,15 @@
 //! The file source: follows every container log file under the pods root (`/var/log/pods`) and
 //! sends its lines, in order and with their byte ranges, to delivery.
 //!
-//! - [`discovery`]: `<root>/*/*/*.log*` by inotify hints plus a full listing every second.
+//! - [`discovery`]: `<root>/*/*/*.log*` by inotify hints plus a listing every second that reads
+//!   only the directories whose modification time changed.
 //! - [`path`]: what a path says (pod, container, restart count; live, rotated or gzipped file).
 //! - [`identity`]: device + inode + fingerprint of the first line; offset-marker windows.
 //! - [`reader`]: bounded splitting of bytes into raw lines with offsets and markers.
 //! - [`record`]: the record for a line ([`record::from_path`]; the metadata annotator's seam).
 //! - `file`: one followed file and its split → parse → merge → record pipeline.
-//! - [`tailer`]: the loop: rotation, truncation, deletion, checkpoints, the per-pod cap, fairness.
+//! - [`tailer`]: the loop: rotation, truncation, deletion, checkpoints, the per-pod cap, fairness,
+//!   and at start the `.gz` files rotated and gzipped while the agent was down.
 //!
 //! Guarantees: every byte read is covered by one [`crate::pipeline::SourceEvent`] in file order; a
 //! renamed file is drained through its open descriptor; a deleted file is drained, then closed; a

@@ -637,6 +637,126 @@ async fn gzip_catch_up_resumes_inside_the_compressed_file() {
     assert_eq!(resumed, 1);
 }
 
+/// The bytes of the first `lines` lines of `text`.
+fn lines_len(text: &str, lines: usize) -> u64 {
+    text.lines()
+        .take(lines)
+        .map(|line| line.len() as u64 + 1)
+        .sum()
+}
+
+/// What the kubelet does at a rotation: rename the live file to its rotated name, then gzip it.
+fn rotate_and_gzip(container: &Path, time: &str) -> PathBuf {
+    let rotated = container.join(format!("0.log.{time}"));
+    fs::rename(container.join("0.log"), &rotated).expect("rotate");
+    gzip(&rotated)
+}
+
+#[tokio::test]
+async fn agent_down_across_rotate_and_gzip_reads_the_rest_from_the_gz_files() {
+    let (dir, root) = Harness::dir();
+    let container = container_dir(&root, "ns", "p", "c");
+    let live = container.join("0.log");
+    // History: read while plain long ago, gzipped since; its checkpoint was dropped.
+    fs::write(&live, cri_lines("old", 0, 30).0).expect("write");
+    rotate_and_gzip(&container, "20240101-000000");
+    // The live file at the last save, checkpointed after 40 of its 100 lines.
+    let (text, expected) = cri_lines("known", 100, 100);
+    fs::write(&live, &text).expect("write");
+    let checkpoint = checkpoint_at(&live, lines_len(&text, 40));
+    // While the agent is down: that file rotates and is gzipped; a whole new generation is
+    // written, rotated and gzipped; a third one is live.
+    rotate_and_gzip(&container, "20240101-010000");
+    let (unseen_text, unseen_expected) = cri_lines("unseen", 300, 50);
+    fs::write(&live, &unseen_text).expect("write");
+    rotate_and_gzip(&container, "20240101-020000");
+    let (live_text, live_expected) = cri_lines("live", 500, 5);
+    fs::write(&live, &live_text).expect("write");
+    let tail = Harness::start((dir, root), vec![checkpoint], |_| {});
+    tail.wait_lines(60 + 50 + 5).await;
+    tail.wait_for("both .gz files to close", |events| {
+        closed_files(events).len() == 2
+    })
+    .await;
+    let resumed = tail.counter("logrelay_agent_compressed_files_resumed_total", &[]);
+    let ignored = tail.counter("logrelay_agent_compressed_files_ignored_total", &[]);
+    let events = tail.stop().await;
+    assert_exactly_once(
+        &events,
+        &[&expected[40..], &unseen_expected, &live_expected],
+    );
+    assert_eq!(
+        (resumed, ignored),
+        (2, 1),
+        "the checkpointed file and the unseen generation are read, the history is not"
+    );
+}
+
+#[tokio::test]
+async fn file_read_to_the_end_then_gzipped_while_down_is_not_read_again() {
+    let (dir, root) = Harness::dir();
+    let container = container_dir(&root, "ns", "p", "c");
+    let live = container.join("0.log");
+    let (text, _) = cri_lines("done", 0, 30);
+    fs::write(&live, &text).expect("write");
+    let checkpoint = checkpoint_at(&live, text.len() as u64);
+    rotate_and_gzip(&container, "20240101-010000");
+    let (live_text, live_expected) = cri_lines("live", 100, 5);
+    fs::write(&live, &live_text).expect("write");
+    let tail = Harness::start((dir, root), vec![checkpoint], |_| {});
+    tail.wait_lines(5).await;
+    tail.wait_for("the .gz to close at its end", |events| {
+        closed_files(events).len() == 1
+    })
+    .await;
+    let ignored = tail.counter("logrelay_agent_compressed_files_ignored_total", &[]);
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&live_expected]);
+    assert_eq!(ignored, 0);
+}
+
+#[tokio::test]
+async fn gz_of_a_container_never_seen_is_ignored_and_counted() {
+    let (dir, root) = Harness::dir();
+    let known = container_dir(&root, "ns", "known", "c").join("0.log");
+    let (known_text, known_expected) = cri_lines("known", 0, 10);
+    fs::write(&known, &known_text).expect("write");
+    let checkpoint = checkpoint_at(&known, lines_len(&known_text, 4));
+    // Gzipped before the agent ever saw this container (e.g. before it was installed).
+    let unknown = container_dir(&root, "ns", "unknown", "c");
+    fs::write(unknown.join("0.log"), cri_lines("history", 0, 20).0).expect("write");
+    rotate_and_gzip(&unknown, "20240101-010000");
+    let (live_text, live_expected) = cri_lines("new", 100, 5);
+    fs::write(unknown.join("0.log"), &live_text).expect("write");
+    let tail = Harness::start((dir, root), vec![checkpoint], |_| {});
+    tail.wait_lines(6 + 5).await;
+    let ignored = tail.counter("logrelay_agent_compressed_files_ignored_total", &[]);
+    let resumed = tail.counter("logrelay_agent_compressed_files_resumed_total", &[]);
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&known_expected[4..], &live_expected]);
+    assert_eq!((ignored, resumed), (1, 0));
+}
+
+#[tokio::test]
+async fn container_restarted_while_down_has_its_new_gz_files_read() {
+    let (dir, root) = Harness::dir();
+    let container = container_dir(&root, "ns", "p", "c");
+    let (old_text, _) = cri_lines("restart0", 0, 10);
+    fs::write(container.join("0.log"), &old_text).expect("write");
+    let checkpoint = checkpoint_at(&container.join("0.log"), old_text.len() as u64);
+    // While the agent is down the container restarts: 1.log is written, rotated and gzipped.
+    let (new_text, new_expected) = cri_lines("restart1", 100, 20);
+    let rotated = container.join("1.log.20240101-010000");
+    fs::write(&rotated, &new_text).expect("write");
+    gzip(&rotated);
+    let (live_text, live_expected) = cri_lines("live", 200, 5);
+    fs::write(container.join("1.log"), &live_text).expect("write");
+    let tail = Harness::start((dir, root), vec![checkpoint], |_| {});
+    tail.wait_lines(25).await;
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&new_expected, &live_expected]);
+}
+
 #[tokio::test]
 async fn unread_rotated_file_gzipped_while_waiting_for_a_slot_is_read_from_the_gz() {
     let (dir, root) = Harness::dir();
@@ -671,6 +791,13 @@ async fn unread_rotated_file_gzipped_while_waiting_for_a_slot_is_read_from_the_g
         "0.log.2024010{}-000000",
         if waiting == "a" { 1 } else { 2 }
     ));
+    let announced = (1..10)
+        .filter_map(|id| tail.registry.get(FileId(id)))
+        .any(|file| file.path == waiting_path);
+    assert!(
+        announced,
+        "a rotated file waiting for a slot is registered (and checkpointed) before it is read"
+    );
     gzip(&waiting_path);
     tail.wait_lines(101).await;
     let resumed = tail.counter("logrelay_agent_compressed_files_resumed_total", &[]);
@@ -1120,4 +1247,67 @@ async fn tailer_throughput() {
         total_bytes as f64 / 1048576.0 / elapsed,
         lines as f64 / elapsed
     );
+}
+
+#[tokio::test]
+async fn a_settling_rotated_file_reports_its_checkpoint_restart_once() {
+    let (dir, root) = Harness::dir();
+    let container = container_dir(&root, "ns", "p", "c");
+    fs::create_dir_all(&container).expect("mkdir");
+    let rotated = container.join("0.log.20240101-000000");
+    let (old, _) = cri_lines("old", 0, 10);
+    append(&rotated, &old);
+    let point = checkpoint_at(&rotated, old.len() as u64);
+    // Same inode, shorter, and no whole first line yet: the tailer waits for it to settle
+    // (COPY_SETTLE) and looks at it again at every scan meanwhile.
+    OpenOptions::new()
+        .write(true)
+        .open(&rotated)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    let line = cri(1, "stdout", "F", "new content");
+    append(&rotated, line.trim_end_matches('\n'));
+    let tail = Harness::start((dir, root), vec![point], |_| {});
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    append(&rotated, "\n");
+    tail.wait_lines(1).await;
+    let restarts = tail.counter("logrelay_agent_truncation_restarts_total", &[]);
+    let events = tail.stop().await;
+    assert_eq!(messages(&events), ["new content"]);
+    assert_eq!(restarts, 1, "one restart, not one per scan");
+}
+
+#[tokio::test]
+async fn a_gz_that_reuses_a_checkpointed_inode_does_not_take_its_checkpoint() {
+    let (dir, root) = Harness::dir();
+    // Container a's file was checkpointed, then rotated and gzipped while the agent was down.
+    let a = container_dir(&root, "ns", "pa", "a");
+    fs::create_dir_all(&a).expect("mkdir");
+    let a_live = a.join("0.log");
+    let (a_text, a_expected) = cri_lines("a", 0, 10);
+    fs::write(&a_live, &a_text).expect("write");
+    let mut checkpoint = checkpoint_at(&a_live, lines_len(&a_text, 4));
+    let a_rotated = a.join("0.log.20240101-000000");
+    fs::rename(&a_live, &a_rotated).expect("rotate");
+    gzip(&a_rotated);
+    // Container b (never seen) got a .gz whose inode number is the one a's checkpoint names:
+    // the old file was deleted and the filesystem reused its inode.
+    let b = container_dir(&root, "ns", "pb", "b");
+    fs::create_dir_all(&b).expect("mkdir");
+    let b_rotated = b.join("0.log.20240101-000000");
+    fs::write(&b_rotated, cri_lines("b", 0, 5).0).expect("write");
+    let b_gz = gzip(&b_rotated);
+    let b_meta = fs::metadata(&b_gz).expect("stat");
+    (checkpoint.dev, checkpoint.inode) = (b_meta.dev(), b_meta.ino());
+    let tail = Harness::start((dir, root), vec![checkpoint], |_| {});
+    tail.wait_lines(6).await;
+    tail.wait_for("a's .gz to close", |events| {
+        !closed_files(events).is_empty()
+    })
+    .await;
+    // Give a wrongly matched b a chance to show up.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&a_expected[4..]]);
 }

@@ -1,15 +1,16 @@
 //! The tailer: its public face ([`Tailer`], [`TailerConfig`], [`TailerHandle`]) and its loop —
-//! inotify hints and a full listing at least every [`RESCAN_INTERVAL`] (reconciled with the
+//! inotify hints and a listing at least every [`RESCAN_INTERVAL`] (reconciled with the
 //! followed files in `reconcile`: rotation, truncation, deletion), where new files start
-//! (`start`: checkpoints, copies, gzipped files), the per-pod cap on open rotated files (`slots`),
-//! and fair reading.
+//! (`start`: checkpoints, copies, gzipped files), which `.gz` files found at start were made
+//! while the agent was down (`recover`), the per-pod cap on open rotated files (`slots`), and fair
+//! reading.
 //!
 //! It runs on a thread of its own (file reads block) and hands events to delivery through the
 //! bounded channel with `blocking_send`: when delivery is behind, the tailer waits and the files
 //! stay the buffer. Reading is round-robin, one [`READ_CHUNK_BYTES`] read per file per turn, so a
 //! hot file cannot starve the others; an idle file costs one `fstat` per rescan.
 
-use super::discovery::Wake;
+use super::discovery::{Lister, Wake};
 use super::file::{Halt, LineSettings, Output, ReadOutcome, Source, TrackedFile};
 use super::path::{FileKind, classify};
 use super::record::RecordContext;
@@ -30,13 +31,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 mod reconcile;
+mod recover;
 mod slots;
 mod start;
 
 use start::Truncation;
 
 /// How often the whole pods root is listed even without inotify events: 1 s, the discovery
-/// latency issue 3 requires, and cheap (one `readdir` per directory, one `stat` per file).
+/// latency issue 3 requires, and cheap: one `stat` per directory (only directories that changed
+/// are read again, see [`super::discovery::Lister`]) and one `fstat` per open file.
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Bytes read from one file per turn: 64 KiB, large enough for efficient reads, small enough that
@@ -57,7 +60,8 @@ pub const RESUME_GRACE: Duration = Duration::from_secs(60);
 const EVENT_RESCAN_MIN_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How long a new rotated file whose first line is incomplete, or that is a shorter copy of a
-/// followed file, is left unread: a copy being written (copytruncate) settles within this time.
+/// followed file, is left unread after its last write (or, lacking a modification time, after
+/// this run first saw it): a copy being written (copytruncate) settles within this time.
 const COPY_SETTLE: Duration = Duration::from_secs(2);
 
 /// How long the last state of a truncated file is remembered to recognise its copy: copytruncate
@@ -234,12 +238,14 @@ impl Tailer {
             overflow: Arc::new(AtomicBool::new(false)),
             watcher: None,
             watch_retry_at: now,
+            lister: Lister::new(&self.config.root),
             files: BTreeMap::new(),
             by_inode: HashMap::new(),
             by_path: HashMap::new(),
             compressed: HashMap::new(),
             postponed: HashMap::new(),
             truncations: Vec::new(),
+            loaded: self.resume.clone(),
             resume: self.resume,
             resume_until: now + RESUME_GRACE,
             next_id: FileId::STDIN.0 + 1,
@@ -261,9 +267,13 @@ impl Tailer {
 #[derive(Debug)]
 struct CompressedFile {
     path: PathBuf,
+    /// Fingerprint of the decompressed content (`None`: unreadable).
     fingerprint: Option<u64>,
     /// Being read (or read) as the continuation of a followed or checkpointed file.
     claimed: bool,
+    /// Rotated and compressed while the agent was down, from a file it never checkpointed: read
+    /// from its start (see `recover`).
+    recover: bool,
     /// Reported as ignored already.
     reported: bool,
 }
@@ -277,12 +287,17 @@ struct State {
     overflow: Arc<AtomicBool>,
     watcher: Option<RecommendedWatcher>,
     watch_retry_at: Instant,
+    lister: Lister,
     files: BTreeMap<FileId, TrackedFile>,
     by_inode: HashMap<(u64, u64), FileId>,
     by_path: HashMap<PathBuf, FileId>,
     compressed: HashMap<(u64, u64), CompressedFile>,
     postponed: HashMap<(u64, u64), Instant>,
     truncations: Vec<Truncation>,
+    /// The checkpoints loaded at start, untouched, until the first listing decided which `.gz`
+    /// files to recover (emptied then).
+    loaded: Vec<FileCheckpoint>,
+    /// Loaded checkpoints not matched to a file yet.
     resume: Vec<FileCheckpoint>,
     resume_until: Instant,
     next_id: u64,

@@ -11,7 +11,9 @@ use crate::internal_events::tail::{
 use crate::pipeline::{FileId, offset_marker};
 use crate::tail::discovery::{self, Found};
 use crate::tail::file::{FileStart, Halt, Source, TrackedFile};
-use crate::tail::identity::{fingerprint, read_first_bytes, read_gz_first_bytes};
+use crate::tail::identity::{
+    final_fingerprint, fingerprint, read_first_bytes, read_gz_first_bytes,
+};
 use crate::tail::path::FileKind;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -25,7 +27,15 @@ impl State {
         self.last_scan = Some(now);
         self.scan_wanted = false;
         self.ensure_watch(now);
-        let listing = discovery::list(&self.config.root);
+        // Files with an open descriptor are checked with `fstat` below; others need a fresh `stat`.
+        let (files, by_inode) = (&self.files, &self.by_inode);
+        let listing = self.lister.list(|found| {
+            found.kind != FileKind::Compressed
+                && by_inode
+                    .get(&(found.dev, found.inode))
+                    .and_then(|id| files.get(id))
+                    .is_none_or(|file| file.source.is_none())
+        });
         self.note_compressed(&listing.files, listing.complete);
         let found_by_inode: HashMap<(u64, u64), &Found> = listing
             .files
@@ -41,12 +51,18 @@ impl State {
             .files
             .iter()
             .partition(|found| found.kind != FileKind::Compressed);
-        for found in plain.into_iter().chain(gzipped) {
+        for found in plain {
             if !self.by_inode.contains_key(&(found.dev, found.inode)) {
-                match found.kind {
-                    FileKind::Compressed => self.consider_compressed(found)?,
-                    FileKind::Live | FileKind::Rotated => self.consider_plain(found, now)?,
-                }
+                self.consider_plain(found, now)?;
+            }
+        }
+        if !self.loaded.is_empty() {
+            // The first listing: which `.gz` files were made while the agent was down.
+            self.mark_recoverable(&listing.files);
+        }
+        for found in gzipped {
+            if !self.by_inode.contains_key(&(found.dev, found.inode)) {
+                self.consider_compressed(found)?;
             }
         }
         self.postponed
@@ -92,10 +108,13 @@ impl State {
                 .entry(key)
                 .or_insert_with(|| CompressedFile {
                     path: gz.path.clone(),
+                    // A `.gz` never grows: a content shorter than a line is fingerprinted whole,
+                    // as the checkpoint of its plain file was.
                     fingerprint: read_gz_first_bytes(&gz.path)
                         .ok()
-                        .and_then(|first| fingerprint(&first)),
+                        .map(|first| final_fingerprint(&first)),
                     claimed: false,
+                    recover: false,
                     reported: false,
                 });
             entry.path = gz.path.clone();

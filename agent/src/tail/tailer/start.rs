@@ -18,7 +18,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// The state a file had when it was truncated (see [`TRUNCATED_MEMORY`]).
 #[derive(Debug)]
@@ -162,7 +162,12 @@ impl State {
             file.splitter.skip_leading_holes();
         }
         let id = file.id;
-        if file.splitter.offset() > 0 {
+        // A file resumed mid-way, and every rotated or gzipped file (the kubelet gzips or deletes
+        // those next), is announced before it is read: delivery checkpoints it at once, so a
+        // restart finds it (or its `.gz`) again even if it was stopped before reading it.
+        if file.splitter.offset() > 0
+            || (file.kind != FileKind::Live && file.ident.fingerprint.is_some())
+        {
             file.announce_start(&self.output)?;
         }
         self.insert(file);
@@ -179,6 +184,34 @@ impl State {
         fingerprint: Option<u64>,
         size: u64,
         now: Instant,
+    ) -> StartPoint {
+        let mut restart = None;
+        let start = self.pick_start(found, file, fingerprint, size, now, &mut restart);
+        // A postponed file is looked at again at every scan: its restart is reported once, when
+        // it is finally started, not at each look.
+        if let Some((reason, offset)) = restart
+            && !matches!(start, StartPoint::Postpone)
+        {
+            ResumeRestarted {
+                path: &found.path,
+                offset,
+                reason,
+            }
+            .emit();
+        }
+        start
+    }
+
+    /// [`Self::choose_start`] without reporting a restart from a checkpoint: that goes to
+    /// `restart` (reason, checkpoint offset).
+    fn pick_start(
+        &mut self,
+        found: &Found,
+        file: &File,
+        fingerprint: Option<u64>,
+        size: u64,
+        now: Instant,
+        restart: &mut Option<(RestartReason, u64)>,
     ) -> StartPoint {
         let key = (found.dev, found.inode);
         let mut holes = false;
@@ -207,12 +240,7 @@ impl State {
             match reason {
                 Some(reason) => {
                     // The checkpoint stays: a copy of the old content may still claim it.
-                    ResumeRestarted {
-                        path: &found.path,
-                        offset: point.offset,
-                        reason,
-                    }
-                    .emit();
+                    *restart = Some((reason, point.offset));
                     holes = reason == RestartReason::Truncated;
                 }
                 None => match verified_window(file, point.offset, point.offset_marker) {
@@ -291,7 +319,8 @@ impl State {
         }
     }
 
-    /// Leaves a new rotated file unread for up to [`COPY_SETTLE`] (it may be a copy in progress).
+    /// Leaves a new rotated file unread until it was not written for [`COPY_SETTLE`] (it may be
+    /// a copy in progress). The time counts from its last write, so restarts do not extend it.
     fn postpone_rotated(&mut self, found: &Found, now: Instant, holes: bool) -> StartPoint {
         if found.kind != FileKind::Rotated {
             return StartPoint::Fresh { holes };
@@ -300,7 +329,11 @@ impl State {
             .postponed
             .entry((found.dev, found.inode))
             .or_insert(now);
-        if now.saturating_duration_since(first_seen) < COPY_SETTLE {
+        let untouched = found
+            .modified
+            .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+            .is_some_and(|age| age >= COPY_SETTLE);
+        if !untouched && now.saturating_duration_since(first_seen) < COPY_SETTLE {
             self.scan_wanted = true;
             StartPoint::Postpone
         } else {
@@ -308,7 +341,8 @@ impl State {
         }
     }
 
-    /// A `.gz` file not followed: read it only if it continues a checkpoint.
+    /// A `.gz` file not followed: read it only if it continues a checkpoint, or (from its start)
+    /// if it was made while the agent was down from a file it never checkpointed (`recover`).
     pub(super) fn consider_compressed(&mut self, found: &Found) -> Result<(), Halt> {
         let key = (found.dev, found.inode);
         let Some(gz) = self.compressed.get(&key) else {
@@ -318,18 +352,26 @@ impl State {
             return Ok(());
         }
         let dir = found.path.parent();
+        // The same inode alone is not enough: while the agent was down the checkpointed file may
+        // have been deleted and its inode number reused by another container's `.gz`.
         let point = self.resume.iter().position(|point| {
-            (point.dev, point.inode) == key
+            ((point.dev, point.inode) == key
+                && gz.fingerprint.is_none_or(|f| f == point.fingerprint))
                 || (gz.fingerprint == Some(point.fingerprint) && point.path.parent() == dir)
         });
         let Some(index) = point else {
-            if let Some(gz) = self.compressed.get_mut(&key)
-                && !gz.reported
-            {
-                gz.reported = true;
-                CompressedFileIgnored { path: &found.path }.emit();
-            }
-            return Ok(());
+            return match (gz.recover, gz.fingerprint) {
+                (true, Some(fingerprint)) => self.recover_compressed(found, fingerprint),
+                _ => {
+                    if let Some(gz) = self.compressed.get_mut(&key)
+                        && !gz.reported
+                    {
+                        gz.reported = true;
+                        CompressedFileIgnored { path: &found.path }.emit();
+                    }
+                    Ok(())
+                }
+            };
         };
         let point = self.resume.swap_remove(index);
         let (offset, source, before) = match Source::gzip(&found.path, point.offset) {
@@ -363,14 +405,49 @@ impl State {
                 return Ok(());
             }
         };
-        if let Some(gz) = self.compressed.get_mut(&key) {
+        self.follow_compressed(found, point.fingerprint, source, offset, before)
+    }
+
+    /// Reads a `.gz` made while the agent was down from its start (see `recover`).
+    fn recover_compressed(&mut self, found: &Found, fingerprint: u64) -> Result<(), Halt> {
+        match Source::gzip(&found.path, 0) {
+            Ok(Some((source, _))) => {
+                CompressedFileResumed {
+                    path: &found.path,
+                    offset: 0,
+                }
+                .emit();
+                self.follow_compressed(found, fingerprint, source, 0, Vec::new())
+            }
+            Ok(None) => Ok(()),
+            Err(error) => {
+                DiscoveryFailed {
+                    path: &found.path,
+                    error: &error,
+                }
+                .emit();
+                Ok(())
+            }
+        }
+    }
+
+    /// Claims a `.gz` and follows it from `offset` of its decompressed content.
+    fn follow_compressed(
+        &mut self,
+        found: &Found,
+        fingerprint: u64,
+        source: Source,
+        offset: u64,
+        before: Vec<u8>,
+    ) -> Result<(), Halt> {
+        if let Some(gz) = self.compressed.get_mut(&(found.dev, found.inode)) {
             gz.claimed = true;
         }
         let start = FileStart {
             id: self.alloc_id(),
             dev: found.dev,
             inode: found.inode,
-            fingerprint: Some(point.fingerprint),
+            fingerprint: Some(fingerprint),
             path: found.path.clone(),
             kind: FileKind::Compressed,
             pod: Arc::new(PodLogPath::from_path(&self.config.root, &found.path)),
