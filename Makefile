@@ -1,11 +1,24 @@
 # logrelay — the two commands of the README, and a few conveniences.
-.PHONY: demo test lint build bench clean-venv images-local
+.PHONY: demo chaos soak test lint build bench clean-venv images-local
 
 ## The local end-to-end demo: emulated AWS accounts, fake cluster, agent, processor, verification.
 ## Flags of `logrelay-demo run` go in DEMO_ARGS, e.g. make demo DEMO_ARGS="--duration 30s --keep".
 DEMO_ARGS ?=
 demo:
 	./scripts/demo.sh $(DEMO_ARGS)
+
+## The full-size chaos run (about 20 min; docs/reliability.md "Chaos runs"): 30 % AWS faults, agent and
+## processor SIGKILLed 20 times each, a 5-minute S3 outage, a deleted log group; then verification.
+## Flags of `logrelay-demo chaos` go in CHAOS_ARGS, e.g. make chaos CHAOS_ARGS="--seed 42".
+CHAOS_ARGS ?=
+chaos:
+	./scripts/chaos.sh $(CHAOS_ARGS)
+
+## The soak run (30 min at 200 lines/s; docs/reliability.md "Soak"): RSS and CPU of agent and processor
+## over time into bench/soak/ (CSV, PNG, summary). Flags of scripts/soak.py go in SOAK_ARGS.
+SOAK_ARGS ?=
+soak:
+	./scripts/soak.sh $(SOAK_ARGS)
 
 ## Everything CI runs: dev environment, formatting, clippy, the whole test suite, linters.
 test:

@@ -5,6 +5,7 @@ Run by `logrelay-demo` with the repo's .venv python (boto3 comes with moto). Two
 object on stdout (progress and errors go to stderr):
 
   central  --endpoint URL --templates DIR --project P --suffix HEX8 [--oidc-issuer I] [--visibility-timeout S]
+           [--max-receive-count N]
       core-infrastructure.yaml, then sqs-stack.yaml with the core outputs, in the default account 123456789012.
       Prints {"core": {outputs}, "sqs": {outputs}, "skipped": {"logical id": "type", ...}}.
 
@@ -119,6 +120,7 @@ def central(args) -> dict:
             "KmsKeyArn": core["KmsKeyArn"],
             "ClusterOidcIssuer": args.oidc_issuer,
             "VisibilityTimeoutSeconds": str(args.visibility_timeout),
+            "MaxReceiveCount": str(args.max_receive_count),
             "CentralLoggingBucketArn": core["CentralLoggingBucketArn"],
             "TenantConfigTableArn": core["TenantConfigTableArn"],
             "DeliveryProgressTableArn": core["DeliveryProgressTableArn"],
@@ -161,6 +163,7 @@ def main() -> int:
     c.add_argument("--suffix", required=True)
     c.add_argument("--oidc-issuer", default="")
     c.add_argument("--visibility-timeout", type=int, default=1800)
+    c.add_argument("--max-receive-count", type=int, default=5)
     u = sub.choices["customer"]
     u.add_argument("--account", required=True)
     u.add_argument("--stack-name", required=True)

@@ -4,7 +4,10 @@
 //!
 //! The service comes from the SigV4 credential scope in `Authorization`; the operation from
 //! `X-Amz-Target` (JSON protocols), the `Action` of a form body (query protocols: STS, SNS, IAM)
-//! or the method and path of S3's REST API.
+//! or the method and path of S3's REST API. Answers are tallied too, per service, by status class
+//! (`2xx` … `5xx`) or `hang-up` (what a component saw, faults included). An upstream that closes
+//! the connection without answering (the chaos runs' injected resets) makes the proxy close the
+//! component's connection the same way, so the component sees a reset, not a 502.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -35,11 +38,30 @@ const MAX_FORM_BODY_BYTES: usize = 1 << 20;
 /// Requests counted by (service, operation).
 pub type RequestCounts = BTreeMap<(String, String), u64>;
 
+/// Answers counted by (service, outcome): `2xx`, `3xx`, `4xx`, `5xx` or [`HANG_UP`].
+pub type OutcomeCounts = BTreeMap<(String, &'static str), u64>;
+
+/// The outcome of a request the upstream closed the connection on without answering.
+pub const HANG_UP: &str = "hang-up";
+
+/// Returned by the service to make hyper close the component's connection without an answer.
+#[derive(Debug)]
+struct UpstreamHungUp;
+
+impl std::fmt::Display for UpstreamHungUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the upstream closed the connection without answering")
+    }
+}
+
+impl std::error::Error for UpstreamHungUp {}
+
 /// A running proxy; stops when dropped.
 #[derive(Debug)]
 pub struct CountingProxy {
     addr: SocketAddr,
     counts: Arc<Mutex<RequestCounts>>,
+    outcomes: Arc<Mutex<OutcomeCounts>>,
     server: JoinHandle<()>,
 }
 
@@ -51,20 +73,37 @@ impl Drop for CountingProxy {
 
 struct Shared {
     upstream: String,
+    routes: BTreeMap<String, String>,
     client: Client<HttpConnector, ProxyBody>,
     counts: Arc<Mutex<RequestCounts>>,
+    outcomes: Arc<Mutex<OutcomeCounts>>,
 }
 
 impl CountingProxy {
     /// Starts a proxy on a free loopback port forwarding to `upstream` (`http://host:port`).
     pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        Self::start_routed(upstream, BTreeMap::new()).await
+    }
+
+    /// Like [`CountingProxy::start`], but requests of the services in `routes` (SigV4 service
+    /// name → upstream URL) go to their own upstream.
+    pub async fn start_routed(
+        upstream: &str,
+        routes: BTreeMap<String, String>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let counts = Arc::new(Mutex::new(RequestCounts::new()));
+        let outcomes = Arc::new(Mutex::new(OutcomeCounts::new()));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
+            routes: routes
+                .into_iter()
+                .map(|(service, url)| (service, url.trim_end_matches('/').to_owned()))
+                .collect(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             counts: counts.clone(),
+            outcomes: outcomes.clone(),
         });
         let server = tokio::spawn(async move {
             loop {
@@ -84,6 +123,7 @@ impl CountingProxy {
         Ok(Self {
             addr,
             counts,
+            outcomes,
             server,
         })
     }
@@ -97,12 +137,17 @@ impl CountingProxy {
     pub fn counts(&self) -> RequestCounts {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
+
+    /// The answers so far, by service and outcome.
+    pub fn outcomes(&self) -> OutcomeCounts {
+        self.outcomes.lock().map(|c| c.clone()).unwrap_or_default()
+    }
 }
 
 async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<ProxyBody>, UpstreamHungUp> {
     let (mut parts, body) = request.into_parts();
     let service = signing_service(&parts.headers)
         .unwrap_or("unsigned")
@@ -131,28 +176,61 @@ async fn handle(
         (operation, body.boxed())
     };
     if let Ok(mut counts) = shared.counts.lock() {
-        *counts.entry((service, operation)).or_default() += 1;
+        *counts.entry((service.clone(), operation)).or_default() += 1;
     }
+    let tally = |outcome: &'static str| {
+        if let Ok(mut outcomes) = shared.outcomes.lock() {
+            *outcomes.entry((service.clone(), outcome)).or_default() += 1;
+        }
+    };
     let path = parts
         .uri
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .to_owned();
-    parts.uri = match format!("{}{path}", shared.upstream).parse() {
+    let upstream = shared.routes.get(&service).unwrap_or(&shared.upstream);
+    parts.uri = match format!("{upstream}{path}").parse() {
         Ok(uri) => uri,
         Err(err) => return Ok(text(StatusCode::BAD_REQUEST, format!("bad path: {err}"))),
     };
     // The Host header stays as the client signed it (SigV4 covers it).
-    Ok(
-        match shared
-            .client
-            .request(Request::from_parts(parts, body))
-            .await
-        {
-            Ok(response) => response.map(BodyExt::boxed),
-            Err(err) => text(StatusCode::BAD_GATEWAY, format!("upstream failed: {err}")),
-        },
-    )
+    match shared
+        .client
+        .request(Request::from_parts(parts, body))
+        .await
+    {
+        Ok(response) => {
+            tally(status_class(response.status()));
+            Ok(response.map(BodyExt::boxed))
+        }
+        Err(err) if upstream_hung_up(&err) => {
+            tally(HANG_UP);
+            Err(UpstreamHungUp)
+        }
+        Err(err) => {
+            tally(status_class(StatusCode::BAD_GATEWAY));
+            Ok(text(
+                StatusCode::BAD_GATEWAY,
+                format!("upstream failed: {err}"),
+            ))
+        }
+    }
+}
+
+/// Whether the upstream accepted the request's connection and closed it without an answer (as
+/// opposed to being unreachable, which stays a 502).
+fn upstream_hung_up(error: &hyper_util::client::legacy::Error) -> bool {
+    !error.is_connect()
+}
+
+/// `2xx`, `3xx`, `4xx` or `5xx`.
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// The service of the SigV4 credential scope:
@@ -328,5 +406,35 @@ mod tests {
             Some(&2)
         );
         assert_eq!(counts.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_hang_up_reaches_the_client_as_a_hang_up() {
+        use tokio::io::AsyncReadExt;
+        // Upstream: reads the request, then closes the connection without answering.
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let upstream = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer).await;
+                drop(stream);
+            }
+        });
+        let proxy = CountingProxy::start(&upstream).await.expect("proxy");
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let auth = "AWS4-HMAC-SHA256 Credential=A/20240101/us-east-1/s3/aws4_request, Signature=x";
+        let request = Request::get(format!("{}/bucket/key", proxy.url()))
+            .header("authorization", auth)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let result = client.request(request).await;
+        assert!(
+            result.is_err(),
+            "expected a closed connection, got {:?}",
+            result.map(|r| r.status())
+        );
+        assert_eq!(proxy.outcomes().get(&("s3".to_owned(), HANG_UP)), Some(&1));
     }
 }

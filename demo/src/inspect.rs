@@ -179,6 +179,39 @@ pub async fn dead_letters(config: &SdkConfig, dlq_url: &str) -> anyhow::Result<D
     Ok(found)
 }
 
+/// The queue's `VisibilityTimeout` and its redrive policy's `maxReceiveCount`, as SQS has them.
+pub async fn queue_settings(config: &SdkConfig, queue_url: &str) -> anyhow::Result<(u32, u32)> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = aws_sdk_sqs::Client::new(config)
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("sqs:GetQueueAttributes: {}", DisplayErrorContext(&e)))?
+        .attributes
+        .unwrap_or_default();
+    let visibility = attributes
+        .get(&QueueAttributeName::VisibilityTimeout)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("the queue has no VisibilityTimeout"))?;
+    let policy: Value = attributes
+        .get(&QueueAttributeName::RedrivePolicy)
+        .map(|p| serde_json::from_str(p))
+        .transpose()?
+        .ok_or_else(|| anyhow::anyhow!("the queue has no RedrivePolicy"))?;
+    // SQS returns the count as a number; older APIs (and moto) may return it as a string.
+    let max_receive_count = match policy.get("maxReceiveCount") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
+    .and_then(|n| u32::try_from(n).ok())
+    .ok_or_else(|| anyhow::anyhow!("the queue's RedrivePolicy has no maxReceiveCount: {policy}"))?;
+    Ok((visibility, max_receive_count))
+}
+
 /// The tenants (first key segments) of the objects a notification body names: an SNS envelope
 /// around an S3 event, or a bare S3 event.
 pub fn tenants_of_body(body: &str) -> Vec<String> {

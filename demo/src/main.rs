@@ -1,11 +1,12 @@
-//! `logrelay-demo`: the local end-to-end pipeline (`make demo`, see `docs/demo.md`). Parses the
-//! flags, runs [`logrelay_demo::run`] until it finishes or Ctrl-C / SIGTERM arrives (dropping the
-//! run stops every process it started), prints the summary and sets the exit code.
+//! `logrelay-demo`: the local end-to-end pipeline (`make demo`, see `docs/demo.md`) and its chaos
+//! variant (`make chaos`, see `docs/reliability.md`). Parses the flags, runs
+//! [`logrelay_demo::run`] until it finishes or Ctrl-C / SIGTERM arrives (dropping the run stops
+//! every process it started), prints the summary and sets the exit code.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use logrelay_demo::options::{RunArgs, default_options};
+use logrelay_demo::options::{ChaosCommandArgs, RunArgs, chaos_options, default_options};
 
 /// Exit code: nothing missing or misrouted.
 const EXIT_PASSED: u8 = 0;
@@ -30,6 +31,9 @@ struct Cli {
 enum Command {
     /// Provision, run for --duration, drain, verify, print the summary.
     Run(RunArgs),
+    /// Like run, with random faults on every AWS request of agent and processor, both SIGKILLed
+    /// and restarted at random times, an S3 outage and a customer deleting its log group.
+    Chaos(ChaosCommandArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,14 +45,25 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let Command::Run(args) = cli.command;
-    let options = match default_options(&args) {
+    let (options, json) = match &cli.command {
+        Command::Run(args) => (default_options(args), args.json),
+        Command::Chaos(args) => (chaos_options(args), args.run.json),
+    };
+    let options = match options {
         Ok(options) => options,
         Err(error) => {
             eprintln!("logrelay-demo: {error:#}");
             return ExitCode::from(EXIT_ERROR);
         }
     };
+    if let Some(plan) = &options.chaos {
+        eprintln!(
+            "logrelay-demo chaos: seed {} (the same schedule again: --seed {}); run directory {}",
+            plan.seed,
+            plan.seed,
+            options.work_dir.display()
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,7 +93,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_ERROR)
             }
             Some(Ok(summary)) => {
-                if args.json {
+                if json {
                     match serde_json::to_string_pretty(&summary) {
                         Ok(json) => println!("{json}"),
                         Err(error) => eprintln!("logrelay-demo: cannot print JSON: {error}"),

@@ -1,10 +1,17 @@
-//! What one demo run does: the flags of `logrelay-demo run` and the tenants planned from them
-//! (which account each tenant lives in, where its logs go, which applications it wants).
+//! What one demo run does: the flags of `logrelay-demo run` (and the extra ones of
+//! `logrelay-demo chaos`) and the tenants planned from them (which account each tenant lives in,
+//! where its logs go, which applications it wants).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+
+use crate::chaos::schedule::Schedule;
+use crate::chaos::{
+    ChaosPlan, DEFAULT_CHAOS_DRAIN_TIMEOUT, DEFAULT_CHAOS_DURATION, DEFAULT_FAULT_RATE,
+    DEFAULT_KILLS, FaultClass,
+};
 
 /// Default `--duration`: one minute of log generation (issue 8).
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
@@ -112,6 +119,8 @@ pub struct DemoOptions {
     pub seed: Option<u64>,
     /// Show the progress display on stderr.
     pub progress: bool,
+    /// Chaos to inflict (`logrelay-demo chaos`), if any.
+    pub chaos: Option<ChaosPlan>,
 }
 
 impl DemoOptions {
@@ -161,7 +170,115 @@ pub fn default_options(args: &RunArgs) -> anyhow::Result<DemoOptions> {
             .unwrap_or_else(crate::paths::default_work_dir),
         seed: args.seed,
         progress: true,
+        chaos: None,
     })
+}
+
+/// `--delete-log-group` value that turns the deletion off.
+pub const NO_DELETION: &str = "none";
+
+/// Flags `logrelay-demo chaos` adds to those of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct ChaosArgs {
+    /// Share of the agent's and the processor's AWS requests that get a random fault (0–1).
+    #[arg(long, default_value_t = DEFAULT_FAULT_RATE)]
+    pub fault_rate: f64,
+    /// Kinds of random faults, comma-separated: 5xx (500 InternalError, 503 SlowDown),
+    /// throttling, reset (connection closed), latency (0.3 s or 1.5 s).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "5xx,throttling,reset,latency"
+    )]
+    pub fault_kinds: Vec<FaultClass>,
+    /// SIGKILLs of the agent (each followed by a restart) at random times during generation.
+    #[arg(long, default_value_t = DEFAULT_KILLS)]
+    pub agent_kills: u32,
+    /// SIGKILLs of the processor (each followed by a restart) at random times during generation.
+    #[arg(long, default_value_t = DEFAULT_KILLS)]
+    pub processor_kills: u32,
+    /// Length of the S3 outage (every S3 request of both components fails) at a random time
+    /// during generation; 0 = none.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub s3_outage: Duration,
+    /// Tenant whose customer deletes its CloudWatch Logs group mid-run (default: the first
+    /// tenant; `none`: no deletion).
+    #[arg(long)]
+    pub delete_log_group: Option<String>,
+    /// Run the processor without DELIVERY_PROGRESS_TABLE (no resume, no leases): a killed
+    /// processor's objects are redelivered whole after the visibility timeout instead of waiting
+    /// for its 5-minute progress lease (a shorter drain, more duplicates).
+    #[arg(long)]
+    pub no_progress_table: bool,
+}
+
+/// `logrelay-demo chaos`: the flags of `run` (with a longer default generation and drain) plus
+/// the chaos flags.
+#[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("duration", |a| a.default_value(DEFAULT_CHAOS_DURATION)),
+    mut_arg("drain_timeout", |a| a.default_value(DEFAULT_CHAOS_DRAIN_TIMEOUT))
+)]
+pub struct ChaosCommandArgs {
+    /// The flags of `run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The chaos flags.
+    #[command(flatten)]
+    pub chaos: ChaosArgs,
+}
+
+/// The options of `logrelay-demo chaos`: those of `run`, a seed (drawn when not given, so it can
+/// be printed and the schedule repeated) and the chaos plan, checked to fit into `--duration`.
+pub fn chaos_options(args: &ChaosCommandArgs) -> anyhow::Result<DemoOptions> {
+    let mut options = default_options(&args.run)?;
+    let chaos = &args.chaos;
+    anyhow::ensure!(
+        options.processor == ProcessorMode::Sqs,
+        "chaos runs kill and restart the processor as a poller: use --processor sqs"
+    );
+    anyhow::ensure!(
+        !options.enforce_iam(),
+        "chaos runs do not combine with --denied-tenant"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&chaos.fault_rate),
+        "--fault-rate must be between 0 and 1"
+    );
+    let delete_log_group_of = match chaos.delete_log_group.as_deref() {
+        Some(NO_DELETION) => None,
+        Some(tenant) => {
+            anyhow::ensure!(
+                options.tenants.iter().any(|t| t.id == tenant),
+                "--delete-log-group {tenant}: not one of --tenants"
+            );
+            Some(tenant.to_owned())
+        }
+        None => options.tenants.first().map(|t| t.id.clone()),
+    };
+    if args.run.work_dir.is_none() {
+        options.work_dir = crate::paths::work_dir_named("chaos");
+    }
+    let seed = args.run.seed.unwrap_or_else(rand::random);
+    let mut classes = chaos.fault_kinds.clone();
+    classes.sort();
+    classes.dedup();
+    let plan = ChaosPlan {
+        seed,
+        fault_rate: chaos.fault_rate,
+        fault_classes: classes,
+        agent_kills: chaos.agent_kills,
+        processor_kills: chaos.processor_kills,
+        s3_outage: chaos.s3_outage,
+        delete_log_group_of,
+        progress_table: !chaos.no_progress_table,
+        progress_lease: None,
+    };
+    Schedule::draw(&plan, options.duration)?;
+    options.seed = Some(seed);
+    options.chaos = Some(plan);
+    Ok(options)
 }
 
 /// Plans the tenants: the `i`-th tenant (0-based) lives in account `(i+1)` repeated 12 times;
@@ -282,6 +399,75 @@ mod tests {
         assert!(plan_tenants(&ids(&[]), None).is_err());
         let many: Vec<String> = (0..=MAX_TENANTS).map(|i| format!("t{i}")).collect();
         assert!(plan_tenants(&many, None).is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct ChaosCli {
+        #[command(flatten)]
+        args: ChaosCommandArgs,
+    }
+
+    fn chaos(flags: &[&str]) -> anyhow::Result<DemoOptions> {
+        use clap::Parser;
+        let cli = ChaosCli::try_parse_from(std::iter::once("chaos").chain(flags.iter().copied()))?;
+        chaos_options(&cli.args)
+    }
+
+    #[test]
+    fn chaos_defaults_are_the_full_run_of_issue_9() {
+        let options = chaos(&[]).expect("defaults are valid");
+        assert_eq!(options.duration, Duration::from_secs(12 * 60));
+        assert_eq!(options.drain_timeout, Duration::from_secs(10 * 60));
+        let plan = options.chaos.expect("a plan");
+        assert_eq!(plan.fault_rate, 0.30);
+        assert_eq!(plan.fault_classes, FaultClass::ALL);
+        assert_eq!((plan.agent_kills, plan.processor_kills), (20, 20));
+        assert_eq!(plan.s3_outage, Duration::from_secs(300));
+        assert_eq!(plan.delete_log_group_of.as_deref(), Some("acme"));
+        assert!(plan.progress_table);
+        assert_eq!(
+            options.seed,
+            Some(plan.seed),
+            "the generator gets the seed too"
+        );
+    }
+
+    #[test]
+    fn chaos_flags_are_read_and_checked() {
+        let options = chaos(&[
+            "--duration",
+            "90s",
+            "--seed",
+            "5",
+            "--fault-kinds",
+            "reset,5xx",
+            "--agent-kills",
+            "5",
+            "--processor-kills",
+            "4",
+            "--s3-outage",
+            "20s",
+            "--delete-log-group",
+            "globex",
+        ])
+        .expect("valid");
+        let plan = options.chaos.expect("a plan");
+        assert_eq!(plan.seed, 5);
+        assert_eq!(
+            plan.fault_classes,
+            [FaultClass::ServerError, FaultClass::Reset]
+        );
+        assert_eq!(plan.delete_log_group_of.as_deref(), Some("globex"));
+        let none = chaos(&["--delete-log-group", "none"]).expect("valid");
+        assert_eq!(none.chaos.expect("plan").delete_log_group_of, None);
+        assert!(chaos(&["--delete-log-group", "initech"]).is_err());
+        assert!(chaos(&["--fault-rate", "1.5"]).is_err());
+        assert!(chaos(&["--processor", "lambda"]).is_err());
+        assert!(
+            chaos(&["--duration", "60s"]).is_err(),
+            "a 5-minute outage does not fit"
+        );
+        assert!(chaos(&["--fault-kinds", "meteor"]).is_err());
     }
 
     #[test]

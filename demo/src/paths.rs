@@ -76,8 +76,13 @@ pub fn default_bin_dir() -> PathBuf {
 
 /// A fresh work directory `<repo>/.run/demo-<UTC time>` (git-ignored).
 pub fn default_work_dir() -> PathBuf {
+    work_dir_named("demo")
+}
+
+/// A fresh work directory `<repo>/.run/<kind>-<UTC time>` (git-ignored).
+pub fn work_dir_named(kind: &str) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    repo_root().join(".run").join(format!("demo-{stamp}"))
+    repo_root().join(".run").join(format!("{kind}-{stamp}"))
 }
 
 /// Creates the work directory and its subdirectories; returns their paths.

@@ -1,6 +1,7 @@
 //! The running pipeline: the fake node (`logrelay-testgen pods`), the fake Kubernetes API serving
 //! the generator's objects, the agent, and the processor (SQS poller, or Lambda fed from the
-//! queue), each AWS client behind a counting proxy. Starting, restarting and stopping them.
+//! queue), each AWS client behind a counting proxy (and, in chaos runs, behind that the
+//! component's fault proxies). Starting, restarting and stopping them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::aws_proxy::CountingProxy;
+use crate::chaos::faults::ComponentFaults;
 use crate::child::ChildProcess;
 use crate::emulator::free_port;
 use crate::lambda_feeder::{self, FeederStats};
@@ -60,6 +62,40 @@ pub const REMOVAL_DELAY_SECONDS: u32 = 30;
 /// SIGTERM grace of the agent and the processor (both default to 25 s inside).
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
+/// Bytes per generated line used to size the node's on-disk buffer in chaos runs, rounded up
+/// from the demo's measured average (5.4 MiB for 12,000 lines ≈ 470 B, multi-KiB lines included).
+pub const AVERAGE_LINE_BYTES: u64 = 500;
+
+/// How much longer than the S3 outage the files of a container must last in chaos runs: the
+/// agent's checkpoints cannot move during the outage, and a restarted agent re-reads from them.
+pub const DISK_BUFFER_MARGIN: Duration = Duration::from_secs(60);
+
+/// The node's log file settings of a run: rotation size (kubelet `containerLogMaxSize`) and how
+/// long a deleted pod's directory stays.
+///
+/// The files on disk are the agent's buffer (docs/agent.md, "Backpressure"): while S3 fails the
+/// checkpoints stay put, and an agent killed then re-reads from them. So in chaos runs the
+/// retained files of a container (`MAX_FILES - 1` rotated ones) must cover the outage plus a
+/// margin at the worst-case per-container rate (one container per pod), and deleted pods must
+/// stay as long. Otherwise lines rotated away while the agent was down are lost — counted by the
+/// agent as `lost_bytes_total`, and reported missing here.
+pub fn node_file_settings(options: &DemoOptions) -> (u64, Duration) {
+    let Some(plan) = &options.chaos else {
+        return (
+            ROTATE_AT_BYTES,
+            Duration::from_secs(u64::from(REMOVAL_DELAY_SECONDS)),
+        );
+    };
+    let containers = (options.tenants.len() as u64 * u64::from(PODS_PER_NAMESPACE)).max(1);
+    let per_container_bytes_per_second =
+        (u64::from(options.rate) * AVERAGE_LINE_BYTES).div_ceil(containers);
+    let covered = (plan.s3_outage + DISK_BUFFER_MARGIN).as_secs();
+    let rotate_at = (per_container_bytes_per_second * covered).div_ceil(u64::from(MAX_FILES - 1));
+    let removal_delay = Duration::from_secs(u64::from(REMOVAL_DELAY_SECONDS))
+        .max(plan.s3_outage + DISK_BUFFER_MARGIN);
+    (rotate_at.max(ROTATE_AT_BYTES), removal_delay)
+}
+
 /// The processor as it runs.
 pub enum ProcessorProcess {
     /// `logrelay-processor sqs`, with `/metrics` on `listen`.
@@ -68,6 +104,8 @@ pub enum ProcessorProcess {
         child: ChildProcess,
         /// `host:port` of `/metrics`.
         listen: String,
+        /// How to start it again.
+        command: ChildCommand,
     },
     /// `logrelay-processor lambda` fed by the demo.
     Lambda {
@@ -102,18 +140,22 @@ pub struct Pipeline {
     pub agent_proxy: CountingProxy,
     /// Counts the processor's AWS requests.
     pub processor_proxy: CountingProxy,
-    agent_command: AgentCommand,
+    /// The agent's fault proxies (chaos runs).
+    pub agent_faults: Option<ComponentFaults>,
+    /// The processor's fault proxies (chaos runs).
+    pub processor_faults: Option<ComponentFaults>,
+    agent_command: ChildCommand,
 }
 
-/// What is needed to (re)start the agent.
+/// What is needed to (re)start a component: binary, arguments, the whole environment.
 #[derive(Debug, Clone)]
-struct AgentCommand {
+pub struct ChildCommand {
     binary: PathBuf,
     args: Vec<String>,
     env: Vec<(&'static str, String)>,
 }
 
-impl AgentCommand {
+impl ChildCommand {
     fn command(&self) -> Command {
         let mut command = Command::new(&self.binary);
         command.args(&self.args).env_clear().envs(self.env.clone());
@@ -140,8 +182,29 @@ impl Pipeline {
         let kubeconfig = kube
             .kubeconfig_path()
             .context("write the fake API's kubeconfig")?;
-        let agent_proxy = CountingProxy::start(emulator_url).await?;
-        let processor_proxy = CountingProxy::start(emulator_url).await?;
+        let (agent_faults, processor_faults) = match &options.chaos {
+            Some(plan) => {
+                let start =
+                    || ComponentFaults::start(emulator_url, plan.fault_rate, &plan.fault_classes);
+                (
+                    Some(start().await.context("start the agent's fault proxies")?),
+                    Some(
+                        start()
+                            .await
+                            .context("start the processor's fault proxies")?,
+                    ),
+                )
+            }
+            None => (None, None),
+        };
+        let upstreams = |faults: &Option<ComponentFaults>| match faults {
+            Some(faults) => (faults.url(), faults.routes()),
+            None => (emulator_url.to_owned(), Default::default()),
+        };
+        let (upstream, routes) = upstreams(&agent_faults);
+        let agent_proxy = CountingProxy::start_routed(&upstream, routes).await?;
+        let (upstream, routes) = upstreams(&processor_faults);
+        let processor_proxy = CountingProxy::start_routed(&upstream, routes).await?;
 
         let processor =
             start_processor(options, provisioned, binaries, work, &processor_proxy.url()).await?;
@@ -175,6 +238,8 @@ impl Pipeline {
             metadata_active,
             agent_proxy,
             processor_proxy,
+            agent_faults,
+            processor_faults,
             agent_command,
         })
     }
@@ -186,6 +251,32 @@ impl Pipeline {
         tracing::info!("agent killed with SIGKILL; restarting it");
         self.agent = ChildProcess::spawn("agent", self.agent_command.command(), logs)?;
         Ok(())
+    }
+
+    /// SIGKILLs the processor (SQS mode) and starts it again with the same environment; the
+    /// messages it held come back after their visibility timeout.
+    pub async fn kill_and_restart_processor(
+        &mut self,
+        logs: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        match &mut self.processor {
+            ProcessorProcess::Sqs { child, command, .. } => {
+                child.kill().await;
+                tracing::info!("processor killed with SIGKILL; restarting it");
+                *child = ChildProcess::spawn("processor", command.command(), logs)?;
+                Ok(())
+            }
+            ProcessorProcess::Lambda { .. } => {
+                anyhow::bail!("the processor is killed and restarted only in sqs mode")
+            }
+        }
+    }
+
+    /// The processor process (either mode).
+    pub fn processor_child(&mut self) -> &mut ChildProcess {
+        match &mut self.processor {
+            ProcessorProcess::Sqs { child, .. } | ProcessorProcess::Lambda { child, .. } => child,
+        }
     }
 
     /// The processor's `/metrics` address (SQS mode only).
@@ -225,6 +316,7 @@ fn generator_command(
     containers_per_pod: u32,
 ) -> Command {
     let tenants: Vec<&str> = options.tenants.iter().map(|t| t.id.as_str()).collect();
+    let (rotate_at, removal_delay) = node_file_settings(options);
     let mut command = Command::new(&binaries.testgen);
     command
         .arg("pods")
@@ -235,10 +327,10 @@ fn generator_command(
         .args(["--containers-per-pod", &containers_per_pod.to_string()])
         .args(["--rate", &options.rate.to_string()])
         .args(["--duration", &options.duration.as_secs().max(1).to_string()])
-        .args(["--max-size", &ROTATE_AT_BYTES.to_string()])
+        .args(["--max-size", &rotate_at.to_string()])
         .args(["--max-files", &MAX_FILES.to_string()])
         .args(["--churn-interval", &CHURN_INTERVAL_SECONDS.to_string()])
-        .args(["--removal-delay", &REMOVAL_DELAY_SECONDS.to_string()])
+        .args(["--removal-delay", &removal_delay.as_secs().to_string()])
         .arg("--kube-objects")
         .arg(&work.kube_objects)
         .args(["--node-name", NODE_NAME])
@@ -260,7 +352,7 @@ fn agent_command(
     aws_endpoint: &str,
     listen: &str,
     kubeconfig: &std::path::Path,
-) -> AgentCommand {
+) -> ChildCommand {
     let mut args: Vec<String> = vec![
         "--source".into(),
         "files".into(),
@@ -297,7 +389,7 @@ fn agent_command(
     if let Some(path) = std::env::var_os("PATH") {
         env.push(("PATH", path.to_string_lossy().into_owned()));
     }
-    AgentCommand {
+    ChildCommand {
         binary: binaries.agent.clone(),
         args,
         env,
@@ -305,12 +397,28 @@ fn agent_command(
 }
 
 /// The processor's environment (the seed's variable names, see docs/processor.md).
-fn processor_env(provisioned: &Provisioned, aws_endpoint: &str) -> Vec<(&'static str, String)> {
+fn processor_env(
+    options: &DemoOptions,
+    provisioned: &Provisioned,
+    aws_endpoint: &str,
+) -> Vec<(&'static str, String)> {
     let central = &provisioned.central;
     let mut env = provisioned.operator.env(aws_endpoint);
+    if options
+        .chaos
+        .as_ref()
+        .is_none_or(|plan| plan.progress_table)
+    {
+        env.push(("DELIVERY_PROGRESS_TABLE", central.progress_table.clone()));
+    }
+    if let Some(lease) = options.chaos.as_ref().and_then(|plan| plan.progress_lease) {
+        env.push((
+            "LOGRELAY_PROGRESS_LEASE_SECONDS",
+            lease.as_secs().to_string(),
+        ));
+    }
     env.extend([
         ("TENANT_CONFIG_TABLE", central.tenant_table.clone()),
-        ("DELIVERY_PROGRESS_TABLE", central.progress_table.clone()),
         ("DLQ_URL", central.queue.dlq_url.clone()),
         ("LOGRELAY_LOG_FORMAT", "json".into()),
         ("RUST_LOG", "info".into()),
@@ -336,7 +444,7 @@ async fn start_processor(
     work: &WorkDir,
     aws_endpoint: &str,
 ) -> anyhow::Result<ProcessorProcess> {
-    let mut env = processor_env(provisioned, aws_endpoint);
+    let mut env = processor_env(options, provisioned, aws_endpoint);
     let mut command = Command::new(&binaries.processor);
     command.env_clear();
     match options.processor {
@@ -344,9 +452,17 @@ async fn start_processor(
             let listen = format!("127.0.0.1:{}", free_port()?);
             env.push(("SQS_QUEUE_URL", provisioned.central.queue.url.clone()));
             env.push(("LOGRELAY_METRICS_LISTEN", listen.clone()));
-            command.arg("sqs").envs(env);
-            let child = ChildProcess::spawn("processor", command, &work.logs)?;
-            Ok(ProcessorProcess::Sqs { child, listen })
+            let command = ChildCommand {
+                binary: binaries.processor.clone(),
+                args: vec!["sqs".into()],
+                env,
+            };
+            let child = ChildProcess::spawn("processor", command.command(), &work.logs)?;
+            Ok(ProcessorProcess::Sqs {
+                child,
+                listen,
+                command,
+            })
         }
         ProcessorMode::Lambda => {
             let api = Arc::new(

@@ -1,6 +1,6 @@
 //! One demo run from start to summary: emulator → provisioning → pipeline → generation (with the
-//! optional agent kill) → drain → verification → summary. Every process it starts is stopped when
-//! it returns or is dropped (Ctrl-C drops it).
+//! optional agent kill, or a chaos schedule) → drain → verification → summary. Every process it
+//! starts is stopped when it returns or is dropped (Ctrl-C drops it).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,7 +9,10 @@ use anyhow::Context;
 use logrelay_testgen::ledger::Ledger;
 use tokio::time::Instant;
 
-use crate::accounts::{CENTRAL_ACCOUNT_ID, INSPECTOR_ROLE, Identity};
+use crate::accounts::{CENTRAL_ACCOUNT_ID, CUSTOMER_ADMIN_ROLE, INSPECTOR_ROLE, Identity};
+use crate::chaos::log_group::{self, Deletion};
+use crate::chaos::runner::{ChaosRunner, DeletionTarget};
+use crate::chaos::schedule::Schedule;
 use crate::child::log_tail;
 use crate::drain;
 use crate::emulator::Emulator;
@@ -20,6 +23,7 @@ use crate::options::{DemoOptions, ProcessorMode, S3_COPY_PREFIX};
 use crate::paths::{Binaries, WorkDir, prepare_work_dir};
 use crate::pipeline::{AGENT_BATCH_TIMEOUT, Pipeline, ProcessorProcess, STOP_GRACE};
 use crate::progress::Progress;
+use crate::provision::stacks::QueueSettings;
 use crate::provision::{self, Provisioned};
 use crate::summary::{BucketRow, DeniedRow, DestinationRow, Inspection, RequestRow, Summary};
 use crate::verify::{self, Check, CheckResult, Destination};
@@ -30,11 +34,25 @@ const GENERATOR_EXIT_SLACK: Duration = Duration::from_secs(30);
 /// Lines of a component's log quoted in a note when it died.
 const LOG_TAIL_LINES: usize = 5;
 
+/// In chaos runs, how often waits during the drain stop to restart a component that exited.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(15);
+
+/// How often the generation loop looks at the components (and shows progress).
+const GENERATION_TICK: Duration = Duration::from_secs(1);
+
+/// The same in chaos runs: chaos events happen within this of their planned time.
+const CHAOS_TICK: Duration = Duration::from_millis(250);
+
 /// Runs the demo; returns the summary (check [`Summary::passed`]).
 pub async fn run(options: &DemoOptions) -> anyhow::Result<Summary> {
     let progress = Progress::new(options.progress);
     let result = run_with(options, &progress).await;
     progress.finish();
+    if let Ok(summary) = &result
+        && let Err(error) = summary.write_files(&options.work_dir)
+    {
+        tracing::warn!(%error, "could not write the summary files into the run directory");
+    }
     result
 }
 
@@ -94,27 +112,48 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
             crate::pipeline::METADATA_WATCH_TIMEOUT
         ));
     }
-    generate(options, &mut pipeline, &work, progress, &mut notes).await;
+    let mut chaos = match &options.chaos {
+        Some(plan) => {
+            let runner = chaos_runner(options, &provisioned, &work).await?;
+            progress.done(format!(
+                "chaos: seed {} (repeat with --seed {}); {:.0} % faults on all AWS traffic, {} + {} kills, S3 outage {:?}, log group deletion: {}",
+                plan.seed,
+                plan.seed,
+                plan.fault_rate * 100.0,
+                plan.agent_kills,
+                plan.processor_kills,
+                plan.s3_outage,
+                plan.delete_log_group_of.as_deref().unwrap_or("none"),
+            ));
+            Some(runner)
+        }
+        None => None,
+    };
+    generate(
+        options,
+        &mut pipeline,
+        &work,
+        progress,
+        &mut notes,
+        chaos.as_mut(),
+    )
+    .await;
 
     let http = HttpClient::default();
     let operator_sqs = aws_sdk_sqs::Client::new(&provisioned.operator.config().await);
     progress.step("draining: agent → S3 → SNS → SQS → processor");
     let drain_started = Instant::now();
     let deadline = drain_started + options.drain_timeout;
-    if !drain::wait_for_agent_idle(
-        &http,
-        &pipeline.agent_listen,
-        AGENT_BATCH_TIMEOUT * 2,
-        deadline,
-    )
-    .await
-    {
+    if !wait_for_agent_idle(&http, &mut pipeline, chaos.as_mut(), deadline).await {
         notes.push(format!(
             "the agent was not idle within the drain timeout ({:?}); stopped it anyway",
             options.drain_timeout
         ));
     }
     let agent_metrics = Metrics::scrape(&http, &pipeline.agent_listen).await;
+    if let Some(runner) = chaos.as_mut() {
+        runner.agent_stopped();
+    }
     match pipeline.agent.terminate(STOP_GRACE).await {
         Some(status) if status.success() => {}
         other => notes.push(format!(
@@ -122,7 +161,15 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
             log_tail(pipeline.agent.log_path(), LOG_TAIL_LINES)
         )),
     }
-    if !drain::wait_for_empty_queue(&operator_sqs, &provisioned.central.queue.url, deadline).await {
+    if !wait_for_empty_queue(
+        &operator_sqs,
+        &provisioned.central.queue.url,
+        &mut pipeline,
+        chaos.as_mut(),
+        deadline,
+    )
+    .await
+    {
         let depth = drain::queue_depth(&operator_sqs, &provisioned.central.queue.url).await;
         notes.push(format!(
             "the queue was not empty within the drain timeout (visible, in flight: {depth:?})"
@@ -143,10 +190,8 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
         ));
     }
     pipeline.stop_processor().await;
-    notes.push(format!(
-        "drained in {:.1} s",
-        drain_started.elapsed().as_secs_f64()
-    ));
+    let drain_seconds = drain_started.elapsed().as_secs_f64();
+    notes.push(format!("drained in {drain_seconds:.1} s"));
     if let Some(metrics) = &agent_metrics {
         notes.push(format!(
             "agent (last run): {} lines read, {} objects stored, {} rotations followed",
@@ -160,8 +205,13 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
             metrics.sum_where("logrelay_processor_objects_total", "outcome", outcome)
         };
         notes.push(format!(
-            "processor: objects {} delivered, {} skipped as unwanted (desired_logs), {} duplicates skipped, \
+            "processor{}: objects {} delivered, {} skipped as unwanted (desired_logs), {} duplicates skipped, \
              {} failed transiently (retried), {} failed permanently; {} events delivered; {} messages dead-lettered",
+            if chaos.is_some() {
+                " (since its last restart)"
+            } else {
+                ""
+            },
             objects("delivered"),
             objects("skipped_unwanted"),
             objects("skipped_duplicate"),
@@ -173,8 +223,39 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
     }
 
     progress.step("verifying every destination against the generator's ledger");
-    let mut summary = summarize(options, &provisioned, &pipeline, &binaries, &work).await?;
+    let deletion = chaos.as_ref().and_then(ChaosRunner::deletion);
+    let mut summary =
+        summarize(options, &provisioned, &pipeline, &binaries, &work, deletion).await?;
     summary.notes.extend(notes);
+    if let Some(runner) = &chaos {
+        let mut report = runner.report(&pipeline);
+        let planned = QueueSettings::for_run(options);
+        let central_config = provisioned.operator.config().await;
+        match inspect::queue_settings(&central_config, &provisioned.central.queue.url).await {
+            Ok((visibility, max_receive_count)) => {
+                report.visibility_timeout_seconds = visibility;
+                report.max_receive_count = max_receive_count;
+                if (visibility, max_receive_count)
+                    != (
+                        planned.visibility_timeout_seconds,
+                        planned.max_receive_count,
+                    )
+                {
+                    report.errors.push(format!(
+                        "the queue has visibility {visibility} s and maxReceiveCount {max_receive_count}, \
+                         not the planned {} s and {}",
+                        planned.visibility_timeout_seconds, planned.max_receive_count
+                    ));
+                }
+            }
+            Err(error) => report
+                .errors
+                .push(format!("reading the queue's settings: {error:#}")),
+        }
+        report.duplicates = summary.destinations.iter().map(|d| d.duplicated).sum();
+        report.drain_seconds = drain_seconds;
+        summary.chaos = Some(report);
+    }
     summary.inspection = inspection(options, &emulator, &provisioned, &work).await;
     summary.judge();
     drop(pipeline);
@@ -189,6 +270,7 @@ async fn generate(
     work: &WorkDir,
     progress: &Progress,
     notes: &mut Vec<String>,
+    mut chaos: Option<&mut ChaosRunner>,
 ) {
     let http = HttpClient::default();
     let seconds = options.duration.as_secs().max(1);
@@ -196,8 +278,13 @@ async fn generate(
     let started = Instant::now();
     let mut kill_pending = options.kill_agent_after;
     let mut agent_dead_noted = false;
+    let tick = if chaos.is_some() {
+        CHAOS_TICK
+    } else {
+        GENERATION_TICK
+    };
     loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(tick).await;
         let elapsed = started.elapsed();
         if let Some(after) = kill_pending.filter(|after| elapsed >= *after) {
             kill_pending = None;
@@ -209,7 +296,9 @@ async fn generate(
                 Err(error) => notes.push(format!("restarting the agent failed: {error:#}")),
             }
         }
-        if !agent_dead_noted && let Some(status) = pipeline.agent.try_status() {
+        if let Some(runner) = chaos.as_deref_mut() {
+            runner.tick(pipeline).await;
+        } else if !agent_dead_noted && let Some(status) = pipeline.agent.try_status() {
             agent_dead_noted = true;
             notes.push(format!(
                 "the agent exited during generation ({status}): {}",
@@ -227,12 +316,102 @@ async fn generate(
                     log_tail(pipeline.generator.log_path(), LOG_TAIL_LINES)
                 ));
             }
-            return;
+            break;
         }
         if elapsed > options.duration + GENERATOR_EXIT_SLACK {
             notes.push("the generator did not stop in time; terminated it".into());
             pipeline.generator.terminate(STOP_GRACE).await;
-            return;
+            break;
+        }
+    }
+    if let Some(runner) = chaos {
+        runner.finish(pipeline).await;
+    }
+}
+
+/// The chaos schedule of the run, with the customer of the tenant whose log group is deleted.
+async fn chaos_runner(
+    options: &DemoOptions,
+    provisioned: &Provisioned,
+    work: &WorkDir,
+) -> anyhow::Result<ChaosRunner> {
+    let plan = options
+        .chaos
+        .clone()
+        .context("a chaos runner needs a chaos plan")?;
+    let schedule = Schedule::draw(&plan, options.duration)?;
+    let target = match &plan.delete_log_group_of {
+        Some(tenant) => {
+            let onboarded = provisioned
+                .tenants
+                .iter()
+                .find(|t| t.plan.id == *tenant)
+                .with_context(|| format!("--delete-log-group {tenant}: no such tenant"))?;
+            let customer = provisioned
+                .operator
+                .in_account(&onboarded.plan.account_id, CUSTOMER_ADMIN_ROLE)
+                .await?;
+            Some(DeletionTarget {
+                tenant: tenant.clone(),
+                group: onboarded.plan.log_group.clone(),
+                customer: customer.config().await,
+                archive: work
+                    .root
+                    .join("archive")
+                    .join(format!("{tenant}-log-group.ndjson")),
+            })
+        }
+        None => None,
+    };
+    Ok(ChaosRunner::new(plan, schedule, work.logs.clone(), target))
+}
+
+/// Waits for the agent to be idle; in chaos runs restarting it (and the processor) if it exits.
+async fn wait_for_agent_idle(
+    http: &HttpClient,
+    pipeline: &mut Pipeline,
+    mut chaos: Option<&mut ChaosRunner>,
+    deadline: Instant,
+) -> bool {
+    loop {
+        let slice = match chaos {
+            Some(_) => (Instant::now() + SUPERVISE_EVERY).min(deadline),
+            None => deadline,
+        };
+        let listen = pipeline.agent_listen.clone();
+        if drain::wait_for_agent_idle(http, &listen, AGENT_BATCH_TIMEOUT * 2, slice).await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        if let Some(runner) = chaos.as_deref_mut() {
+            runner.supervise(pipeline).await;
+        }
+    }
+}
+
+/// Waits for the queue to be empty; in chaos runs restarting the processor if it exits.
+async fn wait_for_empty_queue(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    pipeline: &mut Pipeline,
+    mut chaos: Option<&mut ChaosRunner>,
+    deadline: Instant,
+) -> bool {
+    loop {
+        let slice = match chaos {
+            Some(_) => (Instant::now() + SUPERVISE_EVERY).min(deadline),
+            None => deadline,
+        };
+        if drain::wait_for_empty_queue(sqs, queue_url, slice).await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        if let Some(runner) = chaos.as_deref_mut() {
+            runner.supervise(pipeline).await;
         }
     }
 }
@@ -265,6 +444,7 @@ async fn summarize(
     pipeline: &Pipeline,
     binaries: &Binaries,
     work: &WorkDir,
+    deletion: Option<&Deletion>,
 ) -> anyhow::Result<Summary> {
     let ledger = Ledger::read(&work.ledger).context("reading the generator's ledger")?;
     let mut generated: BTreeMap<&str, u64> = BTreeMap::new();
@@ -334,7 +514,18 @@ async fn summarize(
     }
     let mut destinations = Vec::new();
     for (account, expect_nothing, check) in checks {
-        let result = verify::run_check(&binaries.testgen, &work.ledger, check, &work.logs).await;
+        let deleted = match (&check.tenant, &check.destination, deletion) {
+            (Some(tenant), Destination::CloudWatch { group }, Some(d))
+                if *tenant == d.tenant && *group == d.group =>
+            {
+                Some(d)
+            }
+            _ => None,
+        };
+        let result = match deleted {
+            Some(deletion) => verify_deleted_group(&check, deletion, work).await,
+            None => verify::run_check(&binaries.testgen, &work.ledger, check, &work.logs).await,
+        };
         let tenant_generated = match &result.check.tenant {
             Some(tenant) => generated.get(tenant.as_str()).copied().unwrap_or(0),
             None => generated_lines,
@@ -343,13 +534,11 @@ async fn summarize(
             (Some(tenant), Destination::CloudWatch { .. }) => latencies.get(tenant).copied(),
             _ => None,
         };
-        destinations.push(destination_row(
-            result,
-            account,
-            tenant_generated,
-            latency,
-            expect_nothing,
-        ));
+        let mut row = destination_row(result, account, tenant_generated, latency, expect_nothing);
+        if deleted.is_some() {
+            row.destination.push_str(" (archive + recreated)");
+        }
+        destinations.push(row);
     }
 
     let central_config = operator.config().await;
@@ -434,8 +623,31 @@ async fn summarize(
             work_dir: work.root.display().to_string(),
             commands: Vec::new(),
         },
+        chaos: None,
         failures: Vec::new(),
     })
+}
+
+/// Verifies the CloudWatch delivery of a tenant whose group was deleted: the archive taken before
+/// the deletion plus the recreated group.
+async fn verify_deleted_group(check: &Check, deletion: &Deletion, work: &WorkDir) -> CheckResult {
+    let report = log_group::verify_with_archive(
+        &work.ledger,
+        &deletion.archive,
+        &deletion.group,
+        &check.reader.config().await,
+        logrelay_testgen::verify::tally::Expectations {
+            tenant: check.tenant.clone(),
+            applications: check.applications.clone(),
+        },
+        &work.logs.join("verify.log"),
+    )
+    .await
+    .map_err(|e| format!("{e:#}"));
+    CheckResult {
+        check: check.clone(),
+        report,
+    }
 }
 
 fn destination_row(

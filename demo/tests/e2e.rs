@@ -53,6 +53,7 @@ fn options(work: &tempfile::TempDir, tenants: &[&str], denied: Option<&str>) -> 
         work_dir: work.path().join("run"),
         seed: Some(7),
         progress: false,
+        chaos: None,
     }
 }
 

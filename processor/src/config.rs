@@ -13,6 +13,7 @@ use logrelay_common::logging::LogFormat;
 
 use crate::deliver::cloudwatch::batch::MAX_BATCH_EVENTS;
 use crate::intake::replay::TimeBasis;
+use crate::progress::{MAX_LEASE, MIN_LEASE};
 use logrelay_common::aws::MAX_EXTERNAL_ID_LEN;
 
 /// Exit code: everything succeeded.
@@ -96,6 +97,11 @@ pub struct ProcessorConfig {
     /// DynamoDB table of per-object delivery progress (resume without duplicates; unset: off).
     #[arg(long, env = "DELIVERY_PROGRESS_TABLE", global = true)]
     pub delivery_progress_table: Option<String>,
+    /// Seconds an attempt's lease on an object's progress lasts without a progress write (10 to
+    /// 43,200; default 300). Shorter: a crashed processor's objects are taken over sooner; a live
+    /// one whose batch takes longer loses its object (re-sending the batches in flight).
+    #[arg(long, env = "LOGRELAY_PROGRESS_LEASE_SECONDS", global = true)]
+    pub progress_lease_seconds: Option<u64>,
     /// Queue that permanently failed messages are forwarded to before being acknowledged.
     #[arg(long, env = "DLQ_URL", global = true)]
     pub dlq_url: Option<String>,
@@ -239,6 +245,18 @@ impl ProcessorConfig {
         if let Some(url) = &self.dlq_url {
             check_queue_url("DLQ_URL (--dlq-url)", url)?;
         }
+        if let Some(seconds) = self.progress_lease_seconds
+            && !(MIN_LEASE..=MAX_LEASE).contains(&Duration::from_secs(seconds))
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_PROGRESS_LEASE_SECONDS (--progress-lease-seconds)",
+                format!(
+                    "must be {} to {} seconds, is {seconds}",
+                    MIN_LEASE.as_secs(),
+                    MAX_LEASE.as_secs()
+                ),
+            ));
+        }
         logrelay_common::key::validate_prefix(&self.key_prefix)
             .map_err(|e| ConfigError::new("LOGRELAY_KEY_PREFIX (--key-prefix)", e.to_string()))?;
         if let Some(size) = self.max_batch_size
@@ -318,6 +336,11 @@ impl ProcessorConfig {
             Mode::Lambda | Mode::Sqs { .. } => LogFormat::Json,
             Mode::Manual | Mode::Replay(_) => LogFormat::Text,
         })
+    }
+
+    /// The progress lease, if set.
+    pub fn progress_lease(&self) -> Option<Duration> {
+        self.progress_lease_seconds.map(Duration::from_secs)
     }
 
     /// The SQS shutdown grace period.
@@ -522,6 +545,14 @@ mod tests {
                 &["manual", "--max-concurrency", "0"],
                 "MAX_CONCURRENCY (--max-concurrency)",
             ),
+            (
+                &["manual", "--progress-lease-seconds", "9"],
+                "LOGRELAY_PROGRESS_LEASE_SECONDS (--progress-lease-seconds)",
+            ),
+            (
+                &["manual", "--progress-lease-seconds", "43201"],
+                "LOGRELAY_PROGRESS_LEASE_SECONDS (--progress-lease-seconds)",
+            ),
         ];
         for (args, field) in cases {
             let error = parse(args).validate(false).expect_err(field);
@@ -550,8 +581,12 @@ mod tests {
             "500",
             "--retry-attempts",
             "3",
+            "--progress-lease-seconds",
+            "20",
         ]);
         assert_eq!(config.validate(false), Ok(Mode::Manual));
+        assert_eq!(config.progress_lease(), Some(Duration::from_secs(20)));
+        assert_eq!(parse(&["manual"]).progress_lease(), None, "the default");
         assert_eq!(config.effective_log_format(&Mode::Manual), LogFormat::Text);
         assert_eq!(config.effective_log_format(&Mode::Lambda), LogFormat::Json);
     }

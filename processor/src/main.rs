@@ -194,5 +194,8 @@ fn build_processor(
     if let Some(attempts) = config.retry_attempts {
         settings.limits.retry.attempts = attempts;
     }
+    if let Some(lease) = config.progress_lease() {
+        settings.limits.progress_lease = lease;
+    }
     Processor::new(settings).context("invalid processor settings")
 }

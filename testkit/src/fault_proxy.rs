@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP/1.1 proxy to put between an AWS SDK client and the emulator: it streams
 //! requests and responses through, and on a programmable plan answers instead with a 5xx, an S3
-//! `SlowDown`, a `ThrottlingException`, a closed connection, or forwards after a delay. Counters
-//! tell a test how many requests it saw and how many faults it injected.
+//! `SlowDown`, throttling, a closed connection, or forwards after a delay. Injected errors take
+//! the shape the request's service would send (see [`Protocol`]). Counters tell a test how many
+//! requests it saw and how many faults it injected.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -37,7 +38,9 @@ pub enum FaultKind {
     Status5xx,
     /// HTTP 503 with S3's `SlowDown` XML body.
     SlowDown,
-    /// HTTP 400 `ThrottlingException` (JSON services) or `Throttling` (XML/query services).
+    /// The service's own throttling answer: HTTP 503 `SlowDown` from S3, HTTP 400
+    /// `ThrottlingException` from JSON-protocol services (DynamoDB, CloudWatch Logs, SQS), HTTP 400
+    /// `Throttling` in an `ErrorResponse` from query-protocol services (STS, SNS).
     Throttling,
     /// Close the connection without answering.
     Reset,
@@ -224,7 +227,7 @@ async fn handle(
     if fault.is_some() {
         shared.faults_injected.fetch_add(1, Ordering::SeqCst);
     }
-    let json = is_json_protocol(&request);
+    let protocol = Protocol::of(&request);
     match fault {
         None => Ok(forward(&shared, request).await),
         Some(FaultKind::Delay(delay)) => {
@@ -232,7 +235,7 @@ async fn handle(
             Ok(forward(&shared, request).await)
         }
         Some(FaultKind::Reset) => Err(InjectedReset),
-        Some(kind) => Ok(fault_response(kind, json)),
+        Some(kind) => Ok(fault_response(kind, protocol)),
     }
 }
 
@@ -252,14 +255,49 @@ fn pick_fault<B>(shared: &Shared, request: &Request<B>) -> Option<FaultKind> {
     plan.kinds.get(index).copied()
 }
 
-/// JSON-protocol services (DynamoDB, CloudWatch Logs, SQS) send `X-Amz-Target` or a JSON body.
-fn is_json_protocol<B>(request: &Request<B>) -> bool {
-    request.headers().contains_key("x-amz-target")
-        || request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("json"))
+/// How the request's service shapes its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// S3 (REST-XML): `<Error>` at the root; throttles with 503 `SlowDown`.
+    S3,
+    /// JSON protocols (DynamoDB, CloudWatch Logs, SQS): `{"__type": …}`.
+    Json,
+    /// Query protocol (STS, SNS): `<ErrorResponse><Error>…`.
+    Query,
+}
+
+impl Protocol {
+    /// The protocol of a request: S3 by its SigV4 credential scope (first, since an object's
+    /// own content type may say JSON), JSON by `X-Amz-Target` or a JSON content type, else query
+    /// when another service signed it or the body is a form, else S3 (unsigned REST requests).
+    fn of<B>(request: &Request<B>) -> Self {
+        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+        let service = header("authorization").and_then(signing_service);
+        if service == Some("s3") {
+            return Self::S3;
+        }
+        if request.headers().contains_key("x-amz-target")
+            || header(CONTENT_TYPE.as_str()).is_some_and(|v| v.contains("json"))
+        {
+            return Self::Json;
+        }
+        let form = header(CONTENT_TYPE.as_str())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if service.is_some() || form {
+            Self::Query
+        } else {
+            Self::S3
+        }
+    }
+}
+
+/// The service of a SigV4 `Authorization` header: `Credential=KEY/DATE/REGION/<service>/aws4_request`.
+fn signing_service(authorization: &str) -> Option<&str> {
+    let scope = authorization.split("Credential=").nth(1)?;
+    let scope = scope.split([',', ' ']).next()?;
+    let mut parts = scope.rsplit('/');
+    (parts.next()? == "aws4_request").then_some(())?;
+    parts.next()
 }
 
 /// Sends the request upstream with its body streamed; upstream failures become a 502.
@@ -309,33 +347,33 @@ fn text_response(status: StatusCode, body: String) -> Response<ProxyBody> {
 }
 
 /// The error response AWS would send for this fault, in the request's protocol.
-fn fault_response(kind: FaultKind, json: bool) -> Response<ProxyBody> {
-    let (status, code_json, code_xml) = match kind {
-        FaultKind::Throttling => (StatusCode::BAD_REQUEST, "ThrottlingException", "Throttling"),
-        FaultKind::SlowDown => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "SlowDown"),
-        _ => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailure",
-            "InternalError",
-        ),
+fn fault_response(kind: FaultKind, protocol: Protocol) -> Response<ProxyBody> {
+    let (status, code) = match (kind, protocol) {
+        // S3's throttling is SlowDown; SlowDown is always S3's answer.
+        (FaultKind::Throttling, Protocol::S3) | (FaultKind::SlowDown, _) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "SlowDown")
+        }
+        (FaultKind::Throttling, Protocol::Json) => (StatusCode::BAD_REQUEST, "ThrottlingException"),
+        (FaultKind::Throttling, Protocol::Query) => (StatusCode::BAD_REQUEST, "Throttling"),
+        (_, Protocol::Json) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
     };
-    if json && kind != FaultKind::SlowDown {
-        let body = serde_json::json!({ "__type": code_json, "message": FAULT_MESSAGE }).to_string();
+    if protocol == Protocol::Json && kind != FaultKind::SlowDown {
+        let body = serde_json::json!({ "__type": code, "message": FAULT_MESSAGE }).to_string();
         let mut response = full_response(status, "application/x-amz-json-1.0", body);
         response
             .headers_mut()
-            .insert("x-amzn-errortype", HeaderValue::from_static(code_json));
+            .insert("x-amzn-errortype", HeaderValue::from_static(code));
         return response;
     }
-    let body = if kind == FaultKind::Throttling {
-        // Query-protocol services (STS, SNS) wrap errors in ErrorResponse.
+    let body = if protocol == Protocol::Query && kind == FaultKind::Throttling {
         format!(
-            "<ErrorResponse><Error><Type>Sender</Type><Code>{code_xml}</Code>\
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
              <Message>{FAULT_MESSAGE}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
         )
     } else {
         format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code_xml}</Code>\
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
              <Message>{FAULT_MESSAGE}</Message><RequestId>fault</RequestId></Error>"
         )
     };
@@ -488,6 +526,129 @@ mod tests {
             .expect("delayed, not failed");
         assert!(started.elapsed() >= delay);
         assert_eq!(proxy.faults_injected(), 1);
+    }
+
+    #[tokio::test]
+    async fn throttling_reaches_an_s3_call_as_slowdown_which_succeeds_on_retry() {
+        let (moto, proxy) = moto_and_proxy().await;
+        let direct = moto.config(DEFAULT_ACCOUNT_ID).await;
+        let bucket = unique_name("proxy-throttle");
+        create_bucket(&direct, &bucket).await.expect("bucket");
+        put_object(&direct, &bucket, "k", b"body".to_vec())
+            .await
+            .expect("put");
+
+        let via = config_via(&proxy, 3).await;
+        proxy.fail_next(2, FaultKind::Throttling);
+        let body = get_object_bytes(&via, &bucket, "k")
+            .await
+            .expect("third attempt succeeds");
+        assert_eq!(body, b"body");
+        assert_eq!(proxy.faults_injected(), 2);
+        assert_eq!(proxy.requests_seen(), 3);
+    }
+
+    /// Status, content type and body of the injected answer to `request`.
+    async fn injected(kind: FaultKind, request: Request<()>) -> (StatusCode, String, String) {
+        let response = fault_response(kind, Protocol::of(&request));
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("fixed body")
+            .to_bytes();
+        let body = String::from_utf8(body.to_vec()).expect("utf-8");
+        (status, content_type, body)
+    }
+
+    fn signed_by(service: &str) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/{service}/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=abc"
+        )
+    }
+
+    #[tokio::test]
+    async fn s3_is_throttled_with_a_503_slowdown() {
+        // Signed for S3, even with an object body declared as JSON.
+        let request = Request::put("/bucket/key.json")
+            .header("authorization", signed_by("s3"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(())
+            .expect("request");
+        let (status, content_type, body) = injected(FaultKind::Throttling, request).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(content_type, "application/xml");
+        assert!(body.contains("<Error><Code>SlowDown</Code>"), "{body}");
+        assert!(!body.contains("ErrorResponse"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn json_services_are_throttled_with_a_400_throttling_exception() {
+        let request = Request::post("/")
+            .header("authorization", signed_by("dynamodb"))
+            .header("x-amz-target", "DynamoDB_20120810.PutItem")
+            .header(CONTENT_TYPE, "application/x-amz-json-1.0")
+            .body(())
+            .expect("request");
+        let (status, content_type, body) = injected(FaultKind::Throttling, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(content_type, "application/x-amz-json-1.0");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+        assert_eq!(body["__type"], "ThrottlingException");
+        assert_eq!(body["message"], FAULT_MESSAGE);
+    }
+
+    #[tokio::test]
+    async fn query_services_are_throttled_with_a_400_error_response() {
+        let request = Request::post("/")
+            .header("authorization", signed_by("sts"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(())
+            .expect("request");
+        let (status, content_type, body) = injected(FaultKind::Throttling, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(content_type, "application/xml");
+        assert!(
+            body.starts_with("<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn the_protocol_comes_from_the_signing_service_then_the_request_shape() {
+        let request = |service: Option<&str>, content_type: Option<&str>| {
+            let mut builder = Request::post("/");
+            if let Some(service) = service {
+                builder = builder.header("authorization", signed_by(service));
+            }
+            if let Some(content_type) = content_type {
+                builder = builder.header(CONTENT_TYPE, content_type);
+            }
+            Protocol::of(&builder.body(()).expect("request"))
+        };
+        assert_eq!(request(Some("s3"), None), Protocol::S3);
+        assert_eq!(
+            request(Some("logs"), Some("application/x-amz-json-1.1")),
+            Protocol::Json
+        );
+        assert_eq!(request(Some("sns"), None), Protocol::Query);
+        assert_eq!(
+            request(
+                None,
+                Some("application/x-www-form-urlencoded; charset=utf-8")
+            ),
+            Protocol::Query
+        );
+        assert_eq!(request(None, None), Protocol::S3, "unsigned REST request");
+        assert_eq!(signing_service("Bearer token"), None);
     }
 
     #[test]

@@ -67,7 +67,8 @@ pub async fn provision(
     let endpoint = emulator.url();
     let setup = Identity::default_central(endpoint);
     let suffix = format!("{:08x}", rand::random::<u32>());
-    let stacks = stacks::deploy_central(endpoint, &suffix, &work.logs)
+    let queue = stacks::QueueSettings::for_run(options);
+    let stacks = stacks::deploy_central(endpoint, &suffix, queue, &work.logs)
         .await
         .context("deploying the core and SQS stacks")?;
     let central = wire_central(&setup, stacks).await?;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use tokio::process::Command;
 
+use crate::options::DemoOptions;
 use crate::paths::{python_script, templates_dir, venv_tool};
 
 /// Longest a deployment may take (moto completes stacks synchronously in about a second).
@@ -25,6 +26,57 @@ pub const DEMO_OIDC_ISSUER: &str = "oidc.logrelay-demo.local/cluster-1";
 /// The queue's visibility timeout in the demo: the template's minimum range is 30 s; one minute
 /// lets a transiently failed message come back within the demo instead of after 30 minutes.
 pub const DEMO_VISIBILITY_TIMEOUT_SECONDS: u32 = 60;
+
+/// The queue's visibility timeout in chaos runs: the template's minimum, so that the messages a
+/// killed processor held come back quickly (it extends visibility every third of it while it works).
+pub const CHAOS_VISIBILITY_TIMEOUT_SECONDS: u32 = 30;
+
+/// `sqs-stack.yaml`'s default (and minimum) `MaxReceiveCount`.
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+
+/// The delivery queue's settings of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// `VisibilityTimeoutSeconds`.
+    pub visibility_timeout_seconds: u32,
+    /// `MaxReceiveCount` (receives before the redrive policy moves a message to the DLQ).
+    pub max_receive_count: u32,
+}
+
+impl QueueSettings {
+    /// The demo's settings; in chaos runs the short visibility timeout, and on top of the
+    /// template's default 5 receives enough that the redrive window (receives × visibility)
+    /// covers twice the S3 outage and twice the processor's progress lease (a killed processor's
+    /// objects bounce once per visibility timeout until the lease expires). In production
+    /// 5 × 1800 s = 2.5 h covers both; with the demo's short visibility, messages failing
+    /// throughout the outage or a lease would otherwise be dead-lettered by the redrive policy.
+    pub fn for_run(options: &DemoOptions) -> Self {
+        match &options.chaos {
+            None => Self {
+                visibility_timeout_seconds: DEMO_VISIBILITY_TIMEOUT_SECONDS,
+                max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
+            },
+            Some(plan) => {
+                let visibility = CHAOS_VISIBILITY_TIMEOUT_SECONDS;
+                let receives = |d: Duration| {
+                    u32::try_from(d.as_secs().div_ceil(u64::from(visibility)) * 2)
+                        .unwrap_or(u32::MAX)
+                };
+                let lease = plan.lease_held_after_kill();
+                Self {
+                    visibility_timeout_seconds: visibility,
+                    max_receive_count: DEFAULT_MAX_RECEIVE_COUNT
+                        .saturating_add(receives(plan.s3_outage))
+                        .saturating_add(receives(lease))
+                        .min(MAX_RECEIVE_COUNT_LIMIT),
+                }
+            }
+        }
+    }
+}
+
+/// `sqs-stack.yaml`'s `MaxReceiveCount` maximum.
+const MAX_RECEIVE_COUNT_LIMIT: u32 = 1000;
 
 /// Outputs of the core and SQS stacks.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,9 +136,11 @@ pub struct CustomerStack {
 pub async fn deploy_central(
     endpoint: &str,
     suffix: &str,
+    queue: QueueSettings,
     log_dir: &Path,
 ) -> anyhow::Result<CentralStacks> {
-    let visibility = DEMO_VISIBILITY_TIMEOUT_SECONDS.to_string();
+    let visibility = queue.visibility_timeout_seconds.to_string();
+    let max_receive_count = queue.max_receive_count.to_string();
     let args = [
         "central",
         "--endpoint",
@@ -99,6 +153,8 @@ pub async fn deploy_central(
         DEMO_OIDC_ISSUER,
         "--visibility-timeout",
         &visibility,
+        "--max-receive-count",
+        &max_receive_count,
     ];
     let stdout = run_script(&args, log_dir).await?;
     serde_json::from_str(&stdout).context("reading the central stacks' outputs")

@@ -4,7 +4,7 @@
 use crate::credentials::{DEFAULT_DENIED_RETRY_AFTER, DEFAULT_MAX_CONCURRENT_ASSUME_ROLE};
 use crate::deliver::DEFAULT_MAX_PARALLEL_PUTS_PER_TENANT;
 use crate::deliver::retry::RetryPolicy;
-use crate::progress::ProgressSettings;
+use crate::progress::{MAX_LEASE, MIN_LEASE, ProgressSettings};
 use crate::tenant::DEFAULT_TENANT_CACHE_TTL;
 use aws_config::SdkConfig;
 use logrelay_common::codec::ReadLimits;
@@ -37,7 +37,8 @@ pub struct ProcessorLimits {
     pub read: ReadLimits,
     /// Lifetime of progress items after their last write.
     pub progress_ttl: Duration,
-    /// Lease of an attempt on an object's progress.
+    /// Lease of an attempt on an object's progress (`LOGRELAY_PROGRESS_LEASE_SECONDS`;
+    /// `MIN_LEASE..=MAX_LEASE` of [`crate::progress`]).
     pub progress_lease: Duration,
     /// Timeout of one AWS request attempt.
     pub request_timeout: Duration,
@@ -151,5 +152,46 @@ pub(super) fn check_settings(settings: &ProcessorSettings) -> Result<(), Setting
             format!("must be 1..=10000, is {}", limits.max_batch_events),
         );
     }
+    if settings.delivery_progress_table.is_some()
+        && !(MIN_LEASE..=MAX_LEASE).contains(&limits.progress_lease)
+    {
+        return bad(
+            "LOGRELAY_PROGRESS_LEASE_SECONDS",
+            format!(
+                "must be {} to {} s, is {:?}",
+                MIN_LEASE.as_secs(),
+                MAX_LEASE.as_secs(),
+                limits.progress_lease
+            ),
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_lease(lease: Duration, table: Option<&str>) -> ProcessorSettings {
+        let mut settings = ProcessorSettings::new(SdkConfig::builder().build(), "tenants");
+        settings.delivery_progress_table = table.map(str::to_owned);
+        settings.limits.progress_lease = lease;
+        settings
+    }
+
+    #[test]
+    fn the_progress_lease_must_be_within_its_bounds_when_progress_is_on() {
+        for lease in [MIN_LEASE, Duration::from_secs(20), MAX_LEASE] {
+            assert_eq!(check_settings(&with_lease(lease, Some("progress"))), Ok(()));
+        }
+        for lease in [Duration::from_secs(9), MAX_LEASE + Duration::from_secs(1)] {
+            let error = check_settings(&with_lease(lease, Some("progress"))).expect_err("bounds");
+            assert_eq!(error.field, "LOGRELAY_PROGRESS_LEASE_SECONDS");
+        }
+        assert_eq!(
+            check_settings(&with_lease(Duration::ZERO, None)),
+            Ok(()),
+            "no table, no lease"
+        );
+    }
 }

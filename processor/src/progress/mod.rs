@@ -10,7 +10,7 @@ mod cursor;
 mod store;
 
 pub use cursor::BatchCursor;
-pub use store::{Claim, ProgressSettings, ProgressStore};
+pub use store::{Claim, DEFAULT_LEASE, MAX_LEASE, MIN_LEASE, ProgressSettings, ProgressStore};
 
 use crate::object::FailureKind;
 use logrelay_common::tenant::DeliveryType;

@@ -16,8 +16,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// retention (14 days), so a duplicate notification is recognised as long as one can arrive.
 pub const DEFAULT_PROGRESS_TTL: Duration = Duration::from_secs(15 * 24 * 60 * 60);
 /// How long a claim stays valid without a progress write; a crashed attempt's object can be taken
-/// over after this. Every recorded batch renews it.
+/// over after this. Every recorded batch renews it. 5 minutes outlasts one batch's whole retry
+/// budget at the defaults (5 attempts × 30 s request timeout plus backoff), so a live attempt
+/// keeps its lease; `LOGRELAY_PROGRESS_LEASE_SECONDS` changes it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
+/// Shortest lease accepted: below this an ordinary slow PutLogEvents (throttled, retried) would
+/// let other attempts take live objects over routinely (safe, see [`ProgressStore::record`], but
+/// every takeover re-sends batches in flight).
+pub const MIN_LEASE: Duration = Duration::from_secs(10);
+/// Longest lease accepted: SQS's maximum visibility timeout (12 h); a longer lease would only keep
+/// a crashed attempt's objects waiting beyond any redelivery.
+pub const MAX_LEASE: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// Item attribute names.
 mod attr {
@@ -260,8 +269,12 @@ impl ProgressStore {
         Ok(output.item)
     }
 
-    /// Records delivered batches and renews the lease. Fails with reason `lease_lost` when another
-    /// attempt took the item over.
+    /// Records delivered batches and renews the lease (a new expiry, lease length from now), in
+    /// one write conditional on `lease_owner` still being `owner`. Fails with reason `lease_lost`
+    /// when another attempt took the item over: the owner check fences a live attempt whose lease
+    /// expired (a batch slower than the lease), so only the current holder ever advances the
+    /// cursor, and the old attempt stops at its next write. The takeover can only duplicate
+    /// batches (both attempts may send the same one), never mark an unsent batch delivered.
     pub async fn record(
         &self,
         key: &ProgressKey,
@@ -489,6 +502,161 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logrelay_common::tenant::DeliveryType;
+    use logrelay_testkit::{DEFAULT_ACCOUNT_ID, Moto, create_progress_table, unique_name};
+
+    /// A store with `lease` on a fresh table of the shared emulator.
+    async fn store_with_lease(lease: Duration) -> ProgressStore {
+        let aws = Moto::shared().await.config(DEFAULT_ACCOUNT_ID).await;
+        let table = unique_name("progress");
+        create_progress_table(&aws, &table)
+            .await
+            .expect("progress table");
+        ProgressStore::new(
+            Client::new(&aws),
+            ProgressSettings {
+                table: Some(table),
+                lease,
+                ..ProgressSettings::default()
+            },
+            RetryPolicy::default(),
+        )
+    }
+
+    fn object_key() -> ProgressKey {
+        ProgressKey {
+            bucket: "central".into(),
+            key: "acme/c1/api/pod/20240101T000000Z-abc.json.gz".into(),
+            etag: "e1".into(),
+            tenant_id: "acme".into(),
+            delivery_type: DeliveryType::Cloudwatch,
+        }
+    }
+
+    /// The stored lease expiry minus the time of the write that set it.
+    async fn stored_lease(store: &ProgressStore, key: &ProgressKey) -> Duration {
+        let item = store.load_raw(key).await.expect("read").expect("item");
+        let number = |name: &str| -> u64 {
+            item.get(name)
+                .and_then(|value| value.as_n().ok())
+                .and_then(|text| text.parse().ok())
+                .expect(name)
+        };
+        Duration::from_millis(number(attr::LEASE_UNTIL) - number(attr::UPDATED))
+    }
+
+    fn with_batches(done: &[u64]) -> ProgressState {
+        let mut state = ProgressState {
+            fingerprint: Some("f".into()),
+            ..ProgressState::default()
+        };
+        for seq in done {
+            state.cursor.mark_done(*seq);
+            state.events_delivered += 10;
+        }
+        state
+    }
+
+    #[tokio::test]
+    async fn claims_and_records_hold_the_configured_lease() {
+        let key = object_key();
+        for lease in [Duration::from_secs(20), Duration::from_secs(45 * 60)] {
+            let store = store_with_lease(lease).await;
+            let claim = store.claim(&key, "a").await.expect("claim");
+            assert_eq!(claim, Claim::Acquired(ProgressState::default()));
+            assert_eq!(stored_lease(&store, &key).await, lease, "claim");
+            store
+                .record(&key, "a", &with_batches(&[0]))
+                .await
+                .expect("record");
+            assert_eq!(stored_lease(&store, &key).await, lease, "record");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_lets_another_attempt_take_over_and_fences_the_old_one() {
+        let lease = Duration::from_millis(400);
+        let store = store_with_lease(lease).await;
+        let key = object_key();
+        assert!(matches!(
+            store.claim(&key, "a").await,
+            Ok(Claim::Acquired(_))
+        ));
+        store
+            .record(&key, "a", &with_batches(&[0, 1]))
+            .await
+            .expect("a records");
+        assert_eq!(
+            store.claim(&key, "b").await.expect("claim"),
+            Claim::Busy { owner: "a".into() },
+            "a's lease is still valid"
+        );
+
+        tokio::time::sleep(lease + Duration::from_millis(200)).await;
+        match store.claim(&key, "b").await.expect("claim") {
+            Claim::Acquired(state) => assert_eq!(state, with_batches(&[0, 1]), "b resumes"),
+            other => panic!("expected b to take over, got {other:?}"),
+        }
+
+        // a is still alive: every later write of it fails, and cannot touch b's lease.
+        let lost = store
+            .record(&key, "a", &with_batches(&[0, 1, 2]))
+            .await
+            .expect_err("a lost the lease");
+        assert_eq!(lost.reason, "lease_lost");
+        let lost = store
+            .complete(&key, "a", &with_batches(&[0, 1, 2]))
+            .await
+            .expect_err("a cannot complete");
+        assert_eq!(lost.reason, "lease_lost");
+        store.release(&key, "a").await;
+        assert_eq!(
+            store.claim(&key, "c").await.expect("claim"),
+            Claim::Busy { owner: "b".into() },
+            "a's release left b's lease alone"
+        );
+        assert_eq!(
+            store.load(&key).await.expect("load"),
+            Some(with_batches(&[0, 1])),
+            "only b advances the item"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_attempt_that_records_progress_keeps_its_lease() {
+        let lease = Duration::from_millis(1500);
+        let store = store_with_lease(lease).await;
+        let key = object_key();
+        assert!(matches!(
+            store.claim(&key, "a").await,
+            Ok(Claim::Acquired(_))
+        ));
+        // Record more often than the lease, for three leases' time in all.
+        let started = std::time::Instant::now();
+        let mut done = Vec::new();
+        while started.elapsed() < lease * 3 {
+            tokio::time::sleep(lease / 3).await;
+            done.push(done.len() as u64);
+            store
+                .record(&key, "a", &with_batches(&done))
+                .await
+                .expect("a keeps recording");
+            assert_eq!(
+                store.claim(&key, "b").await.expect("claim"),
+                Claim::Busy { owner: "a".into() },
+                "after {:?}",
+                started.elapsed()
+            );
+        }
+        store
+            .complete(&key, "a", &with_batches(&done))
+            .await
+            .expect("a completes");
+        assert!(matches!(
+            store.claim(&key, "b").await,
+            Ok(Claim::Complete(_))
+        ));
+    }
 
     #[test]
     fn items_read_back_into_state() {
