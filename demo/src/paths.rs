@@ -8,6 +8,19 @@ use anyhow::Context;
 /// The binaries a run starts, by file name.
 pub const BINARIES: [&str; 3] = ["logrelay-agent", "logrelay-processor", "logrelay-testgen"];
 
+/// Where `cargo test` put the workspace's binaries, for the end-to-end tests: the directory above
+/// the running test binary's `deps/`, checked to hold every one of [`BINARIES`].
+pub fn test_bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("test binary path")?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the test binary is not in <profile>/deps/")?
+        .to_path_buf();
+    Binaries::in_dir(&dir)?;
+    Ok(dir)
+}
+
 /// The repository root (this crate's parent directory, fixed at build time: the demo runs from a
 /// checkout).
 pub fn repo_root() -> PathBuf {

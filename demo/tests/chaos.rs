@@ -33,19 +33,9 @@ const PROGRESS_LEASE: Duration = Duration::from_secs(20);
 /// Seed of the schedule and the generator (faults themselves are drawn per request at random).
 const SEED: u64 = 9;
 
-/// Where `cargo test` put the binaries: the directory above this test binary's `deps/`.
+/// Where `cargo test` put the binaries (`cargo test --workspace` builds every one of them).
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps directory");
-    let dir = deps.parent().expect("profile directory").to_path_buf();
-    for name in logrelay_demo::paths::BINARIES {
-        assert!(
-            dir.join(name).is_file(),
-            "{name} is not in {}: run `cargo test --workspace` (it builds every binary) or `cargo build --workspace`",
-            dir.display()
-        );
-    }
-    dir
+    logrelay_demo::paths::test_bin_dir().expect("the workspace's binaries next to this test")
 }
 
 fn options(work: &tempfile::TempDir) -> DemoOptions {

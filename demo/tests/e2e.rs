@@ -24,19 +24,9 @@ const DURATION: Duration = Duration::from_secs(12);
 /// Lines per second of the fake node.
 const RATE: u32 = 150;
 
-/// Where `cargo test` put the binaries: the directory above this test binary's `deps/`.
+/// Where `cargo test` put the binaries (`cargo test --workspace` builds every one of them).
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps directory");
-    let dir = deps.parent().expect("profile directory").to_path_buf();
-    for name in logrelay_demo::paths::BINARIES {
-        assert!(
-            dir.join(name).is_file(),
-            "{name} is not in {}: run `cargo test --workspace` (it builds every binary) or `cargo build --workspace`",
-            dir.display()
-        );
-    }
-    dir
+    logrelay_demo::paths::test_bin_dir().expect("the workspace's binaries next to this test")
 }
 
 fn options(work: &tempfile::TempDir, tenants: &[&str], denied: Option<&str>) -> DemoOptions {
