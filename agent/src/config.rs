@@ -479,49 +479,51 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_field() {
-        assert_eq!(
-            error(&["--sink", "ftp://x"]).field,
-            "--sink (LOGRELAY_SINK)"
-        );
-        assert_eq!(
-            error(&["--s3-bucket-name", "Bad_Bucket"]).field,
-            "--s3-bucket-name (S3_BUCKET_NAME)"
-        );
+        for (flag, value, field) in [
+            ("--sink", "ftp://x", "--sink (LOGRELAY_SINK)"),
+            (
+                "--s3-bucket-name",
+                "Bad_Bucket",
+                "--s3-bucket-name (S3_BUCKET_NAME)",
+            ),
+            ("--cluster-id", " ", "--cluster-id (CLUSTER_ID)"),
+            (
+                "--batch-max-bytes",
+                "10",
+                "--batch-max-bytes (LOGRELAY_BATCH_MAX_BYTES)",
+            ),
+            (
+                "--batch-timeout",
+                "0",
+                "--batch-timeout (LOGRELAY_BATCH_TIMEOUT)",
+            ),
+            (
+                "--batch-memory-limit",
+                "512KiB",
+                "--batch-memory-limit (LOGRELAY_BATCH_MEMORY_LIMIT)",
+            ),
+            (
+                "--upload-concurrency",
+                "0",
+                "--upload-concurrency (LOGRELAY_UPLOAD_CONCURRENCY)",
+            ),
+            (
+                "--multipart-threshold",
+                "1MiB",
+                "--multipart-threshold (LOGRELAY_MULTIPART_THRESHOLD)",
+            ),
+            ("--listen", "nowhere", "--listen (LOGRELAY_LISTEN)"),
+            (
+                "--max-line-bytes",
+                "10",
+                "--max-line-bytes (LOGRELAY_MAX_LINE_BYTES)",
+            ),
+        ] {
+            assert_eq!(error(&[flag, value]).field, field, "{flag} {value:?}");
+        }
         let role = error(&["--s3-writer-role-arn", "arn:aws:iam::1:role/x"]);
         assert_eq!(role.field, "--s3-writer-role-arn (S3_WRITER_ROLE_ARN)");
         assert!(role.to_string().contains("not an IAM role ARN"), "{role}");
-        assert_eq!(
-            error(&["--cluster-id", " "]).field,
-            "--cluster-id (CLUSTER_ID)"
-        );
-        assert_eq!(
-            error(&["--batch-max-bytes", "10"]).field,
-            "--batch-max-bytes (LOGRELAY_BATCH_MAX_BYTES)"
-        );
-        assert_eq!(
-            error(&["--batch-timeout", "0"]).field,
-            "--batch-timeout (LOGRELAY_BATCH_TIMEOUT)"
-        );
-        assert_eq!(
-            error(&["--batch-memory-limit", "512KiB"]).field,
-            "--batch-memory-limit (LOGRELAY_BATCH_MEMORY_LIMIT)"
-        );
-        assert_eq!(
-            error(&["--upload-concurrency", "0"]).field,
-            "--upload-concurrency (LOGRELAY_UPLOAD_CONCURRENCY)"
-        );
-        assert_eq!(
-            error(&["--multipart-threshold", "1MiB"]).field,
-            "--multipart-threshold (LOGRELAY_MULTIPART_THRESHOLD)"
-        );
-        assert_eq!(
-            error(&["--listen", "nowhere"]).field,
-            "--listen (LOGRELAY_LISTEN)"
-        );
-        assert_eq!(
-            error(&["--max-line-bytes", "10"]).field,
-            "--max-line-bytes (LOGRELAY_MAX_LINE_BYTES)"
-        );
     }
 
     #[test]
