@@ -10,12 +10,12 @@
 //! unacknowledged (read again on the next start).
 
 use crate::batch::{BatchError, BatchId, BatchLimits, Batcher, SealReason, SealedBatch};
-use crate::checkpoint::FileRegistry;
 use crate::checkpoint::saver::{SharedAcks, lock_acks};
+use crate::checkpoint::{FileRegistry, Position};
 use crate::internal_events::InternalEvent;
 use crate::internal_events::batch::{Backpressure, BatchMemory, LineEncodeFailed};
 use crate::internal_events::sink::UploadsAbandoned;
-use crate::pipeline::SourceEvent;
+use crate::pipeline::{Line, SourceEvent};
 use crate::sink::Uploader;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -176,18 +176,12 @@ impl Delivery {
             match event {
                 SourceEvent::Line(line) => match self.batcher.add(&line, now) {
                     Ok(added) => {
-                        acks.line(
-                            line.file,
-                            added.batch,
-                            line.start,
-                            line.end,
-                            line.end_marker,
-                        );
+                        acks.line(line.file, added.batch, line.start, resume_point(&line));
                         self.enqueue(added.sealed);
                     }
                     Err(error) if error.is_line_only() => {
                         LineEncodeFailed { error: &error }.emit();
-                        acks.consumed(line.file, line.end, line.end_marker);
+                        acks.consumed(line.file, resume_point(&line));
                     }
                     Err(error) => return Err(error.into()),
                 },
@@ -195,7 +189,15 @@ impl Delivery {
                     file,
                     end,
                     end_marker,
-                } => acks.consumed(file, end, end_marker),
+                    unfinished,
+                } => acks.consumed(
+                    file,
+                    Position {
+                        offset: end,
+                        marker: end_marker,
+                        unfinished,
+                    },
+                ),
                 SourceEvent::Closed { file } => acks.closed(file),
             }
             let sealed = self.batcher.seal_for_memory(self.sealed_bytes)?;
@@ -292,6 +294,15 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The file's resume point after `line`.
+fn resume_point(line: &Line) -> Position {
+    Position {
+        offset: line.end,
+        marker: line.end_marker,
+        unfinished: line.unfinished,
     }
 }
 
@@ -426,6 +437,7 @@ mod tests {
             file: FileId(2),
             end: 1000,
             end_marker: 5,
+            unfinished: crate::pipeline::Unfinished::NONE,
         })
         .await
         .expect("sends");

@@ -6,6 +6,14 @@
 //! or a [`SourceEvent::Consumed`] (bytes that produced no line, e.g. blank lines). Delivery advances
 //! a file's checkpoint to the end of the longest prefix of those events whose lines all sit in
 //! objects the sink acknowledged.
+//!
+//! Runtimes write a file's two streams from separate writers, so a long line of one stream may be
+//! interleaved with entries of the other. Lines therefore complete out of file order, and a resume
+//! point is an offset *plus* the starts of the lines still unfinished before it ([`Unfinished`]):
+//! every byte before `end` is shipped except the chunks of those lines, which a restart reads again.
+
+use logrelay_common::record::Stream;
+use serde::{Deserialize, Serialize};
 
 use logrelay_common::record::LogRecord;
 
@@ -35,6 +43,58 @@ pub struct Line {
     pub end: u64,
     /// [`offset_marker`] of the raw bytes just before `end`, stored with a checkpoint at `end`.
     pub end_marker: u64,
+    /// Lines of the file still unfinished before `end` (the other stream's pending partial).
+    pub unfinished: Unfinished,
+}
+
+/// Where the lines of a file that are still unfinished at a resume point start, per stream. A
+/// checkpoint at offset `o` with `unfinished.stdout = Some(s)` means: every byte before `o` is
+/// shipped except the stdout chunks from `s` on, which belong to a line not complete yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Unfinished {
+    /// Start of the unfinished stdout line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<u64>,
+    /// Start of the unfinished stderr line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<u64>,
+}
+
+impl Unfinished {
+    /// No unfinished line.
+    pub const NONE: Unfinished = Unfinished {
+        stdout: None,
+        stderr: None,
+    };
+
+    /// The start of `stream`'s unfinished line.
+    pub fn get(&self, stream: Stream) -> Option<u64> {
+        match stream {
+            Stream::Stdout => self.stdout,
+            Stream::Stderr => self.stderr,
+        }
+    }
+
+    /// Sets the start of `stream`'s unfinished line.
+    pub fn set(&mut self, stream: Stream, start: Option<u64>) {
+        match stream {
+            Stream::Stdout => self.stdout = start,
+            Stream::Stderr => self.stderr = start,
+        }
+    }
+
+    /// Whether no line is unfinished.
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+
+    /// The earliest start, where a restart must read from.
+    pub fn earliest(&self) -> Option<u64> {
+        match (self.stdout, self.stderr) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// What a source hands to the delivery half, in read order per file.
@@ -54,6 +114,8 @@ pub enum SourceEvent {
         end: u64,
         /// [`offset_marker`] of the raw bytes just before `end`.
         end_marker: u64,
+        /// Lines of the file still unfinished before `end`.
+        unfinished: Unfinished,
     },
     /// The file will produce nothing more (drained after rotation or deletion); its checkpoint
     /// entry may be retired once everything sent for it is acknowledged.

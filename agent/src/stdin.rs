@@ -11,7 +11,7 @@
 use crate::internal_events::parse::{EmptyLine, StdinRecordRepaired, StdinRepair};
 use crate::internal_events::tail::LinesRead;
 use crate::parse::finish_message;
-use crate::pipeline::{FileId, Line, SourceEvent};
+use crate::pipeline::{FileId, Line, SourceEvent, Unfinished};
 use crate::tail::path::UNKNOWN;
 use crate::tail::reader::MarkerWindow;
 use chrono::Utc;
@@ -127,6 +127,7 @@ async fn send_line(
             file: FileId::STDIN,
             end,
             end_marker,
+            unfinished: Unfinished::NONE,
         }
     } else {
         let record = to_record(bytes, cut, max_line_bytes);
@@ -136,6 +137,7 @@ async fn send_line(
             start,
             end,
             end_marker,
+            unfinished: Unfinished::NONE,
         })
     };
     let lines = u64::from(matches!(event, SourceEvent::Line(_)));

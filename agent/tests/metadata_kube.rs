@@ -12,7 +12,7 @@ use logrelay_agent::metadata::config::{KubeSource, MetadataConfig};
 use logrelay_agent::metadata::persist::CACHE_FILE_NAME;
 use logrelay_agent::metadata::select::LabelSelector;
 use logrelay_agent::parse::Message;
-use logrelay_agent::pipeline::{FileId, Line, SourceEvent};
+use logrelay_agent::pipeline::{FileId, Line, SourceEvent, Unfinished};
 use logrelay_agent::tail::{PodLogPath, RecordContext, from_path};
 use logrelay_common::key::{self, ObjectKey, Partition};
 use logrelay_common::record::{LogRecord, Stream};
@@ -90,6 +90,7 @@ fn line(file: u64, n: u64, ns: &str, pod: &str, uid: &str, container: &str) -> S
         start: n * 100,
         end: n * 100 + 100,
         end_marker: n,
+        unfinished: Unfinished::NONE,
     })
 }
 
@@ -188,6 +189,7 @@ async fn pod_created_after_its_log_file_is_held_then_enriched() {
         file: FileId(1),
         end: 350,
         end_marker: 9,
+        unfinished: Unfinished::NONE,
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;

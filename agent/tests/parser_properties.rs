@@ -17,7 +17,7 @@ use logrelay_agent::parse::partial::{
 };
 use logrelay_agent::parse::timestamp::parse_rfc3339;
 use logrelay_agent::parse::{DEFAULT_MAX_LINE_BYTES, Format, Message, cri, docker, finish_message};
-use logrelay_agent::pipeline::{FileId, SourceEvent, offset_marker};
+use logrelay_agent::pipeline::{FileId, SourceEvent, Unfinished, offset_marker};
 use logrelay_agent::stdin;
 use logrelay_agent::tail::path::{PodLogPath, UNKNOWN};
 use logrelay_agent::tail::reader::{LineSplitter, SplitItem};
@@ -110,6 +110,7 @@ enum Out {
         start: u64,
         end: u64,
         end_marker: u64,
+        unfinished: Unfinished,
         timestamp: DateTime<Utc>,
         stream: Stream,
         message: Message,
@@ -117,6 +118,7 @@ enum Out {
     Consumed {
         end: u64,
         end_marker: u64,
+        unfinished: Unfinished,
     },
 }
 
@@ -173,6 +175,7 @@ impl FilePipeline {
                             start: raw.start,
                             end: raw.end,
                             end_marker: raw.end_marker,
+                            unfinished: Unfinished::NONE,
                             timestamp: Utc::now(),
                             stream: Stream::Stdout,
                             message: raw.bytes.to_vec(),
@@ -193,11 +196,20 @@ impl FilePipeline {
                     start: line.start,
                     end: line.end,
                     end_marker: line.end_marker,
+                    unfinished: line.unfinished,
                     timestamp: line.timestamp,
                     stream: line.stream,
                     message: finish_message(line.message, line.message_len, self.max_line_bytes),
                 },
-                Merged::Consumed { end, end_marker } => Out::Consumed { end, end_marker },
+                Merged::Consumed {
+                    end,
+                    end_marker,
+                    unfinished,
+                } => Out::Consumed {
+                    end,
+                    end_marker,
+                    unfinished,
+                },
             });
         }
     }
@@ -240,32 +252,39 @@ fn run_file(file: &[u8], read_sizes: &[usize], max_line_bytes: usize) -> Vec<Out
 /// message respects the cap (lossy repair may triple the cap: one byte → U+FFFD).
 fn check_coverage(file: &[u8], out: &[Out], max_line_bytes: usize) -> Result<(), TestCaseError> {
     let mut covered = 0u64;
+    let mut pending = Unfinished::NONE;
     for event in out {
-        let (end, end_marker) = match event {
+        let (end, end_marker, unfinished) = match event {
             Out::Line {
                 start,
                 end,
                 end_marker,
+                unfinished,
                 message,
                 ..
             } => {
-                prop_assert_eq!(
-                    *start,
-                    covered,
-                    "a line starts where the previous event ended"
+                prop_assert!(
+                    *start >= covered || [pending.stdout, pending.stderr].contains(&Some(*start)),
+                    "a line starts at the previous resume point or at a line unfinished there"
                 );
                 prop_assert!(message.text.len() <= 3 * max_line_bytes);
                 if let Some(original) = message.truncated_from {
                     prop_assert!(original > max_line_bytes as u64);
                 }
-                (*end, *end_marker)
+                (*end, *end_marker, *unfinished)
             }
-            Out::Consumed { end, end_marker } => (*end, *end_marker),
+            Out::Consumed {
+                end,
+                end_marker,
+                unfinished,
+            } => (*end, *end_marker, *unfinished),
         };
-        prop_assert!(end >= covered, "ranges move forward");
+        prop_assert!(end >= covered, "resume points move forward");
         prop_assert_eq!(end_marker, offset_marker(&file[..end as usize]));
         covered = end;
+        pending = unfinished;
     }
+    prop_assert!(pending.is_empty(), "nothing unfinished after the end");
     prop_assert_eq!(
         covered,
         file.len() as u64,
@@ -366,10 +385,10 @@ proptest! {
 proptest! {
     #![proptest_config(cases(256))]
 
-    /// The merger, fed any sequence of chunks, standalone lines and blank bytes, emits lines in
-    /// range order, keeps at most the cap of each message, loses no byte count, and merges exactly
-    /// the runs the module documentation describes (same stream, `P`… then `F`; another stream or a
-    /// standalone line interrupts).
+    /// The merger, fed any sequence of chunks, standalone lines and blank bytes, keeps at most the
+    /// cap of each message, loses no byte count, never lets a resume point pass an unfinished
+    /// line, and merges exactly the runs the module documentation describes (per stream, `P`…
+    /// then `F`; neither the other stream nor a standalone line interrupts a run).
     #[test]
     fn merger_merges_runs_and_conserves_lengths(
         items in vec(
@@ -388,8 +407,8 @@ proptest! {
         let mut offset = 0u64;
         let now = Instant::now();
         let mut total_len = 0u64;
-        // The documented model: one pending run per file, keyed by stream.
-        let mut pending: Option<(bool, Vec<u8>)> = None;
+        // The documented model: one pending run per stream; nothing else interrupts it.
+        let mut pending: [Option<(u64, Vec<u8>)>; 2] = [None, None];
         let mut expected: Vec<Vec<u8>> = Vec::new();
         for item in &items {
             let start = offset;
@@ -402,25 +421,20 @@ proptest! {
                         start, end: offset, end_marker: offset, timestamp: Utc::now(), stream,
                         partial: *partial, message, message_len: message.len() as u64 + cut,
                     }, now, &mut out);
-                    match pending.take() {
-                        Some((s, mut run)) if s == *stderr => {
-                            run.extend_from_slice(message);
-                            if *partial { pending = Some((s, run)) } else { expected.push(run) }
-                        }
-                        other => {
-                            expected.extend(other.map(|(_, run)| run));
-                            if *partial { pending = Some((*stderr, message.clone())) } else { expected.push(message.clone()) }
-                        }
+                    let slot = &mut pending[usize::from(*stderr)];
+                    let run = slot.get_or_insert_with(|| (start, Vec::new()));
+                    run.1.extend_from_slice(message);
+                    if !*partial {
+                        expected.extend(slot.take().map(|(_, run)| run));
                     }
                 }
                 Item::Standalone(message) => {
                     offset += message.len() as u64 + 1;
                     total_len += message.len() as u64;
                     merger.push_standalone(MergedLine {
-                        start, end: offset, end_marker: offset, timestamp: Utc::now(),
+                        start, end: offset, end_marker: offset, unfinished: Unfinished::NONE, timestamp: Utc::now(),
                         stream: Stream::Stdout, message: message.clone(), message_len: message.len() as u64,
                     }, &mut out);
-                    expected.extend(pending.take().map(|(_, run)| run));
                     expected.push(message.clone());
                 }
                 Item::Blank => {
@@ -430,23 +444,33 @@ proptest! {
             }
         }
         merger.flush(PartialFlushReason::EndOfFile, &mut out);
-        expected.extend(pending.take().map(|(_, run)| run));
+        let mut left: Vec<(u64, Vec<u8>)> = pending.into_iter().flatten().collect();
+        left.sort_by_key(|(start, _)| *start);
+        expected.extend(left.into_iter().map(|(_, run)| run));
         prop_assert!(!merger.has_pending());
 
         let mut covered = 0u64;
+        let mut unfinished = Unfinished::NONE;
         let mut merged_len = 0u64;
         let mut messages = Vec::new();
         for event in &out {
-            match event {
+            let (end, now_unfinished) = match event {
                 Merged::Line(line) => {
-                    prop_assert_eq!(line.start, covered);
+                    prop_assert!(
+                        line.start >= covered
+                            || [unfinished.stdout, unfinished.stderr].contains(&Some(line.start))
+                    );
                     prop_assert!(line.message.len() <= cap);
                     merged_len += line.message_len;
                     messages.push(line.message.clone());
-                    covered = line.end;
+                    (line.end, line.unfinished)
                 }
-                Merged::Consumed { end, .. } => covered = *end,
-            }
+                Merged::Consumed { end, unfinished, .. } => (*end, *unfinished),
+            };
+            prop_assert!(end >= covered, "resume points move forward");
+            prop_assert!(now_unfinished.earliest().is_none_or(|start| start < end));
+            covered = end;
+            unfinished = now_unfinished;
         }
         prop_assert_eq!(covered, offset);
         prop_assert_eq!(merged_len, total_len);

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use logrelay_agent::batch::{BatchLimits, Batcher, SealReason, SealedBatch};
 use logrelay_agent::checkpoint::FileRegistry;
-use logrelay_agent::pipeline::{FileId, Line, offset_marker};
+use logrelay_agent::pipeline::{FileId, Line, Unfinished, offset_marker};
 use logrelay_agent::sink::config::S3Settings;
 use logrelay_agent::sink::retry::RetryPolicy;
 use logrelay_agent::sink::s3::{S3Service, WriterRole};
@@ -74,6 +74,7 @@ fn batches(count: u64, lines_each: u64, message_len: usize) -> Vec<SealedBatch> 
                 start: offset,
                 end,
                 end_marker: offset_marker(message.as_bytes()),
+                unfinished: Unfinished::NONE,
             };
             offset = end;
             sealed.extend(batcher.add(&line, Instant::now()).expect("adds").sealed);

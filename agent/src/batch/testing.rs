@@ -37,6 +37,7 @@ pub fn line(file: u64, start: u64, pod: &str, message: &str) -> Line {
         start,
         end,
         end_marker: offset_marker(format!("{message}\n").as_bytes()),
+        unfinished: crate::pipeline::Unfinished::NONE,
     }
 }
 

@@ -12,16 +12,19 @@
 //! batches in flight, which the batcher's memory cap bounds.
 
 use crate::batch::BatchId;
-use crate::pipeline::FileId;
+use crate::pipeline::{FileId, Unfinished};
 use std::collections::{HashMap, VecDeque};
 
-/// A position in a file: an offset and the marker of the bytes before it.
+/// A resume point in a file: an offset, the marker of the bytes before it, and the lines still
+/// unfinished there (read again after a restart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
     /// Byte offset.
     pub offset: u64,
     /// [`offset_marker`](crate::pipeline::offset_marker) of the bytes before `offset`.
     pub marker: u64,
+    /// Lines unfinished before `offset`.
+    pub unfinished: Unfinished,
 }
 
 /// One batch a file's lines went into, not yet known to be confirmed together with its prefix.
@@ -85,8 +88,9 @@ impl AckTracker {
         Self::default()
     }
 
-    /// A line of `file` covering `start..end` went into `batch`.
-    pub fn line(&mut self, file: FileId, batch: BatchId, start: u64, end: u64, end_marker: u64) {
+    /// A line of `file` starting at `start` went into `batch`; `end` is the file's resume point
+    /// after it.
+    pub fn line(&mut self, file: FileId, batch: BatchId, start: u64, end: Position) {
         let acks = self.files.entry(file).or_default();
         acks.first_start.get_or_insert(start);
         let already_waiting = acks.waiting.back().is_some_and(|w| w.batch == batch)
@@ -102,19 +106,15 @@ impl AckTracker {
                 files.push(file);
             }
         }
-        acks.last = Some(Position {
-            offset: end,
-            marker: end_marker,
-        });
+        acks.last = Some(end);
     }
 
-    /// Bytes of `file` up to `end` produced no line: acknowledged once the lines before them are.
-    pub fn consumed(&mut self, file: FileId, end: u64, end_marker: u64) {
+    /// Bytes of `file` up to the resume point `end` produced no line: acknowledged once the lines
+    /// before them are.
+    pub fn consumed(&mut self, file: FileId, end: Position) {
         let acks = self.files.entry(file).or_default();
-        acks.last = Some(Position {
-            offset: end,
-            marker: end_marker,
-        });
+        acks.first_start.get_or_insert(end.offset);
+        acks.last = Some(end);
         acks.settle();
     }
 
@@ -180,16 +180,21 @@ mod tests {
     const F: FileId = FileId(7);
     const G: FileId = FileId(8);
 
-    fn pos(offset: u64) -> Option<Position> {
-        Some(Position {
+    fn at(offset: u64) -> Position {
+        Position {
             offset,
             marker: offset * 10,
-        })
+            unfinished: Unfinished::NONE,
+        }
+    }
+
+    fn pos(offset: u64) -> Option<Position> {
+        Some(at(offset))
     }
 
     /// A line ending at `end` of `file` into `batch` (marker = end × 10).
     fn line(t: &mut AckTracker, file: FileId, batch: u64, end: u64) {
-        t.line(file, BatchId(batch), end.saturating_sub(10), end, end * 10);
+        t.line(file, BatchId(batch), end.saturating_sub(10), at(end));
     }
 
     #[test]
@@ -224,10 +229,10 @@ mod tests {
     #[test]
     fn consumed_ranges_are_acknowledged_at_once_when_nothing_waits() {
         let mut t = AckTracker::new();
-        t.consumed(F, 5, 50);
+        t.consumed(F, at(5));
         assert_eq!(t.acknowledged(F), pos(5));
         line(&mut t, F, 1, 10);
-        t.consumed(F, 12, 120);
+        t.consumed(F, at(12));
         assert_eq!(
             t.acknowledged(F),
             pos(5),
@@ -240,7 +245,7 @@ mod tests {
     #[test]
     fn a_batch_revisited_after_another_keeps_its_first_position() {
         let mut t = AckTracker::new();
-        t.consumed(F, 0, 0);
+        t.consumed(F, at(0));
         line(&mut t, F, 1, 10);
         line(&mut t, F, 2, 20);
         line(&mut t, F, 1, 30);
@@ -293,5 +298,28 @@ mod tests {
             line(&mut t, F, end % 3, end);
         }
         assert_eq!(t.files[&F].waiting.len(), 3);
+    }
+
+    #[test]
+    fn the_acknowledged_position_keeps_the_unfinished_starts_of_its_event() {
+        let mut t = AckTracker::new();
+        let pending = Position {
+            offset: 20,
+            marker: 200,
+            unfinished: Unfinished {
+                stdout: Some(0),
+                stderr: None,
+            },
+        };
+        t.line(F, BatchId(1), 10, pending);
+        t.line(F, BatchId(2), 0, at(30));
+        t.confirm(BatchId(1));
+        assert_eq!(
+            t.acknowledged(F),
+            Some(pending),
+            "the stdout line from 0 is not shipped yet"
+        );
+        t.confirm(BatchId(2));
+        assert_eq!(t.acknowledged(F), pos(30));
     }
 }

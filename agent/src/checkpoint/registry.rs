@@ -41,6 +41,11 @@ pub struct RegisteredFile {
     pub identity: FileIdentity,
     /// Its current path.
     pub path: PathBuf,
+    /// Its size at the tailer's last look, if known.
+    pub size: Option<u64>,
+    /// Checkpoint entries this file's position supersedes: identities it had before (continued
+    /// in its `.gz`, or in the copy of a truncated file) and the entry it resumed from.
+    pub replaces: Vec<FileIdentity>,
 }
 
 /// Shared map `FileId → (identity, path)`; cheap to clone (one `Arc`).
@@ -55,9 +60,40 @@ impl FileRegistry {
         Self::default()
     }
 
-    /// Registers a file, or updates its identity and path (after a rename).
+    /// Registers a file, or updates its identity and path (after a rename); an identity it had
+    /// before is remembered as replaced.
     pub fn register(&self, file: FileId, identity: FileIdentity, path: PathBuf) {
-        self.lock().insert(file, RegisteredFile { identity, path });
+        let mut files = self.lock();
+        let entry = files.entry(file).or_insert_with(|| RegisteredFile {
+            identity,
+            path: path.clone(),
+            size: None,
+            replaces: Vec::new(),
+        });
+        if entry.identity != identity && !entry.replaces.contains(&entry.identity) {
+            let old = entry.identity;
+            entry.replaces.push(old);
+        }
+        entry.replaces.retain(|replaced| *replaced != identity);
+        entry.identity = identity;
+        entry.path = path;
+    }
+
+    /// Records that `file` continues the checkpoint entry of `identity` (resumed from it).
+    pub fn replaces(&self, file: FileId, identity: FileIdentity) {
+        if let Some(entry) = self.lock().get_mut(&file)
+            && entry.identity != identity
+            && !entry.replaces.contains(&identity)
+        {
+            entry.replaces.push(identity);
+        }
+    }
+
+    /// Records a registered file's current size.
+    pub fn set_size(&self, file: FileId, size: u64) {
+        if let Some(entry) = self.lock().get_mut(&file) {
+            entry.size = Some(size);
+        }
     }
 
     /// Updates a registered file's path; unknown files are ignored.
@@ -97,5 +133,33 @@ impl FileRegistry {
         self.files
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(inode: u64) -> FileIdentity {
+        FileIdentity {
+            dev: 1,
+            inode,
+            fingerprint: 9,
+        }
+    }
+
+    #[test]
+    fn a_new_identity_remembers_the_one_it_replaces() {
+        let registry = FileRegistry::new();
+        registry.register(FileId(1), identity(10), "/p/0.log.1".into());
+        registry.register(FileId(1), identity(10), "/p/0.log.2".into());
+        assert!(registry.get(FileId(1)).expect("known").replaces.is_empty());
+        registry.register(FileId(1), identity(11), "/p/0.log.2.gz".into());
+        registry.replaces(FileId(1), identity(7));
+        registry.set_size(FileId(1), 500);
+        let file = registry.get(FileId(1)).expect("known");
+        assert_eq!(file.replaces, vec![identity(10), identity(7)]);
+        assert_eq!(file.size, Some(500));
+        assert_eq!(file.path, PathBuf::from("/p/0.log.2.gz"));
     }
 }

@@ -10,6 +10,7 @@ use crate::internal_events::InternalEvent;
 use crate::internal_events::checkpoint::{
     CheckpointAge, CheckpointEntriesDropped, CheckpointSaveFailed, CheckpointSaved, Unacknowledged,
 };
+use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,7 +37,6 @@ pub fn lock_acks(acks: &SharedAcks) -> MutexGuard<'_, AckTracker> {
 #[derive(Debug)]
 struct Entry {
     checkpoint: FileCheckpoint,
-    gone_since: Option<Instant>,
     /// When the entry last changed (a counter): newer entries are written first.
     updated: u64,
 }
@@ -64,7 +64,6 @@ impl CheckpointSet {
                     cp.identity(),
                     Entry {
                         checkpoint: cp,
-                        gone_since: None,
                         updated: count - i as u64,
                     },
                 )
@@ -77,18 +76,21 @@ impl CheckpointSet {
         }
     }
 
-    /// Records a file's acknowledged position (replacing the entry of the same file).
-    pub fn upsert(&mut self, checkpoint: FileCheckpoint) {
+    /// Records a file's acknowledged position (replacing the entry of the same file, and the
+    /// entries of the identities it `replaces`).
+    pub fn upsert(&mut self, checkpoint: FileCheckpoint, replaces: &[FileIdentity]) {
         let key = checkpoint.identity();
+        for replaced in replaces.iter().filter(|replaced| **replaced != key) {
+            self.changed |= self.entries.remove(replaced).is_some();
+        }
         match self.entries.get_mut(&key) {
-            Some(entry) if entry.checkpoint == checkpoint => entry.gone_since = None,
+            Some(entry) if entry.checkpoint == checkpoint => {}
             _ => {
                 self.clock += 1;
                 self.entries.insert(
                     key,
                     Entry {
                         checkpoint,
-                        gone_since: None,
                         updated: self.clock,
                     },
                 );
@@ -100,7 +102,9 @@ impl CheckpointSet {
     /// Updates the path of an entry whose file is open (after a rename).
     pub fn set_path(&mut self, identity: FileIdentity, path: &Path) {
         if let Some(entry) = self.entries.get_mut(&identity) {
-            entry.gone_since = None;
+            if entry.checkpoint.gone_since.take().is_some() {
+                self.changed = true;
+            }
             if entry.checkpoint.path != path {
                 entry.checkpoint.path = path.to_path_buf();
                 self.changed = true;
@@ -114,27 +118,30 @@ impl CheckpointSet {
     /// file was deleted). Returns how many were dropped.
     pub fn expire(
         &mut self,
-        now: Instant,
+        now: DateTime<Utc>,
         open: &HashSet<FileIdentity>,
         exists: impl Fn(&FileCheckpoint) -> bool,
     ) -> usize {
         let open_inodes: HashSet<(u64, u64)> = open.iter().map(|i| (i.dev, i.inode)).collect();
         let before = self.entries.len();
+        let mut changed = false;
         self.entries.retain(|identity, entry| {
             let present = open.contains(identity)
                 || (!open_inodes.contains(&(identity.dev, identity.inode))
                     && exists(&entry.checkpoint));
+            let gone_since = &mut entry.checkpoint.gone_since;
             if present {
-                entry.gone_since = None;
+                changed |= gone_since.take().is_some();
                 return true;
             }
-            let since = *entry.gone_since.get_or_insert(now);
-            now.duration_since(since) < GONE_RETENTION
+            let since = *gone_since.get_or_insert_with(|| {
+                changed = true;
+                now
+            });
+            (now - since).to_std().unwrap_or_default() < GONE_RETENTION
         });
         let dropped = before - self.entries.len();
-        if dropped > 0 {
-            self.changed = true;
-        }
+        self.changed |= changed || dropped > 0;
         dropped
     }
 
@@ -147,10 +154,9 @@ impl CheckpointSet {
     /// `open` and was not gone before (so [`Self::expire`] would neither `stat` nor drop).
     pub fn is_current(&self, open: &HashSet<FileIdentity>) -> bool {
         !self.changed
-            && self
-                .entries
-                .iter()
-                .all(|(identity, entry)| entry.gone_since.is_none() && open.contains(identity))
+            && self.entries.iter().all(|(identity, entry)| {
+                entry.checkpoint.gone_since.is_none() && open.contains(identity)
+            })
     }
 
     /// The entries, most recently updated first (so a reader matching by inode alone meets the
@@ -235,7 +241,7 @@ impl Saver {
         let started = Instant::now();
         let (set, result) = tokio::task::spawn_blocking(move || {
             let mut set = set;
-            let dropped = set.expire(Instant::now(), &open, path_holds_inode);
+            let dropped = set.expire(Utc::now(), &open, path_holds_inode);
             if dropped > 0 {
                 CheckpointEntriesDropped { count: dropped }.emit();
             }
@@ -306,14 +312,20 @@ impl Saver {
             };
             let identity = registered.identity;
             match state.acknowledged {
-                Some(position) => self.set.upsert(FileCheckpoint {
-                    dev: identity.dev,
-                    inode: identity.inode,
-                    fingerprint: identity.fingerprint,
-                    path: registered.path,
-                    offset: position.offset,
-                    offset_marker: position.marker,
-                }),
+                Some(position) => self.set.upsert(
+                    FileCheckpoint {
+                        dev: identity.dev,
+                        inode: identity.inode,
+                        fingerprint: identity.fingerprint,
+                        path: registered.path,
+                        offset: position.offset,
+                        offset_marker: position.marker,
+                        unfinished: position.unfinished,
+                        size: registered.size,
+                        gone_since: None,
+                    },
+                    &registered.replaces,
+                ),
                 None => self.set.set_path(identity, &registered.path),
             }
             if state.finished {
@@ -349,17 +361,28 @@ mod tests {
             path: PathBuf::from(format!("/logs/{inode}.log")),
             offset,
             offset_marker: 0,
+            ..FileCheckpoint::default()
         }
+    }
+
+    fn later(start: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+        start + chrono::TimeDelta::from_std(by).expect("small duration")
     }
 
     #[test]
     fn gone_entries_are_dropped_after_the_retention_only() {
         let mut set = CheckpointSet::new(vec![cp(1, 10), cp(2, 20)]);
-        let start = Instant::now();
+        let start = Utc::now();
         let open = HashSet::from([cp(1, 0).identity()]);
         assert_eq!(set.expire(start, &open, |_| false), 0);
-        assert_eq!(set.expire(start + GONE_RETENTION / 2, &open, |_| false), 0);
-        assert_eq!(set.expire(start + GONE_RETENTION, &open, |_| false), 1);
+        assert_eq!(
+            set.expire(later(start, GONE_RETENTION / 2), &open, |_| false),
+            0
+        );
+        assert_eq!(
+            set.expire(later(start, GONE_RETENTION), &open, |_| false),
+            1
+        );
         assert_eq!(set.checkpoints(), vec![cp(1, 10)]);
         assert!(set.take_changed());
     }
@@ -372,7 +395,7 @@ mod tests {
             offset: 3,
             ..cp(1, 0)
         };
-        set.upsert(reused.clone());
+        set.upsert(reused.clone(), &[]);
         assert_eq!(
             set.checkpoints(),
             vec![reused, cp(1, 10)],
@@ -383,12 +406,12 @@ mod tests {
     #[test]
     fn an_entry_whose_file_reappears_is_kept() {
         let mut set = CheckpointSet::new(vec![cp(2, 20)]);
-        let start = Instant::now();
+        let start = Utc::now();
         let none = HashSet::new();
         set.expire(start, &none, |_| false);
-        set.expire(start + GONE_RETENTION / 2, &none, |_| true);
+        set.expire(later(start, GONE_RETENTION / 2), &none, |_| true);
         assert_eq!(
-            set.expire(start + GONE_RETENTION * 2, &none, |_| false),
+            set.expire(later(start, GONE_RETENTION * 2), &none, |_| false),
             0,
             "clock restarted"
         );
@@ -402,10 +425,10 @@ mod tests {
             ..cp(1, 0).identity()
         };
         let open = HashSet::from([reused]);
-        let start = Instant::now();
+        let start = Utc::now();
         // The path still holds the inode, but another file owns it now.
         set.expire(start, &open, |_| true);
-        assert_eq!(set.expire(start + GONE_RETENTION, &open, |_| true), 1);
+        assert_eq!(set.expire(later(start, GONE_RETENTION), &open, |_| true), 1);
     }
 
     #[test]
@@ -420,24 +443,58 @@ mod tests {
             !set.is_current(&HashSet::from([cp(1, 0).identity()])),
             "a closed file must be looked for"
         );
-        set.upsert(cp(1, 11));
+        set.upsert(cp(1, 11), &[]);
         assert!(!set.is_current(&both), "a new position must be written");
         set.take_changed();
         assert!(set.is_current(&both));
         // A file seen gone once must be seen present again before the tick can be skipped.
-        set.expire(Instant::now(), &HashSet::new(), |_| false);
+        set.expire(Utc::now(), &HashSet::new(), |_| false);
         set.take_changed();
         assert!(!set.is_current(&both));
-        set.expire(Instant::now(), &both, |_| false);
+        set.expire(Utc::now(), &both, |_| false);
+        assert!(
+            set.take_changed(),
+            "the cleared gone marks are written once"
+        );
         assert!(set.is_current(&both));
+    }
+
+    #[test]
+    fn the_gone_time_survives_a_restart() {
+        let mut set = CheckpointSet::new(vec![cp(1, 10)]);
+        let start = Utc::now();
+        set.expire(start, &HashSet::new(), |_| false);
+        let saved = set.checkpoints();
+        assert_eq!(saved[0].gone_since, Some(start));
+        // An agent restarted within the retention keeps counting from the first time.
+        let mut restarted = CheckpointSet::new(saved);
+        assert_eq!(
+            restarted.expire(later(start, GONE_RETENTION), &HashSet::new(), |_| false),
+            1
+        );
+    }
+
+    #[test]
+    fn an_entry_replaced_by_a_new_identity_of_its_file_is_dropped() {
+        let plain = cp(1, 10);
+        let mut set = CheckpointSet::new(vec![plain.clone(), cp(2, 5)]);
+        set.take_changed();
+        let gz = FileCheckpoint {
+            inode: 3,
+            offset: 40,
+            ..plain.clone()
+        };
+        set.upsert(gz.clone(), &[plain.identity()]);
+        assert!(set.take_changed());
+        assert_eq!(set.checkpoints(), vec![gz, cp(2, 5)]);
     }
 
     #[test]
     fn upsert_marks_changed_only_on_a_new_position() {
         let mut set = CheckpointSet::new(vec![cp(1, 10)]);
-        set.upsert(cp(1, 10));
+        set.upsert(cp(1, 10), &[]);
         assert!(!set.take_changed());
-        set.upsert(cp(1, 11));
+        set.upsert(cp(1, 11), &[]);
         assert!(set.take_changed());
         assert_eq!(set.checkpoints(), vec![cp(1, 11)]);
     }
@@ -459,7 +516,16 @@ mod tests {
         let mut saver = Saver::new(store.clone(), Vec::new(), acks.clone(), registry.clone());
         {
             let mut t = lock_acks(&acks);
-            t.line(FileId(1), BatchId(1), 0, 100, 77);
+            t.line(
+                FileId(1),
+                BatchId(1),
+                0,
+                crate::checkpoint::Position {
+                    offset: 100,
+                    marker: 77,
+                    unfinished: crate::pipeline::Unfinished::NONE,
+                },
+            );
             t.closed(FileId(1));
         }
         saver.save_now().await.expect("saves");

@@ -3,6 +3,8 @@
 //! checkpoints, never a torn file.
 
 use super::registry::FileIdentity;
+use crate::pipeline::Unfinished;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -18,8 +20,8 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 /// ~200 bytes; 64 MiB is far beyond any node and keeps a corrupt file from exhausting memory).
 pub const MAX_CHECKPOINT_FILE_BYTES: u64 = 64 << 20;
 
-/// Where reading a file resumes: its identity, current path and the acknowledged offset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where reading a file resumes: its identity, current path and the acknowledged position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileCheckpoint {
     /// Device number.
     pub dev: u64,
@@ -33,6 +35,17 @@ pub struct FileCheckpoint {
     pub offset: u64,
     /// [`offset_marker`](crate::pipeline::offset_marker) of the bytes just before `offset`.
     pub offset_marker: u64,
+    /// Lines unfinished before `offset` (a partial line of one stream with entries of the other
+    /// after its start): read again from their starts after a restart.
+    #[serde(default, skip_serializing_if = "Unfinished::is_empty")]
+    pub unfinished: Unfinished,
+    /// The file's size when the entry was written, if known: after a restart that finds the file
+    /// gone, `size - offset` bytes are known to be lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Since when the file has been gone (wall clock, so the retention survives restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone_since: Option<DateTime<Utc>>,
 }
 
 impl FileCheckpoint {
@@ -266,6 +279,7 @@ mod tests {
             path: PathBuf::from(format!("/var/log/pods/ns_pod_uid/c/{inode}.log")),
             offset,
             offset_marker: 42,
+            ..FileCheckpoint::default()
         }
     }
 

@@ -280,26 +280,56 @@ pub struct BytesLost<'a> {
     pub path: &'a Path,
     /// How many bytes.
     pub bytes: u64,
-    /// What happened (`deleted_before_open`, `removed_unread`, `read_error`).
-    pub reason: &'static str,
+    /// What happened.
+    pub reason: LossReason,
+}
+
+/// Why bytes a container wrote could not be shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossReason {
+    /// The file was deleted between the listing that found it and its open.
+    DeletedBeforeOpen,
+    /// A file waiting for a slot (or parked) was removed before it was read to its end, and no
+    /// `.gz` continues it.
+    RemovedUnread,
+    /// The file shrank (truncation) before it was read to its end, and no copy of it appeared.
+    TruncatedUnread,
+    /// A checkpointed file was gone when the agent started again: the bytes after its
+    /// checkpoint (including the unfinished lines it held) were written, but never read.
+    DeletedWhileDown,
+}
+
+impl LossReason {
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossReason::DeletedBeforeOpen => "deleted_before_open",
+            LossReason::RemovedUnread => "removed_unread",
+            LossReason::TruncatedUnread => "truncated_unread",
+            LossReason::DeletedWhileDown => "deleted_while_down",
+        }
+    }
 }
 
 impl BytesLost<'_> {
-    /// Logs and counts the event.
+    /// Logs (once per file: each file's loss is reported once) and counts the event.
     pub fn emit(self) {
+        if self.bytes == 0 {
+            return;
+        }
         tracing::warn!(
             namespace = self.namespace,
             pod = self.pod,
             path = %self.path.display(),
             bytes = self.bytes,
-            reason = self.reason,
+            reason = self.reason.as_str(),
             "log bytes became unreadable before they were read"
         );
         metrics::counter!(
             "logrelay_agent_lost_bytes_total",
             "namespace" => self.namespace.to_string(),
             "pod" => self.pod.to_string(),
-            "reason" => self.reason
+            "reason" => self.reason.as_str()
         )
         .increment(self.bytes);
     }

@@ -422,6 +422,7 @@ impl Stage {
                 file: line.file,
                 end: line.end,
                 end_marker: line.end_marker,
+                unfinished: line.unfinished,
             };
             return self.send(consumed).await;
         }
@@ -556,6 +557,7 @@ mod tests {
             start: n * 10,
             end: n * 10 + 10,
             end_marker: n,
+            unfinished: crate::pipeline::Unfinished::NONE,
         })
     }
 
@@ -638,6 +640,7 @@ mod tests {
                 file: FileId(1),
                 end: 35,
                 end_marker: 0,
+                unfinished: crate::pipeline::Unfinished::NONE,
             })
             .await
             .expect("sends");

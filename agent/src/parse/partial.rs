@@ -1,26 +1,31 @@
 //! Reassembly of lines the runtime split into chunks (CRI `P`…`F`, json-file entries without a
-//! trailing newline), per file.
+//! trailing newline), per file and stream.
 //!
-//! A merged line covers the byte range from its first chunk's start to its last chunk's end, and
-//! lines leave the merger in file order with contiguous ranges — what the acknowledged checkpoint
-//! needs (see [`crate::pipeline`]): a checkpoint at a line's end must imply that every earlier byte
-//! is shipped. So at most one partial line is pending per file, keyed by its stream: a line of the
-//! *other* stream (or an unparseable line) arriving while a partial is pending flushes the partial
-//! as it is first (counted as `interrupted`); the rest of it becomes a line of its own. Nothing is
-//! lost, and runtimes write a split line's chunks back to back, so this is rare. Bytes consumed
-//! without a line (blank lines) while a partial is pending are absorbed into its range.
+//! containerd writes a container's stdout and stderr from two goroutines into one file, each entry
+//! at most 16 KiB, so the chunks of a long line of one stream can have entries of the other stream
+//! between them (containerd `internal/cri/io/logger.go`, `redirectLogs`). The merger therefore keeps
+//! one pending line per stream: an entry of the other stream, or a line that does not parse, never
+//! splits a line. Chunks are joined as raw bytes; text is decoded only on the whole line (see
+//! [`super::finish_message`]), so a cut inside a multi-byte character is harmless.
+//!
+//! Lines can then complete out of file order. Every output carries the file's resume point at that
+//! moment: the offset just past the last entry taken, its marker, and the starts of the lines still
+//! pending ([`Unfinished`]). A checkpoint there never skips an unfinished line: a restart reads
+//! again from its start and skips the other entries before the offset ([`PartialMerger::replay`]).
 //!
 //! A dangling partial is flushed after [`PARTIAL_FLUSH_TIMEOUT`] or when its file ends. The merged
 //! message is kept up to the line cap; the bytes past it are only counted (see
 //! [`super::finish_message`]).
 
 use crate::internal_events::parse::{PartialFlushReason, PartialLineFlushed};
+use crate::pipeline::Unfinished;
 use chrono::{DateTime, Utc};
 use logrelay_common::record::Stream;
 use std::time::{Duration, Instant};
 
-/// How long a partial line may wait for its next chunk before it is shipped as it is: 5 s, as
-/// issue 3 sets (runtimes write a split line's chunks back to back, so a real line never waits).
+/// How long a partial line may wait for its next chunk before it is shipped as it is: 5 s.
+/// containerd writes a split line's chunks back to back (one goroutine per stream), so a real line
+/// never waits this long; a container that exits mid-line leaves a final `P` that only this ships.
 pub const PARTIAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One parsed line or chunk, with the byte range it came from.
@@ -49,10 +54,12 @@ pub struct Chunk<'a> {
 pub struct MergedLine {
     /// Offset of the first chunk's first byte.
     pub start: u64,
-    /// Offset just past the last chunk (or absorbed blank line).
+    /// The file's resume offset when the line left: just past the last entry taken.
     pub end: u64,
     /// Offset marker of the raw bytes before `end`.
     pub end_marker: u64,
+    /// Lines still pending at `end`.
+    pub unfinished: Unfinished,
     /// The first chunk's timestamp.
     pub timestamp: DateTime<Utc>,
     /// The stream.
@@ -63,25 +70,35 @@ pub struct MergedLine {
     pub message_len: u64,
 }
 
-/// What the merger hands on, in file order.
+/// What the merger hands on; resume points never go backwards.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Merged {
     /// A line to ship.
     Line(MergedLine),
-    /// Bytes up to `end` produced no line.
+    /// Bytes up to `end` produced no line (yet): a resume point.
     Consumed {
         /// Offset just past the consumed bytes.
         end: u64,
         /// Offset marker of the raw bytes before `end`.
         end_marker: u64,
+        /// Lines still pending at `end`.
+        unfinished: Unfinished,
     },
 }
 
-/// The pending partial line of one file.
+/// The pending partial line of one stream.
 #[derive(Debug)]
 struct Pending {
     line: MergedLine,
     since: Instant,
+}
+
+/// Entries before `until` that were shipped before a restart: only the chunks of the lines that
+/// were unfinished there are taken again.
+#[derive(Debug, Clone, Copy)]
+struct Replay {
+    until: u64,
+    unfinished: Unfinished,
 }
 
 /// Reassembles split lines of one file; see the module documentation.
@@ -89,7 +106,18 @@ struct Pending {
 pub struct PartialMerger {
     max_line_bytes: usize,
     timeout: Duration,
-    pending: Option<Pending>,
+    /// Pending lines, indexed by [`stream_index`].
+    pending: [Option<Pending>; 2],
+    /// Offset and marker just past the last entry taken.
+    position: (u64, u64),
+    replay: Option<Replay>,
+}
+
+fn stream_index(stream: Stream) -> usize {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
 }
 
 impl PartialMerger {
@@ -98,96 +126,181 @@ impl PartialMerger {
         Self {
             max_line_bytes,
             timeout,
-            pending: None,
+            pending: [None, None],
+            position: (0, 0),
+            replay: None,
         }
     }
 
-    /// Takes the next parsed chunk of the file; completed lines are appended to `out`.
+    /// Resumes at a checkpoint with unfinished lines: the file is read again from the earliest of
+    /// them, and entries before `until` other than those lines' chunks are skipped (shipped
+    /// before). Nothing is handed on for offsets before `until`.
+    pub fn replay(&mut self, until: u64, unfinished: Unfinished) {
+        if !unfinished.is_empty() {
+            self.replay = Some(Replay { until, unfinished });
+        }
+    }
+
+    /// Takes the next parsed chunk of the file; what leaves is appended to `out`.
     pub fn push(&mut self, chunk: Chunk<'_>, now: Instant, out: &mut Vec<Merged>) {
-        if let Some(pending) = &mut self.pending {
-            if pending.line.stream == chunk.stream {
-                append(
-                    &mut pending.line.message,
-                    chunk.message,
-                    self.max_line_bytes,
-                );
-                pending.line.message_len += chunk.message_len;
-                pending.line.end = chunk.end;
-                pending.line.end_marker = chunk.end_marker;
-                if !chunk.partial {
-                    self.take_pending(out);
-                }
-                return;
-            }
-            self.flush(PartialFlushReason::Interrupted, out);
+        if self.replaying_other(chunk.start, chunk.end, Some(chunk.stream)) {
+            return self.push_consumed(chunk.end, chunk.end_marker, out);
         }
-        let mut message = Vec::new();
-        append(&mut message, chunk.message, self.max_line_bytes);
-        let line = MergedLine {
-            start: chunk.start,
-            end: chunk.end,
-            end_marker: chunk.end_marker,
-            timestamp: chunk.timestamp,
-            stream: chunk.stream,
-            message,
-            message_len: chunk.message_len,
-        };
-        if chunk.partial {
-            self.pending = Some(Pending { line, since: now });
+        self.position = (chunk.end, chunk.end_marker);
+        let slot = stream_index(chunk.stream);
+        if let Some(pending) = &mut self.pending[slot] {
+            append(
+                &mut pending.line.message,
+                chunk.message,
+                self.max_line_bytes,
+            );
+            pending.line.message_len += chunk.message_len;
         } else {
-            out.push(Merged::Line(line));
+            let mut message = Vec::new();
+            append(&mut message, chunk.message, self.max_line_bytes);
+            let line = MergedLine {
+                start: chunk.start,
+                end: chunk.end,
+                end_marker: chunk.end_marker,
+                unfinished: Unfinished::NONE,
+                timestamp: chunk.timestamp,
+                stream: chunk.stream,
+                message,
+                message_len: chunk.message_len,
+            };
+            self.pending[slot] = Some(Pending { line, since: now });
+        }
+        if chunk.partial {
+            self.emit_position(out);
+        } else {
+            self.take_pending(slot, out);
         }
     }
 
-    /// Takes a line that joins nothing (e.g. one that did not parse): a pending partial is flushed
-    /// first.
+    /// Takes a line that joins nothing (one that did not parse); pending partials stay pending.
     pub fn push_standalone(&mut self, mut line: MergedLine, out: &mut Vec<Merged>) {
-        self.flush(PartialFlushReason::Interrupted, out);
+        if self.replaying_other(line.start, line.end, None) {
+            return self.push_consumed(line.end, line.end_marker, out);
+        }
+        self.position = (line.end, line.end_marker);
         line.message.truncate(self.max_line_bytes);
+        line.unfinished = self.unfinished();
         out.push(Merged::Line(line));
     }
 
-    /// Takes bytes that produced no line; absorbed into a pending partial's range if there is one.
+    /// Takes bytes that produced no line.
     pub fn push_consumed(&mut self, end: u64, end_marker: u64, out: &mut Vec<Merged>) {
-        match &mut self.pending {
-            Some(pending) => {
-                pending.line.end = end;
-                pending.line.end_marker = end_marker;
-            }
-            None => out.push(Merged::Consumed { end, end_marker }),
+        self.position = (end, end_marker);
+        self.end_replay_at(end);
+        if self.replay.is_none() {
+            self.emit_position(out);
         }
     }
 
-    /// Flushes the pending partial if it has waited longer than the timeout.
+    /// Flushes every pending partial that has waited longer than the timeout.
     pub fn flush_expired(&mut self, now: Instant, out: &mut Vec<Merged>) {
-        if self.deadline().is_some_and(|deadline| now >= deadline) {
-            self.flush(PartialFlushReason::Timeout, out);
+        for slot in 0..self.pending.len() {
+            let expired = self.pending[slot]
+                .as_ref()
+                .is_some_and(|pending| now >= pending.since + self.timeout);
+            if expired {
+                PartialLineFlushed {
+                    reason: PartialFlushReason::Timeout,
+                }
+                .emit();
+                self.take_pending(slot, out);
+            }
         }
     }
 
-    /// Flushes the pending partial, if any, as a line of its own.
+    /// Flushes every pending partial, oldest first, each as a line of its own.
     pub fn flush(&mut self, reason: PartialFlushReason, out: &mut Vec<Merged>) {
-        if self.pending.is_some() {
+        while let Some(slot) = self.oldest_pending() {
             PartialLineFlushed { reason }.emit();
-            self.take_pending(out);
+            self.take_pending(slot, out);
         }
     }
 
-    /// When the pending partial must be flushed, if there is one.
+    /// When the next pending partial must be flushed, if there is one.
     pub fn deadline(&self) -> Option<Instant> {
         self.pending
-            .as_ref()
+            .iter()
+            .flatten()
             .map(|pending| pending.since + self.timeout)
+            .min()
     }
 
     /// Whether a partial line is pending.
     pub fn has_pending(&self) -> bool {
-        self.pending.is_some()
+        self.pending.iter().any(Option::is_some)
     }
 
-    fn take_pending(&mut self, out: &mut Vec<Merged>) {
-        if let Some(pending) = self.pending.take() {
-            out.push(Merged::Line(pending.line));
+    /// Where the pending lines start.
+    pub fn unfinished(&self) -> Unfinished {
+        let start = |slot: usize| self.pending[slot].as_ref().map(|p| p.line.start);
+        Unfinished {
+            stdout: start(0),
+            stderr: start(1),
+        }
+    }
+
+    /// Bytes held in pending lines (their kept message bytes).
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending
+            .iter()
+            .flatten()
+            .map(|pending| pending.line.message_len)
+            .sum()
+    }
+
+    /// Whether an entry at `start..end` lies in the replayed range and is not a chunk of a line
+    /// that was unfinished there (`stream`: the entry's stream; `None` for an unparsed line).
+    fn replaying_other(&mut self, start: u64, end: u64, stream: Option<Stream>) -> bool {
+        let Some(replay) = self.replay else {
+            return false;
+        };
+        if end > replay.until {
+            self.replay = None;
+            return false;
+        }
+        let wanted = stream
+            .and_then(|stream| replay.unfinished.get(stream))
+            .is_some_and(|unfinished_start| start >= unfinished_start);
+        if wanted {
+            self.end_replay_at(end);
+        }
+        !wanted
+    }
+
+    fn end_replay_at(&mut self, end: u64) {
+        if self.replay.is_some_and(|replay| end >= replay.until) {
+            self.replay = None;
+        }
+    }
+
+    fn oldest_pending(&self) -> Option<usize> {
+        (0..self.pending.len())
+            .filter(|slot| self.pending[*slot].is_some())
+            .min_by_key(|slot| self.pending[*slot].as_ref().map(|p| p.line.start))
+    }
+
+    fn emit_position(&self, out: &mut Vec<Merged>) {
+        if self.replay.is_some() {
+            return;
+        }
+        out.push(Merged::Consumed {
+            end: self.position.0,
+            end_marker: self.position.1,
+            unfinished: self.unfinished(),
+        });
+    }
+
+    fn take_pending(&mut self, slot: usize, out: &mut Vec<Merged>) {
+        if let Some(pending) = self.pending[slot].take() {
+            let mut line = pending.line;
+            (line.end, line.end_marker) = self.position;
+            line.unfinished = self.unfinished();
+            out.push(Merged::Line(line));
         }
     }
 }
@@ -230,17 +343,33 @@ mod tests {
             .collect()
     }
 
+    /// The resume points handed on, in order: (offset, unfinished stdout start, stderr start).
+    fn positions(out: &[Merged]) -> Vec<(u64, Option<u64>, Option<u64>)> {
+        out.iter()
+            .map(|merged| match merged {
+                Merged::Line(line) => (line.end, line.unfinished.stdout, line.unfinished.stderr),
+                Merged::Consumed {
+                    end, unfinished, ..
+                } => (*end, unfinished.stdout, unfinished.stderr),
+            })
+            .collect()
+    }
+
+    fn merger() -> PartialMerger {
+        PartialMerger::new(1 << 20, PARTIAL_FLUSH_TIMEOUT)
+    }
+
     #[test]
     fn partial_chunks_merge_into_one_line_spanning_their_range() {
-        let mut merger = PartialMerger::new(1 << 20, PARTIAL_FLUSH_TIMEOUT);
+        let mut merger = merger();
         let mut out = Vec::new();
         let now = Instant::now();
         merger.push(chunk(0, 10, Stream::Stdout, true, b"ab"), now, &mut out);
         merger.push(chunk(10, 20, Stream::Stdout, true, b"cd"), now, &mut out);
-        assert!(out.is_empty());
+        assert!(lines(&out).is_empty());
         merger.push(chunk(20, 30, Stream::Stdout, false, b"ef"), now, &mut out);
         assert_eq!(lines(&out), vec![(0, 30, Stream::Stdout, "abcdef".into())]);
-        let Merged::Line(line) = &out[0] else {
+        let Some(Merged::Line(line)) = out.last() else {
             panic!("a line")
         };
         assert_eq!(line.end_marker, 30 * 7);
@@ -253,30 +382,64 @@ mod tests {
     }
 
     #[test]
-    fn other_stream_interrupts_a_pending_partial_and_ranges_stay_in_order() {
-        let mut merger = PartialMerger::new(1 << 20, PARTIAL_FLUSH_TIMEOUT);
+    fn the_other_stream_between_chunks_does_not_split_a_line() {
+        let mut merger = merger();
         let mut out = Vec::new();
         let now = Instant::now();
-        merger.push(chunk(0, 10, Stream::Stdout, true, b"out-1"), now, &mut out);
+        merger.push(chunk(0, 10, Stream::Stdout, true, b"out-"), now, &mut out);
         merger.push(chunk(10, 20, Stream::Stderr, false, b"err"), now, &mut out);
-        merger.push(
-            chunk(20, 30, Stream::Stdout, false, b"out-2"),
-            now,
-            &mut out,
-        );
+        merger.push(chunk(20, 30, Stream::Stdout, true, b"mid-"), now, &mut out);
+        merger.push(chunk(30, 40, Stream::Stderr, true, b"e1-"), now, &mut out);
+        merger.push(chunk(40, 50, Stream::Stdout, false, b"end"), now, &mut out);
+        merger.push(chunk(50, 60, Stream::Stderr, false, b"e2"), now, &mut out);
         assert_eq!(
             lines(&out),
             vec![
-                (0, 10, Stream::Stdout, "out-1".into()),
                 (10, 20, Stream::Stderr, "err".into()),
-                (20, 30, Stream::Stdout, "out-2".into()),
+                (0, 50, Stream::Stdout, "out-mid-end".into()),
+                (30, 60, Stream::Stderr, "e1-e2".into()),
             ]
+        );
+        assert_eq!(
+            positions(&out),
+            vec![
+                (10, Some(0), None),
+                (20, Some(0), None),
+                (30, Some(0), None),
+                (40, Some(0), Some(30)),
+                (50, None, Some(30)),
+                (60, None, None),
+            ],
+            "no resume point skips the start of an unfinished line"
         );
     }
 
     #[test]
-    fn standalone_line_flushes_the_pending_partial_first() {
-        let mut merger = PartialMerger::new(1 << 20, PARTIAL_FLUSH_TIMEOUT);
+    fn chunks_cut_inside_a_character_are_joined_as_bytes() {
+        let mut merger = merger();
+        let mut out = Vec::new();
+        let now = Instant::now();
+        let text = "a€b".as_bytes(); // € is three bytes: cut after its first
+        merger.push(
+            chunk(0, 10, Stream::Stdout, true, &text[..2]),
+            now,
+            &mut out,
+        );
+        merger.push(chunk(10, 20, Stream::Stderr, false, b"x"), now, &mut out);
+        merger.push(
+            chunk(20, 30, Stream::Stdout, false, &text[2..]),
+            now,
+            &mut out,
+        );
+        let Some(Merged::Line(line)) = out.last() else {
+            panic!("a line")
+        };
+        assert_eq!(line.message, text);
+    }
+
+    #[test]
+    fn standalone_line_leaves_pending_partials_pending() {
+        let mut merger = merger();
         let mut out = Vec::new();
         merger.push(
             chunk(0, 10, Stream::Stdout, true, b"p"),
@@ -287,31 +450,38 @@ mod tests {
             start: 10,
             end: 15,
             end_marker: 1,
+            unfinished: Unfinished::NONE,
             timestamp: Utc::now(),
             stream: Stream::Stdout,
             message: b"raw".to_vec(),
             message_len: 3,
         };
         merger.push_standalone(raw, &mut out);
+        merger.push(
+            chunk(15, 20, Stream::Stdout, false, b"q"),
+            Instant::now(),
+            &mut out,
+        );
         assert_eq!(
             lines(&out),
             vec![
-                (0, 10, Stream::Stdout, "p".into()),
-                (10, 15, Stream::Stdout, "raw".into())
+                (10, 15, Stream::Stdout, "raw".into()),
+                (0, 20, Stream::Stdout, "pq".into())
             ]
         );
+        assert_eq!(positions(&out)[1], (15, Some(0), None));
     }
-
     #[test]
-    fn blank_bytes_are_absorbed_by_a_pending_partial_or_reported_as_consumed() {
-        let mut merger = PartialMerger::new(1 << 20, PARTIAL_FLUSH_TIMEOUT);
+    fn blank_bytes_are_resume_points_that_keep_pending_starts() {
+        let mut merger = merger();
         let mut out = Vec::new();
         merger.push_consumed(1, 11, &mut out);
         assert_eq!(
             out,
             vec![Merged::Consumed {
                 end: 1,
-                end_marker: 11
+                end_marker: 11,
+                unfinished: Unfinished::NONE,
             }]
         );
         out.clear();
@@ -327,6 +497,10 @@ mod tests {
             &mut out,
         );
         assert_eq!(lines(&out), vec![(1, 20, Stream::Stdout, "ab".into())]);
+        assert_eq!(
+            positions(&out),
+            vec![(10, Some(1), None), (11, Some(1), None), (20, None, None)]
+        );
     }
 
     #[test]
@@ -339,15 +513,102 @@ mod tests {
             start,
             &mut out,
         );
+        merger.push(chunk(10, 20, Stream::Stdout, false, b"x"), start, &mut out);
+        out.clear();
         merger.flush_expired(start + Duration::from_secs(4), &mut out);
         assert!(out.is_empty());
         assert_eq!(merger.deadline(), Some(start + Duration::from_secs(5)));
         merger.flush_expired(start + Duration::from_secs(5), &mut out);
         assert_eq!(
             lines(&out),
-            vec![(0, 10, Stream::Stderr, "dangling".into())]
+            vec![(0, 20, Stream::Stderr, "dangling".into())],
+            "a flushed line carries the file's current resume point"
         );
         assert_eq!(merger.deadline(), None);
+    }
+
+    #[test]
+    fn flush_ships_every_pending_line_oldest_first() {
+        let mut merger = merger();
+        let mut out = Vec::new();
+        let now = Instant::now();
+        merger.push(chunk(0, 10, Stream::Stderr, true, b"e"), now, &mut out);
+        merger.push(chunk(10, 20, Stream::Stdout, true, b"o"), now, &mut out);
+        out.clear();
+        merger.flush(PartialFlushReason::EndOfFile, &mut out);
+        assert_eq!(
+            lines(&out),
+            vec![
+                (0, 20, Stream::Stderr, "e".into()),
+                (10, 20, Stream::Stdout, "o".into())
+            ]
+        );
+        assert_eq!(
+            positions(&out),
+            vec![(20, Some(10), None), (20, None, None)]
+        );
+    }
+
+    #[test]
+    fn replay_takes_only_the_unfinished_lines_chunks_before_the_checkpoint() {
+        // Before a restart: stdout P at 0..10, stderr F at 10..20 (shipped), stdout P at 20..30;
+        // checkpoint (30, stdout from 0). After it: stdout F at 30..40.
+        let mut merger = merger();
+        merger.replay(
+            30,
+            Unfinished {
+                stdout: Some(0),
+                stderr: None,
+            },
+        );
+        let mut out = Vec::new();
+        let now = Instant::now();
+        merger.push(chunk(0, 10, Stream::Stdout, true, b"a"), now, &mut out);
+        merger.push(chunk(10, 20, Stream::Stderr, false, b"err"), now, &mut out);
+        merger.push(chunk(20, 30, Stream::Stdout, true, b"b"), now, &mut out);
+        assert_eq!(
+            positions(&out),
+            vec![(30, Some(0), None)],
+            "nothing before the checkpoint is handed on"
+        );
+        merger.push(chunk(30, 40, Stream::Stdout, false, b"c"), now, &mut out);
+        merger.push(chunk(40, 50, Stream::Stderr, false, b"new"), now, &mut out);
+        assert_eq!(
+            lines(&out),
+            vec![
+                (0, 40, Stream::Stdout, "abc".into()),
+                (40, 50, Stream::Stderr, "new".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn replay_skips_unparsed_lines_and_other_stream_lines_of_the_replayed_range() {
+        let mut merger = merger();
+        merger.replay(
+            25,
+            Unfinished {
+                stdout: None,
+                stderr: Some(5),
+            },
+        );
+        let mut out = Vec::new();
+        let now = Instant::now();
+        let raw = |start, end| MergedLine {
+            start,
+            end,
+            end_marker: 0,
+            unfinished: Unfinished::NONE,
+            timestamp: Utc::now(),
+            stream: Stream::Stdout,
+            message: b"raw".to_vec(),
+            message_len: 3,
+        };
+        merger.push_standalone(raw(0, 5), &mut out);
+        merger.push(chunk(5, 15, Stream::Stderr, true, b"x"), now, &mut out);
+        merger.push_standalone(raw(15, 25), &mut out);
+        merger.push(chunk(25, 35, Stream::Stderr, false, b"y"), now, &mut out);
+        assert_eq!(lines(&out), vec![(5, 35, Stream::Stderr, "xy".into())]);
     }
 
     #[test]
@@ -358,7 +619,7 @@ mod tests {
         merger.push(chunk(0, 10, Stream::Stdout, true, b"abcd"), now, &mut out);
         merger.push(chunk(10, 20, Stream::Stdout, true, b"efgh"), now, &mut out);
         merger.push(chunk(20, 30, Stream::Stdout, false, b"ijkl"), now, &mut out);
-        let Merged::Line(line) = &out[0] else {
+        let Some(Merged::Line(line)) = out.last() else {
             panic!("a line")
         };
         assert_eq!(line.message, b"abcde");

@@ -11,7 +11,7 @@ use crate::internal_events::parse::{EmptyLine, ParseError, PartialFlushReason};
 use crate::internal_events::tail::{HoleBytesSkipped, LinesRead};
 use crate::parse::partial::{Chunk, Merged, MergedLine, PartialMerger};
 use crate::parse::{Format, finish_message};
-use crate::pipeline::{FileId, Line, MARKER_BYTES, SourceEvent};
+use crate::pipeline::{FileId, Line, MARKER_BYTES, SourceEvent, Unfinished};
 use chrono::Utc;
 use flate2::read::MultiGzDecoder;
 use logrelay_common::record::Stream;
@@ -170,6 +170,8 @@ pub(crate) struct Ident {
     pub path: PathBuf,
     /// Whether the registry knows it (it does before the file's first event).
     pub registered: bool,
+    /// The checkpoint entry this file resumed from.
+    pub resumed_from: Option<FileIdentity>,
 }
 
 impl Ident {
@@ -204,6 +206,9 @@ impl Ident {
     fn register(&mut self, id: FileId, source: Option<&Source>, output: &Output) {
         let identity = self.identity(source);
         output.registry.register(id, identity, self.path.clone());
+        if let Some(resumed_from) = self.resumed_from {
+            output.registry.replaces(id, resumed_from);
+        }
         self.registered = true;
     }
 }
@@ -229,8 +234,19 @@ pub(crate) struct TrackedFile {
     /// The line splitter (its offset is the file position).
     pub splitter: LineSplitter,
     lines: LinePipeline,
-    /// Consecutive consumed-only bytes, sent as one event before the next line.
-    consumed: Option<(u64, u64)>,
+    /// The latest resume point not sent yet (bytes that produced no line), sent as one event
+    /// before the next line.
+    consumed: Option<Resume>,
+    /// Where a file resumed from a checkpoint continues (announced before it is read).
+    resumed_at: Option<Resume>,
+}
+
+/// A resume point: offset, marker of the bytes before it, and the lines unfinished there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Resume {
+    pub offset: u64,
+    pub marker: u64,
+    pub unfinished: Unfinished,
 }
 
 /// What a new [`TrackedFile`] starts from.
@@ -244,14 +260,23 @@ pub(crate) struct FileStart {
     pub pod: Arc<PodLogPath>,
     pub source: Option<Source>,
     pub size: u64,
+    /// Where reading starts (a resumed file with unfinished lines: the earliest of them).
     pub offset: u64,
+    /// The raw bytes before `offset`.
     pub before_offset: Vec<u8>,
+    /// The checkpoint resumed from, when it is not simply `offset`.
+    pub resume: Option<Resume>,
+    /// The identity of the checkpoint entry resumed from (superseded by this file's entry).
+    pub resumed_from: Option<FileIdentity>,
 }
 
 impl TrackedFile {
     /// A file starting at `start.offset`.
-    pub fn new(start: FileStart, settings: &LineSettings, merger: PartialMerger) -> Self {
+    pub fn new(start: FileStart, settings: &LineSettings, mut merger: PartialMerger) -> Self {
         let max_raw = settings.max_line_bytes.saturating_add(LINE_FRAMING_BYTES);
+        if let Some(resume) = start.resume {
+            merger.replay(resume.offset, resume.unfinished);
+        }
         Self {
             id: start.id,
             ident: Ident {
@@ -260,6 +285,7 @@ impl TrackedFile {
                 fingerprint: start.fingerprint,
                 path: start.path,
                 registered: false,
+                resumed_from: start.resumed_from,
             },
             kind: start.kind,
             pod: start.pod,
@@ -274,6 +300,7 @@ impl TrackedFile {
                 scratch: Vec::new(),
             },
             consumed: None,
+            resumed_at: start.resume,
         }
     }
 
@@ -353,8 +380,26 @@ impl TrackedFile {
         settings: &LineSettings,
         output: &Output,
     ) -> Result<(), Halt> {
+        self.flush_partials(settings, output, |merger, out| {
+            merger.flush_expired(now, out)
+        })
+    }
+
+    /// Ships every pending partial line now: the file will not be written again.
+    pub fn flush_pending(&mut self, settings: &LineSettings, output: &Output) -> Result<(), Halt> {
+        self.flush_partials(settings, output, |merger, out| {
+            merger.flush(PartialFlushReason::EndOfFile, out)
+        })
+    }
+
+    fn flush_partials(
+        &mut self,
+        settings: &LineSettings,
+        output: &Output,
+        flush: impl FnOnce(&mut PartialMerger, &mut Vec<Merged>),
+    ) -> Result<(), Halt> {
         let mut scratch = std::mem::take(&mut self.lines.scratch);
-        self.lines.merger.flush_expired(now, &mut scratch);
+        flush(&mut self.lines.merger, &mut scratch);
         let mut emitter = self.emitter(settings, output);
         let result = scratch
             .drain(..)
@@ -413,12 +458,22 @@ impl TrackedFile {
     /// before new lines come.
     pub fn announce_start(&mut self, output: &Output) -> Result<(), Halt> {
         self.register(output);
-        let (end, end_marker) = (self.splitter.offset(), self.splitter.marker());
+        let at = self.resumed_at.unwrap_or(Resume {
+            offset: self.splitter.offset(),
+            marker: self.splitter.marker(),
+            unfinished: Unfinished::NONE,
+        });
         output.send(SourceEvent::Consumed {
             file: self.id,
-            end,
-            end_marker,
+            end: at.offset,
+            end_marker: at.marker,
+            unfinished: at.unfinished,
         })
+    }
+
+    /// Whether the file resumed from a checkpoint.
+    pub fn is_resumed(&self) -> bool {
+        self.resumed_at.is_some()
     }
 
     fn emitter<'a>(&'a mut self, settings: &'a LineSettings, output: &'a Output) -> Emitter<'a> {
@@ -443,15 +498,23 @@ struct Emitter<'a> {
     pod: &'a PodLogPath,
     settings: &'a LineSettings,
     output: &'a Output,
-    consumed: &'a mut Option<(u64, u64)>,
+    consumed: &'a mut Option<Resume>,
     lines_sent: u64,
 }
 
 impl Emitter<'_> {
     fn emit(&mut self, merged: Merged) -> Result<(), Halt> {
         match merged {
-            Merged::Consumed { end, end_marker } => {
-                *self.consumed = Some((end, end_marker));
+            Merged::Consumed {
+                end,
+                end_marker,
+                unfinished,
+            } => {
+                *self.consumed = Some(Resume {
+                    offset: end,
+                    marker: end_marker,
+                    unfinished,
+                });
                 Ok(())
             }
             Merged::Line(line) => {
@@ -471,6 +534,7 @@ impl Emitter<'_> {
                     start: line.start,
                     end: line.end,
                     end_marker: line.end_marker,
+                    unfinished: line.unfinished,
                 };
                 self.lines_sent += 1;
                 self.send(SourceEvent::Line(event))
@@ -491,10 +555,11 @@ impl Emitter<'_> {
 
     fn flush_consumed(&mut self) -> Result<(), Halt> {
         match self.consumed.take() {
-            Some((end, end_marker)) => self.send(SourceEvent::Consumed {
+            Some(at) => self.send(SourceEvent::Consumed {
                 file: self.id,
-                end,
-                end_marker,
+                end: at.offset,
+                end_marker: at.marker,
+                unfinished: at.unfinished,
             }),
             None => Ok(()),
         }
@@ -555,6 +620,7 @@ impl LinePipeline {
                             start: raw.start,
                             end: raw.end,
                             end_marker: raw.end_marker,
+                            unfinished: Unfinished::NONE,
                             timestamp: Utc::now(),
                             stream: Stream::Stdout,
                             message: raw.bytes.to_vec(),

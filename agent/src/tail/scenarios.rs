@@ -6,7 +6,7 @@
 use super::*;
 use crate::checkpoint::{FileCheckpoint, FileRegistry};
 use crate::parse::{ORIGINAL_BYTES_FIELD, TRUNCATED_FIELD};
-use crate::pipeline::{FileId, SOURCE_CHANNEL_CAPACITY, SourceEvent, offset_marker};
+use crate::pipeline::{FileId, SOURCE_CHANNEL_CAPACITY, SourceEvent, Unfinished, offset_marker};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -123,6 +123,15 @@ impl Harness {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
+    /// Waits until a counter reaches `value`.
+    async fn wait_counter(&self, name: &str, value: u64) {
+        let deadline = Instant::now() + WAIT;
+        while self.counter(name, &[]) < value {
+            assert!(Instant::now() < deadline, "timed out waiting for {name}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A counter's value, summed over label sets containing `labels`.
     fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         let mut counters = self.counters.lock().expect("counters lock");
@@ -148,8 +157,18 @@ impl Harness {
             .sum()
     }
 
+    /// Stops the tailer and returns every event it sent, keeping the tree for a restart.
+    async fn stop_keeping_dir(mut self) -> (Vec<SourceEvent>, (tempfile::TempDir, PathBuf)) {
+        let events = self.stop_running().await;
+        (events, (self._dir, self.root))
+    }
+
     /// Stops the tailer and returns every event it sent.
     async fn stop(mut self) -> Vec<SourceEvent> {
+        self.stop_running().await
+    }
+
+    async fn stop_running(&mut self) -> Vec<SourceEvent> {
         self.stopper.stop();
         let thread = self.thread.take().expect("running");
         let result = tokio::task::spawn_blocking(move || thread.join())
@@ -252,9 +271,10 @@ fn assert_exactly_once(events: &[SourceEvent], sequences: &[&[String]]) {
     assert_ranges_contiguous(events);
 }
 
-/// Per file: lines and consumed bytes cover contiguous, increasing ranges; nothing after Closed.
+/// Per file: resume points never go backwards, a line starts where the previous event's resume
+/// point ends or at one of its unfinished lines, and nothing comes after Closed.
 fn assert_ranges_contiguous(events: &[SourceEvent]) {
-    let mut ends: HashMap<FileId, u64> = HashMap::new();
+    let mut last: HashMap<FileId, (u64, Unfinished)> = HashMap::new();
     let mut closed: Vec<FileId> = Vec::new();
     for event in events {
         let file = event.file();
@@ -262,23 +282,35 @@ fn assert_ranges_contiguous(events: &[SourceEvent]) {
             !closed.contains(&file),
             "{file:?} sent an event after Closed"
         );
-        match event {
+        let (end, unfinished) = match event {
             SourceEvent::Line(line) => {
-                let previous = ends.get(&file).copied().unwrap_or(0);
-                assert_eq!(
-                    line.start, previous,
-                    "{file:?}: line must start where the previous event ended"
+                let (previous, pending) = last.get(&file).copied().unwrap_or_default();
+                let starts_a_pending_line =
+                    [pending.stdout, pending.stderr].contains(&Some(line.start));
+                assert!(
+                    line.start >= previous || starts_a_pending_line,
+                    "{file:?}: line at {} starts before the previous resume point {previous} \
+                     ({pending:?})",
+                    line.start
                 );
                 assert!(line.end > line.start, "{file:?}: empty range");
-                ends.insert(file, line.end);
+                (line.end, line.unfinished)
             }
-            SourceEvent::Consumed { end, .. } => {
-                let previous = ends.get(&file).copied().unwrap_or(0);
-                assert!(*end >= previous, "{file:?}: consumed offset went backwards");
-                ends.insert(file, *end);
+            SourceEvent::Consumed {
+                end, unfinished, ..
+            } => (*end, *unfinished),
+            SourceEvent::Closed { .. } => {
+                closed.push(file);
+                continue;
             }
-            SourceEvent::Closed { .. } => closed.push(file),
-        }
+        };
+        let (previous, _) = last.get(&file).copied().unwrap_or_default();
+        assert!(end >= previous, "{file:?}: resume point went backwards");
+        assert!(
+            unfinished.earliest().is_none_or(|start| start < end),
+            "{file:?}: unfinished line after its resume point"
+        );
+        last.insert(file, (end, unfinished));
     }
 }
 
@@ -302,6 +334,7 @@ fn checkpoint_at(path: &Path, offset: u64) -> FileCheckpoint {
         path: path.to_path_buf(),
         offset,
         offset_marker: offset_marker(&content[..offset as usize]),
+        ..FileCheckpoint::default()
     }
 }
 
@@ -431,7 +464,7 @@ async fn copytruncate_with_a_stale_writer_skips_the_hole_and_the_copy() {
         .expect("open")
         .set_len(0)
         .expect("truncate");
-    tail.wait_for("the truncation", |events| !closed_files(events).is_empty())
+    tail.wait_counter("logrelay_agent_truncation_restarts_total", 1)
         .await;
     let (after, after_expected) = cri_lines("after", 100, 30);
     writer
@@ -527,11 +560,8 @@ async fn partial_line_at_eof_is_completed_later() {
     append(&live, &cri(3, "stdout", "F", "second half"));
     tail.wait_lines(2).await;
     let events = tail.stop().await;
-    // The stderr line interrupts the stdout partial (ranges must stay in file order): both ship.
-    assert_eq!(
-        messages(&events),
-        ["first half, ", "unfinished", "second half"]
-    );
+    // The stderr line between the chunks of the stdout line does not split it.
+    assert_eq!(messages(&events), ["unfinished", "first half, second half"]);
     assert_ranges_contiguous(&events);
 }
 
@@ -1310,4 +1340,187 @@ async fn a_gz_that_reuses_a_checkpointed_inode_does_not_take_its_checkpoint() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let events = tail.stop().await;
     assert_exactly_once(&events, &[&a_expected[4..]]);
+}
+
+/// The checkpoint a delivery that acknowledged every event of `file` would save.
+fn checkpoint_after(events: &[SourceEvent], path: &Path) -> FileCheckpoint {
+    let (end, end_marker, unfinished) = events
+        .iter()
+        .filter_map(|event| match event {
+            SourceEvent::Line(line) => Some((line.end, line.end_marker, line.unfinished)),
+            SourceEvent::Consumed {
+                end,
+                end_marker,
+                unfinished,
+                ..
+            } => Some((*end, *end_marker, *unfinished)),
+            SourceEvent::Closed { .. } => None,
+        })
+        .next_back()
+        .expect("an event");
+    let content = fs::read(path).expect("read file");
+    let meta = fs::metadata(path).expect("stat");
+    FileCheckpoint {
+        dev: meta.dev(),
+        inode: meta.ino(),
+        fingerprint: identity::fingerprint(&content).expect("has a first line"),
+        path: path.to_path_buf(),
+        offset: end,
+        offset_marker: end_marker,
+        unfinished,
+        size: Some(meta.len()),
+        gone_since: None,
+    }
+}
+
+#[tokio::test]
+async fn a_long_line_interleaved_with_the_other_stream_survives_a_restart_whole() {
+    let (dir, root) = Harness::dir();
+    let live = container_dir(&root, "ns", "p", "c").join("0.log");
+    // containerd's two writers: stdout's long line is cut at a byte inside "€", and stderr
+    // entries land between its chunks.
+    let long = format!("{}€{}", "a".repeat(20), "b".repeat(20));
+    let cut = 21; // inside the three bytes of "€"
+    let (head, tail_part) = long.as_bytes().split_at(cut);
+    let mut text = Vec::new();
+    text.extend_from_slice(b"2024-01-01T00:00:01Z stdout P ");
+    text.extend_from_slice(head);
+    text.push(b'\n');
+    text.extend_from_slice(cri(2, "stderr", "F", "err-1").as_bytes());
+    fs::write(&live, &text).expect("write");
+    let tail = Harness::start((dir, root), Vec::new(), |_| {});
+    tail.wait_lines(1).await;
+    let (first, dir) = tail.stop_keeping_dir().await;
+    assert_eq!(messages(&first), ["err-1"]);
+    let checkpoint = checkpoint_after(&first, &live);
+    assert_eq!(checkpoint.unfinished.stdout, Some(0), "{checkpoint:?}");
+    assert_eq!(checkpoint.offset, text.len() as u64);
+    // The rest of the line arrives while the agent is down.
+    let mut rest = b"2024-01-01T00:00:03Z stdout F ".to_vec();
+    rest.extend_from_slice(tail_part);
+    rest.push(b'\n');
+    let mut file = OpenOptions::new().append(true).open(&live).expect("open");
+    file.write_all(&rest).expect("write");
+    file.write_all(cri(4, "stderr", "F", "err-2").as_bytes())
+        .expect("write");
+    let tail = Harness::start(dir, vec![checkpoint], |_| {});
+    tail.wait_lines(2).await;
+    let invalid = tail.counter("logrelay_agent_invalid_utf8_lines_total", &[]);
+    let events = tail.stop().await;
+    assert_eq!(
+        messages(&events),
+        [long.as_str(), "err-2"],
+        "the line is whole and err-1 is not shipped again"
+    );
+    assert_eq!(invalid, 0, "the character cut between chunks is intact");
+    assert_ranges_contiguous(&events);
+}
+
+#[tokio::test]
+async fn a_copytruncated_file_continues_in_its_copy_under_the_same_id() {
+    let tail = Harness::start(Harness::dir(), Vec::new(), |_| {});
+    let dir = tail.container("ns", "rotated", "app");
+    let live = dir.join("0.log");
+    let (before, before_expected) = cri_lines("before", 0, 30);
+    append(&live, &before);
+    tail.wait_lines(30).await;
+    // A line held unfinished (its writer is mid-write) when the file is copied and truncated.
+    append(&live, "2024-01-01T00:00:05Z stdout F held-");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (more, more_expected) = cri_lines("more", 100, 20);
+    append(&live, &format!("line\n{more}"));
+    fs::copy(&live, dir.join("0.log.1")).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    let (after, after_expected) = cri_lines("after", 200, 10);
+    append(&live, &after);
+    tail.wait_lines(61).await;
+    let parse_errors = tail.counter("logrelay_agent_parse_errors_total", &[]);
+    let events = tail.stop().await;
+    let held = vec!["held-line".to_string()];
+    assert_exactly_once(
+        &events,
+        &[&before_expected, &held, &more_expected, &after_expected],
+    );
+    assert_eq!(parse_errors, 0, "no tail of a line is parsed on its own");
+    let id_of = |wanted: &str| {
+        events.iter().find_map(|event| match event {
+            SourceEvent::Line(line) if line.record.message == wanted => Some(line.file),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        id_of("held-line"),
+        id_of("before-00000"),
+        "what the copy adds is acknowledged in the original's order"
+    );
+    assert_eq!(id_of("more-00119"), id_of("before-00000"));
+}
+
+#[tokio::test]
+async fn a_stale_entry_of_a_gz_continuation_does_not_make_it_read_again() {
+    let (dir, root) = Harness::dir();
+    let container = container_dir(&root, "ns", "p", "c");
+    let live = container.join("0.log");
+    let (text, _) = cri_lines("old", 0, 30);
+    fs::write(&live, &text).expect("write");
+    // The entry the plain rotated file had mid-way, left over from before its `.gz` took over.
+    let stale = checkpoint_at(&live, lines_len(&text, 10));
+    let rotated = container.join("0.log.20240101-010000");
+    fs::rename(&live, &rotated).expect("rotate");
+    let gz = gzip(&rotated);
+    let meta = fs::metadata(&gz).expect("stat");
+    let done = FileCheckpoint {
+        inode: meta.ino(),
+        path: gz.clone(),
+        offset: text.len() as u64,
+        offset_marker: offset_marker(text.as_bytes()),
+        ..stale.clone()
+    };
+    let stale = FileCheckpoint {
+        path: rotated,
+        size: Some(text.len() as u64),
+        ..stale
+    };
+    let (live_text, live_expected) = cri_lines("live", 100, 5);
+    fs::write(&live, &live_text).expect("write");
+    let tail = Harness::start((dir, root), vec![stale, done], |config| {
+        config.resume_grace = Duration::from_millis(300);
+    });
+    tail.wait_lines(5).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lost = tail.counter("logrelay_agent_lost_bytes_total", &[]);
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&live_expected]);
+    assert_eq!(lost, 0, "the stale entry's content was read to its end");
+}
+
+#[tokio::test]
+async fn a_checkpointed_file_deleted_while_down_counts_its_unread_bytes_as_lost() {
+    let (dir, root) = Harness::dir();
+    let live = container_dir(&root, "ns", "gone-pod", "c").join("0.log");
+    let (text, _) = cri_lines("x", 0, 10);
+    fs::write(&live, &text).expect("write");
+    let read = lines_len(&text, 4);
+    let checkpoint = FileCheckpoint {
+        size: Some(text.len() as u64),
+        ..checkpoint_at(&live, read)
+    };
+    fs::remove_file(&live).expect("delete");
+    let tail = Harness::start((dir, root), vec![checkpoint], |config| {
+        config.resume_grace = Duration::from_millis(200);
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lost = tail.counter(
+        "logrelay_agent_lost_bytes_total",
+        &[("pod", "gone-pod"), ("reason", "deleted_while_down")],
+    );
+    let missing = tail.counter("logrelay_agent_checkpointed_files_missing_total", &[]);
+    tail.stop().await;
+    assert_eq!(lost, text.len() as u64 - read);
+    assert_eq!(missing, 1);
 }

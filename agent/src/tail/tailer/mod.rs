@@ -20,14 +20,14 @@ use crate::parse::DEFAULT_MAX_LINE_BYTES;
 use crate::parse::partial::{PARTIAL_FLUSH_TIMEOUT, PartialMerger};
 use crate::pipeline::{FileId, SourceEvent};
 use notify::RecommendedWatcher;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 mod reconcile;
@@ -35,7 +35,7 @@ mod recover;
 mod slots;
 mod start;
 
-use start::Truncation;
+use start::Truncated;
 
 /// How often the whole pods root is listed even without inotify events: 1 s, the discovery
 /// latency issue 3 requires, and cheap: one `stat` per directory (only directories that changed
@@ -89,6 +89,8 @@ pub struct TailerConfig {
     pub rescan_interval: Duration,
     /// How long a partial line waits for its next chunk.
     pub partial_flush_timeout: Duration,
+    /// How long loaded checkpoints may wait for their file before it counts as gone.
+    pub resume_grace: Duration,
 }
 
 impl TailerConfig {
@@ -101,6 +103,7 @@ impl TailerConfig {
             max_open_rotated_per_pod: DEFAULT_MAX_OPEN_ROTATED_PER_POD,
             rescan_interval: RESCAN_INTERVAL,
             partial_flush_timeout: PARTIAL_FLUSH_TIMEOUT,
+            resume_grace: RESUME_GRACE,
         }
     }
 }
@@ -247,7 +250,8 @@ impl Tailer {
             truncations: Vec::new(),
             loaded: self.resume.clone(),
             resume: self.resume,
-            resume_until: now + RESUME_GRACE,
+            claimed_content: HashSet::new(),
+            resume_until: now + self.config.resume_grace,
             next_id: FileId::STDIN.0 + 1,
             run_queue: VecDeque::new(),
             buf: vec![0; READ_CHUNK_BYTES],
@@ -293,12 +297,16 @@ struct State {
     by_path: HashMap<PathBuf, FileId>,
     compressed: HashMap<(u64, u64), CompressedFile>,
     postponed: HashMap<(u64, u64), Instant>,
-    truncations: Vec<Truncation>,
+    /// Truncated files waiting for their copy (see [`Truncated`]).
+    truncations: Vec<Truncated>,
     /// The checkpoints loaded at start, untouched, until the first listing decided which `.gz`
     /// files to recover (emptied then).
     loaded: Vec<FileCheckpoint>,
     /// Loaded checkpoints not matched to a file yet.
     resume: Vec<FileCheckpoint>,
+    /// Content (fingerprint, directory) of the loaded checkpoints already matched: an older entry
+    /// of the same content (left by an earlier identity of the file) is not a missing file.
+    claimed_content: HashSet<(u64, Option<PathBuf>)>,
     resume_until: Instant,
     next_id: u64,
     run_queue: VecDeque<FileId>,
@@ -445,6 +453,16 @@ impl State {
             }
             if meta.nlink() == 0 {
                 file.gone = true;
+            }
+            // A rotated file is not written once the runtime reopened the live one: a partial
+            // line at its end is complete as far as this file goes.
+            let settled = meta
+                .modified()
+                .ok()
+                .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+                .is_some_and(|age| age >= COPY_SETTLE);
+            if file.kind == FileKind::Rotated && settled && file.partial_deadline().is_some() {
+                file.flush_pending(&self.settings, &self.output)?;
             }
         }
         // A gzipped file never grows: at its end it is done.

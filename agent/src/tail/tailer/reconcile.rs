@@ -2,11 +2,11 @@
 //! gone (drained, then closed), files that shrank (truncation: read again from 0 under a new id),
 //! and files without a descriptor that vanished (continued in their `.gz`, or counted as lost).
 
-use super::start::Truncation;
+use super::start::Truncated;
 use super::{CompressedFile, State, TRUNCATED_MEMORY, WATCH_RETRY_INTERVAL};
 use crate::internal_events::tail::{
-    BytesLost, CompressedFileResumed, FileClosed, FileRotated, FileTruncated, ReadFailed,
-    WatchFailed,
+    BytesLost, CompressedFileResumed, FileClosed, FileRotated, FileTruncated, LossReason,
+    ReadFailed, WatchFailed,
 };
 use crate::pipeline::{FileId, offset_marker};
 use crate::tail::discovery::{self, Found};
@@ -68,6 +68,7 @@ impl State {
         self.postponed
             .retain(|key, _| found_by_inode.contains_key(key));
         self.expire_resume_points(now);
+        self.expire_truncations(now)?;
         self.balance_slots()?;
         self.emit_gauges();
         Ok(())
@@ -157,6 +158,9 @@ impl State {
         if let Some(plain) = file.source.as_ref().and_then(Source::file)
             && let Ok(meta) = plain.metadata()
         {
+            if file.size != meta.len() && file.ident.registered {
+                self.output.registry.set_size(id, meta.len());
+            }
             file.size = meta.len();
             if meta.len() < file.splitter.offset() {
                 return self.truncated(id);
@@ -207,7 +211,7 @@ impl State {
                 pod: &file.pod.pod_name,
                 path: &file.ident.path,
                 bytes: unread,
-                reason: "removed_unread",
+                reason: LossReason::RemovedUnread,
             }
             .emit();
         }
@@ -257,8 +261,9 @@ impl State {
         true
     }
 
-    /// A file shrank below the offset read: ship what was held, close it, and follow the same
-    /// descriptor from 0 under a new id.
+    /// A file shrank below the offset read (truncation, copytruncate): its read state waits for
+    /// a copy to continue in (see [`Truncated`]), and the same descriptor is followed from 0 under
+    /// a new id.
     pub(super) fn truncated(&mut self, id: FileId) -> Result<(), Halt> {
         let Some(mut file) = self.remove(id) else {
             return Ok(());
@@ -269,28 +274,28 @@ impl State {
             size: file.size,
         }
         .emit();
-        if let Some(fingerprint) = file.ident.fingerprint {
-            let now = Instant::now();
-            self.truncations.retain(|truncation| {
-                now.saturating_duration_since(truncation.at) < TRUNCATED_MEMORY
+        let descriptor = file.source.take();
+        file.queued = false;
+        let (path, kind, pod) = (file.ident.path.clone(), file.kind, file.pod.clone());
+        if file.ident.fingerprint.is_some() {
+            self.truncations.push(Truncated {
+                file,
+                at: Instant::now(),
             });
-            self.truncations.push(Truncation {
-                dir: file.ident.path.parent().map(Path::to_path_buf),
-                fingerprint,
-                offset: file.splitter.offset(),
-                marker: file.splitter.marker(),
-                at: now,
-            });
+        } else {
+            file.end_of_life(&self.settings, &self.output)?;
         }
-        file.end_of_life(&self.settings, &self.output)?;
-        let Some(Source::Plain(descriptor)) = file.source.take() else {
+        let Some(Source::Plain(descriptor)) = descriptor else {
+            return Ok(());
+        };
+        let Ok(meta) = descriptor.metadata() else {
             return Ok(());
         };
         let source = match Source::plain(descriptor, 0) {
             Ok(source) => source,
             Err(error) => {
                 ReadFailed {
-                    path: &file.ident.path,
+                    path: &path,
                     error: &error,
                 }
                 .emit();
@@ -299,22 +304,54 @@ impl State {
         };
         let start = FileStart {
             id: self.alloc_id(),
-            dev: file.ident.dev,
-            inode: file.ident.inode,
+            dev: meta.dev(),
+            inode: meta.ino(),
             fingerprint: None,
-            path: file.ident.path.clone(),
-            kind: file.kind,
-            pod: file.pod.clone(),
+            path,
+            kind,
+            pod,
             source: Some(source),
-            size: file.size,
+            size: meta.len(),
             offset: 0,
             before_offset: Vec::new(),
+            resume: None,
+            resumed_from: None,
         };
         let mut restarted = TrackedFile::new(start, &self.settings, self.merger());
         restarted.splitter.skip_leading_holes();
         let new_id = restarted.id;
         self.insert(restarted);
         self.enqueue(new_id);
+        Ok(())
+    }
+
+    /// Ends truncated files whose copy did not appear in time: what they held is shipped, and the
+    /// bytes they had not read when the file shrank are counted as lost.
+    pub(super) fn expire_truncations(&mut self, now: Instant) -> Result<(), Halt> {
+        while let Some(index) = self
+            .truncations
+            .iter()
+            .position(|truncated| now.saturating_duration_since(truncated.at) >= TRUNCATED_MEMORY)
+        {
+            let Truncated { mut file, .. } = self.truncations.swap_remove(index);
+            let unread = file.size.saturating_sub(file.splitter.offset());
+            if unread > 0 {
+                BytesLost {
+                    namespace: &file.pod.namespace,
+                    pod: &file.pod.pod_name,
+                    path: &file.ident.path,
+                    bytes: unread,
+                    reason: LossReason::TruncatedUnread,
+                }
+                .emit();
+            }
+            file.end_of_life(&self.settings, &self.output)?;
+            FileClosed {
+                path: &file.ident.path,
+                offset: file.splitter.offset(),
+            }
+            .emit();
+        }
         Ok(())
     }
 

@@ -3,31 +3,40 @@
 //! which `.gz` files are read at all (only continuations of checkpointed or followed files).
 
 use super::{COPY_SETTLE, State, TRUNCATED_MEMORY};
+use crate::checkpoint::{FileCheckpoint, FileIdentity};
 use crate::internal_events::tail::{
     BytesLost, CheckpointedFileMissing, CompressedFileIgnored, CompressedFileResumed, CopyDetected,
-    DiscoveryFailed, FileDiscovered, FileResumed, RestartReason, ResumeRestarted,
+    DiscoveryFailed, FileDiscovered, FileResumed, LossReason, RestartReason, ResumeRestarted,
     RotatedFileDeferred,
 };
-use crate::pipeline::offset_marker;
+use crate::pipeline::{FileId, offset_marker};
 use crate::tail::discovery::Found;
-use crate::tail::file::{FileStart, Halt, Source, TrackedFile};
+use crate::tail::file::{FileStart, Halt, Resume, Source, TrackedFile};
 use crate::tail::identity::{fingerprint, marker_window, read_first_bytes};
 use crate::tail::path::{FileKind, PodLogPath};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-/// The state a file had when it was truncated (see [`TRUNCATED_MEMORY`]).
-#[derive(Debug)]
-pub(super) struct Truncation {
-    pub(super) dir: Option<PathBuf>,
-    pub(super) fingerprint: u64,
-    pub(super) offset: u64,
-    pub(super) marker: u64,
+/// A file that was truncated, kept for [`TRUNCATED_MEMORY`] with its read state (offset, held
+/// unfinished line, pending partials) so that its copy (copytruncate) continues it under the same
+/// [`crate::pipeline::FileId`]: its lines not yet acknowledged stay in the same acknowledgement
+/// order, and a checkpoint of the copy never passes what was acknowledged of the original.
+pub(super) struct Truncated {
+    pub(super) file: TrackedFile,
     pub(super) at: Instant,
+}
+
+impl Truncated {
+    /// Whether this is the original of a copy with `fingerprint` in `dir`.
+    fn copied_to(&self, fingerprint: u64, dir: Option<&Path>, now: Instant) -> bool {
+        self.file.ident.fingerprint == Some(fingerprint)
+            && self.file.ident.path.parent() == dir
+            && now.saturating_duration_since(self.at) < TRUNCATED_MEMORY
+    }
 }
 
 /// Where a new file starts.
@@ -37,9 +46,13 @@ enum StartPoint {
     /// From 0 (new file, or a checkpoint that no longer fits: `holes` after a truncation).
     Fresh { holes: bool },
     /// From a checkpoint.
-    Resume { offset: u64, before: Vec<u8> },
+    Resume(ResumeAt),
     /// From the offset reached in the file it is a copy of.
     Copy { offset: u64, before: Vec<u8> },
+    /// As the continuation of the truncated file `truncations[index]`, whose copy it is.
+    ContinueTruncated { index: usize },
+    /// It is a copy of the followed file `original`, which shrank: handle that truncation first.
+    OriginalTruncated { original: FileId },
 }
 
 impl State {
@@ -60,7 +73,7 @@ impl State {
                         pod: &pod.pod_name,
                         path: &found.path,
                         bytes: found.size,
-                        reason: "deleted_before_open",
+                        reason: LossReason::DeletedBeforeOpen,
                     }
                     .emit();
                 }
@@ -85,17 +98,29 @@ impl State {
         let fingerprint = read_first_bytes(&descriptor)
             .ok()
             .and_then(|first| fingerprint(&first));
-        let (offset, before, holes) =
+        let (offset, before, holes, resume) =
             match self.choose_start(found, &descriptor, fingerprint, size, now) {
                 StartPoint::Postpone => return Ok(()),
-                StartPoint::Fresh { holes } => (0, Vec::new(), holes),
-                StartPoint::Resume { offset, before } => {
+                StartPoint::ContinueTruncated { index } => {
+                    return self.continue_truncated(index, found, descriptor);
+                }
+                StartPoint::OriginalTruncated { original } => {
+                    self.truncated(original)?;
+                    return self.consider_plain(found, now);
+                }
+                StartPoint::Fresh { holes } => (0, Vec::new(), holes, None),
+                StartPoint::Resume(mut at) => {
                     FileResumed {
                         path: &found.path,
-                        offset,
+                        offset: at.resume.offset,
                     }
                     .emit();
-                    (offset, before, false)
+                    (
+                        at.read_from,
+                        std::mem::take(&mut at.before),
+                        false,
+                        Some(at),
+                    )
                 }
                 StartPoint::Copy { offset, before } => {
                     CopyDetected {
@@ -103,7 +128,7 @@ impl State {
                         offset,
                     }
                     .emit();
-                    (offset, before, false)
+                    (offset, before, false, None)
                 }
             };
         self.postponed.remove(&(found.dev, found.inode));
@@ -137,6 +162,8 @@ impl State {
             size,
             offset,
             before_offset: before,
+            resume: resume.as_ref().map(|at| at.resume),
+            resumed_from: resume.map(|at| at.from),
         };
         self.follow(start, holes)?;
         if deferred {
@@ -166,6 +193,7 @@ impl State {
         // those next), is announced before it is read: delivery checkpoints it at once, so a
         // restart finds it (or its `.gz`) again even if it was stopped before reading it.
         if file.splitter.offset() > 0
+            || file.is_resumed()
             || (file.kind != FileKind::Live && file.ident.fingerprint.is_some())
         {
             file.announce_start(&self.output)?;
@@ -243,10 +271,10 @@ impl State {
                     *restart = Some((reason, point.offset));
                     holes = reason == RestartReason::Truncated;
                 }
-                None => match verified_window(file, point.offset, point.offset_marker) {
-                    Some(before) => {
-                        let offset = self.resume.swap_remove(index).offset;
-                        return StartPoint::Resume { offset, before };
+                None => match resume_plain(file, point) {
+                    Some(at) => {
+                        self.claim_resume(index);
+                        return StartPoint::Resume(at);
                     }
                     None => {
                         let reason = RestartReason::MarkerMismatch;
@@ -256,7 +284,7 @@ impl State {
                             reason,
                         }
                         .emit();
-                        self.resume.swap_remove(index);
+                        self.claim_resume(index);
                         return StartPoint::Fresh { holes: false };
                     }
                 },
@@ -268,55 +296,122 @@ impl State {
         let dir = found.path.parent();
         // A checkpointed file copied to a rotated name in its directory (copytruncate while
         // stopped). A live file is only ever matched by inode: a new one is new content.
-        let by_content = self.resume.iter().position(|point| {
-            found.kind != FileKind::Live
-                && point.fingerprint == fingerprint
-                && point.path.parent() == dir
-                && point.offset <= size
-        });
-        if let Some(index) = by_content {
-            let point = &self.resume[index];
-            if let Some(before) = verified_window(file, point.offset, point.offset_marker) {
-                let offset = self.resume.swap_remove(index).offset;
-                return StartPoint::Resume { offset, before };
-            }
+        // Of several entries (a stale one left by an earlier identity), the furthest that fits.
+        let by_content = self
+            .resume
+            .iter()
+            .enumerate()
+            .filter(|(_, point)| {
+                found.kind != FileKind::Live
+                    && point.fingerprint == fingerprint
+                    && point.path.parent() == dir
+                    && point.offset <= size
+            })
+            .filter_map(|(index, point)| Some((index, resume_plain(file, point)?)))
+            .max_by_key(|(_, at)| at.resume.offset);
+        if let Some((index, at)) = by_content {
+            self.claim_resume(index);
+            return StartPoint::Resume(at);
         }
         if found.kind != FileKind::Rotated {
             return StartPoint::Fresh { holes };
         }
-        // A copy of the live file being followed, or of its state just before it was truncated
-        // (copytruncate): continue at the offset reached in it.
-        let original = self
-            .files
-            .values()
-            .find(|followed| {
-                followed.kind == FileKind::Live
-                    && followed.source.is_some()
-                    && followed.ident.fingerprint == Some(fingerprint)
-                    && followed.ident.path.parent() == dir
-            })
-            .map(|followed| (followed.splitter.offset(), followed.splitter.marker()))
-            .or_else(|| {
-                self.truncations
-                    .iter()
-                    .rev()
-                    .find(|truncation| {
-                        truncation.fingerprint == fingerprint
-                            && truncation.dir.as_deref() == dir
-                            && now.saturating_duration_since(truncation.at) < TRUNCATED_MEMORY
-                    })
-                    .map(|truncation| (truncation.offset, truncation.marker))
-            });
-        let Some((offset, marker)) = original else {
+        // A copy of a truncated file (copytruncate): continue the truncated file's read state in it.
+        if let Some(index) = self
+            .truncations
+            .iter()
+            .rposition(|truncated| truncated.copied_to(fingerprint, dir, now))
+        {
+            let original = &self.truncations[index].file;
+            let (offset, marker) = (original.splitter.offset(), original.splitter.marker());
+            if size < offset {
+                return self.postpone_rotated(found, now, holes);
+            }
+            return match verified_window(file, offset, marker) {
+                Some(_) => StartPoint::ContinueTruncated { index },
+                None => StartPoint::Fresh { holes },
+            };
+        }
+        // A copy of the live file being followed: copytruncate truncates it next.
+        let original = self.files.values().find(|followed| {
+            followed.kind == FileKind::Live
+                && followed.source.is_some()
+                && followed.ident.fingerprint == Some(fingerprint)
+                && followed.ident.path.parent() == dir
+        });
+        let Some(original) = original else {
             return StartPoint::Fresh { holes };
         };
+        let shrank = original
+            .source
+            .as_ref()
+            .and_then(Source::file)
+            .and_then(|plain| plain.metadata().ok())
+            .is_some_and(|meta| meta.len() < original.splitter.offset());
+        if shrank {
+            return StartPoint::OriginalTruncated {
+                original: original.id,
+            };
+        }
+        let (offset, marker) = (original.splitter.offset(), original.splitter.marker());
+        // Not truncated (yet): wait for the truncation while the copy is fresh; a copy that stays
+        // (a backup made by hand) then starts where the original is.
+        if let StartPoint::Postpone = self.postpone_rotated(found, now, holes) {
+            return StartPoint::Postpone;
+        }
         if size < offset {
-            return self.postpone_rotated(found, now, holes);
+            return StartPoint::Fresh { holes };
         }
         match verified_window(file, offset, marker) {
             Some(before) => StartPoint::Copy { offset, before },
             None => StartPoint::Fresh { holes },
         }
+    }
+
+    /// Continues the truncated file `truncations[index]` in its copy `found`, at the offset it had
+    /// reached, under its own id.
+    fn continue_truncated(
+        &mut self,
+        index: usize,
+        found: &Found,
+        descriptor: File,
+    ) -> Result<(), Halt> {
+        let Truncated { mut file, .. } = self.truncations.swap_remove(index);
+        let offset = file.splitter.offset();
+        match Source::plain(descriptor, offset) {
+            Ok(source) => file.source = Some(source),
+            Err(error) => {
+                DiscoveryFailed {
+                    path: &found.path,
+                    error: &error,
+                }
+                .emit();
+                self.truncations.push(Truncated {
+                    file,
+                    at: Instant::now(),
+                });
+                return Ok(());
+            }
+        }
+        CopyDetected {
+            path: &found.path,
+            offset,
+        }
+        .emit();
+        self.postponed.remove(&(found.dev, found.inode));
+        file.ident.dev = found.dev;
+        file.ident.inode = found.inode;
+        file.ident.path = found.path.clone();
+        file.kind = found.kind;
+        file.size = found.size;
+        file.queued = false;
+        if file.ident.registered {
+            file.register(&self.output);
+        }
+        let id = file.id;
+        self.insert(file);
+        self.enqueue(id);
+        Ok(())
     }
 
     /// Leaves a new rotated file unread until it was not written for [`COPY_SETTLE`] (it may be
@@ -353,11 +448,20 @@ impl State {
         }
         let dir = found.path.parent();
         // The same inode alone is not enough: while the agent was down the checkpointed file may
-        // have been deleted and its inode number reused by another container's `.gz`.
-        let point = self.resume.iter().position(|point| {
-            ((point.dev, point.inode) == key
-                && gz.fingerprint.is_none_or(|f| f == point.fingerprint))
-                || (gz.fingerprint == Some(point.fingerprint) && point.path.parent() == dir)
+        // have been deleted and its inode number reused by another container's `.gz`. The entry of
+        // this very file comes first; else, of the entries of its plain file, the furthest.
+        let exact = self.resume.iter().position(|point| {
+            (point.dev, point.inode) == key && gz.fingerprint.is_none_or(|f| f == point.fingerprint)
+        });
+        let point = exact.or_else(|| {
+            self.resume
+                .iter()
+                .enumerate()
+                .filter(|(_, point)| {
+                    gz.fingerprint == Some(point.fingerprint) && point.path.parent() == dir
+                })
+                .max_by_key(|(_, point)| point.offset)
+                .map(|(index, _)| index)
         });
         let Some(index) = point else {
             return match (gz.recover, gz.fingerprint) {
@@ -373,17 +477,22 @@ impl State {
                 }
             };
         };
-        let point = self.resume.swap_remove(index);
-        let (offset, source, before) = match Source::gzip(&found.path, point.offset) {
-            Ok(Some((source, before))) if offset_marker(&before) == point.offset_marker => {
+        let point = self.claim_resume(index);
+        let start = match resume_gzip(&found.path, &point) {
+            Ok(Some((source, before))) => {
                 CompressedFileResumed {
                     path: &found.path,
                     offset: point.offset,
                 }
                 .emit();
-                (point.offset, source, before)
+                GzStart {
+                    source,
+                    offset: read_from(&point),
+                    before,
+                    resume: Some(resume_of(&point)),
+                }
             }
-            Ok(_) => {
+            Ok(None) => {
                 let reason = RestartReason::MarkerMismatch;
                 ResumeRestarted {
                     path: &found.path,
@@ -392,7 +501,7 @@ impl State {
                 }
                 .emit();
                 match Source::gzip(&found.path, 0) {
-                    Ok(Some((source, _))) => (0, source, Vec::new()),
+                    Ok(Some((source, _))) => GzStart::at_zero(source),
                     _ => return Ok(()),
                 }
             }
@@ -405,7 +514,7 @@ impl State {
                 return Ok(());
             }
         };
-        self.follow_compressed(found, point.fingerprint, source, offset, before)
+        self.follow_compressed(found, point.fingerprint, start, Some(point.identity()))
     }
 
     /// Reads a `.gz` made while the agent was down from its start (see `recover`).
@@ -417,7 +526,7 @@ impl State {
                     offset: 0,
                 }
                 .emit();
-                self.follow_compressed(found, fingerprint, source, 0, Vec::new())
+                self.follow_compressed(found, fingerprint, GzStart::at_zero(source), None)
             }
             Ok(None) => Ok(()),
             Err(error) => {
@@ -436,9 +545,8 @@ impl State {
         &mut self,
         found: &Found,
         fingerprint: u64,
-        source: Source,
-        offset: u64,
-        before: Vec<u8>,
+        start: GzStart,
+        resumed_from: Option<FileIdentity>,
     ) -> Result<(), Halt> {
         if let Some(gz) = self.compressed.get_mut(&(found.dev, found.inode)) {
             gz.claimed = true;
@@ -451,26 +559,134 @@ impl State {
             path: found.path.clone(),
             kind: FileKind::Compressed,
             pod: Arc::new(PodLogPath::from_path(&self.config.root, &found.path)),
-            source: Some(source),
+            source: Some(start.source),
             size: found.size,
-            offset,
-            before_offset: before,
+            offset: start.offset,
+            before_offset: start.before,
+            resume: start.resume,
+            resumed_from,
         };
         self.follow(start, false)
     }
 
-    /// Checkpoints not matched within the grace period belong to files that are gone.
+    /// Takes the loaded checkpoint `resume[index]` for a file found.
+    fn claim_resume(&mut self, index: usize) -> FileCheckpoint {
+        let point = self.resume.swap_remove(index);
+        self.claimed_content.insert((
+            point.fingerprint,
+            point.path.parent().map(Path::to_path_buf),
+        ));
+        point
+    }
+
+    /// Checkpoints not matched within the grace period belong to files that are gone: the bytes
+    /// known to have been written after them are counted as lost.
     pub(super) fn expire_resume_points(&mut self, now: Instant) {
         if now < self.resume_until || self.resume.is_empty() {
             return;
         }
-        for point in self.resume.drain(..) {
+        for point in std::mem::take(&mut self.resume) {
+            let content = (
+                point.fingerprint,
+                point.path.parent().map(Path::to_path_buf),
+            );
+            if self.claimed_content.contains(&content) {
+                continue; // an older entry of content another entry resumed
+            }
             CheckpointedFileMissing {
                 path: &point.path,
                 offset: point.offset,
             }
             .emit();
+            let pod = PodLogPath::from_path(&self.config.root, &point.path);
+            BytesLost {
+                namespace: &pod.namespace,
+                pod: &pod.pod_name,
+                path: &point.path,
+                bytes: point.size.unwrap_or(0).saturating_sub(read_from(&point)),
+                reason: LossReason::DeletedWhileDown,
+            }
+            .emit();
         }
+        self.claimed_content.clear();
+    }
+}
+
+/// Where a file resumes from a checkpoint: the verified resume point, where reading starts (the
+/// earliest unfinished line, else the offset) and the raw bytes before that.
+pub(super) struct ResumeAt {
+    pub(super) resume: Resume,
+    pub(super) read_from: u64,
+    pub(super) before: Vec<u8>,
+    pub(super) from: FileIdentity,
+}
+
+/// Where a `.gz` starts: its decompressed stream positioned at `offset`.
+struct GzStart {
+    source: Source,
+    offset: u64,
+    before: Vec<u8>,
+    resume: Option<Resume>,
+}
+
+impl GzStart {
+    fn at_zero(source: Source) -> Self {
+        Self {
+            source,
+            offset: 0,
+            before: Vec::new(),
+            resume: None,
+        }
+    }
+}
+
+/// Opens a `.gz` to resume at `point`: `None` when its content does not fit the checkpoint
+/// (shorter, or other bytes before the offset). Positioned at the earliest unfinished line.
+fn resume_gzip(path: &Path, point: &FileCheckpoint) -> io::Result<Option<(Source, Vec<u8>)>> {
+    let Some((source, before)) = Source::gzip(path, point.offset)? else {
+        return Ok(None);
+    };
+    if offset_marker(&before) != point.offset_marker {
+        return Ok(None);
+    }
+    let from = read_from(point);
+    if from == point.offset {
+        return Ok(Some((source, before)));
+    }
+    Source::gzip(path, from)
+}
+
+/// Resumes a plain file at `point` if the bytes before its offset match its marker.
+fn resume_plain(file: &File, point: &FileCheckpoint) -> Option<ResumeAt> {
+    let before_offset = verified_window(file, point.offset, point.offset_marker)?;
+    let read_from = read_from(point);
+    let before = match read_from == point.offset {
+        true => before_offset,
+        false => marker_window(file, read_from).ok().flatten()?,
+    };
+    Some(ResumeAt {
+        resume: resume_of(point),
+        read_from,
+        before,
+        from: point.identity(),
+    })
+}
+
+/// Where reading resumes for `point`: its earliest unfinished line, else its offset.
+pub(super) fn read_from(point: &FileCheckpoint) -> u64 {
+    point
+        .unfinished
+        .earliest()
+        .filter(|start| *start < point.offset)
+        .unwrap_or(point.offset)
+}
+
+/// The resume point a checkpoint describes.
+pub(super) fn resume_of(point: &FileCheckpoint) -> Resume {
+    Resume {
+        offset: point.offset,
+        marker: point.offset_marker,
+        unfinished: point.unfinished,
     }
 }
 
