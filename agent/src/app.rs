@@ -12,7 +12,9 @@ use crate::checkpoint::{CheckpointStore, FileRegistry};
 use crate::config::{SourceKind, ValidConfig};
 use crate::delivery::{Delivery, DeliveryConfig, DeliveryError, DeliveryOutcome};
 use crate::internal_events::InternalEvent;
-use crate::internal_events::checkpoint::{CheckpointFreshStart, CheckpointSaveFailed};
+use crate::internal_events::checkpoint::{
+    AgentWasDown, CheckpointFreshStart, CheckpointSaveFailed,
+};
 use crate::pipeline::{SOURCE_CHANNEL_CAPACITY, SourceEvent};
 use crate::server::{self, ServerState};
 use crate::sink::directory::DirectoryService;
@@ -132,6 +134,10 @@ where
         path = %store.path().display(),
         "checkpoints loaded"
     );
+    if let Some(since) = loaded.saved_at {
+        let seconds = (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0;
+        AgentWasDown { since, seconds }.emit();
+    }
     let uploader = build_uploader(&config).await?;
     tracing::info!(sink = %config.sink, source = ?config.source, node = %config.node_name, "starting");
 

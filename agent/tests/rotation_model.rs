@@ -140,13 +140,27 @@ enum Op {
         chunks: u8,
         finish: bool,
     },
+    /// One long line of `stderr`'s stream in `chunks` + 1 entries cut at byte offsets inside
+    /// multi-byte characters, with `others` whole lines of the other stream written between its
+    /// chunks, as containerd's two writers interleave them. With `finish` false the last chunk
+    /// waits like a [`Op::Split`]'s rest.
+    Interleave {
+        container: u8,
+        stderr: bool,
+        chunks: u8,
+        others: u8,
+        finish: bool,
+    },
     /// Rename `0.log` to `0.log.<YYYYMMDD-HHMMSS>` and create a new `0.log` (the kubelet).
     Rotate { container: u8 },
     /// Gzip the newest plain rotated file: write `<file>.tmp`, rename to `<file>.gz`, remove the
     /// plain file (the kubelet).
     Gzip { container: u8 },
-    /// Copy `0.log` to a dated name, then truncate `0.log` (logrotate's `copytruncate`).
+    /// Copy `0.log` to a dated name, then truncate `0.log` (logrotate's `copytruncate`), after
+    /// the agent delivered the file.
     CopyTruncate { container: u8 },
+    /// The same at once, whatever the agent has read or delivered (lines in flight).
+    CopyTruncateNow { container: u8 },
     /// Delete the oldest rotated file, plain or gzipped.
     DeleteOldest { container: u8 },
     /// SIGTERM, wait for exit 0, start again.
@@ -180,9 +194,22 @@ impl fmt::Display for Op {
                 if stderr { 'e' } else { 'o' },
                 if finish { 'f' } else { 'd' }
             ),
+            Op::Interleave {
+                container,
+                stderr,
+                chunks,
+                others,
+                finish,
+            } => write!(
+                f,
+                "i{container}.{}.{chunks}.{others}.{}",
+                if stderr { 'e' } else { 'o' },
+                if finish { 'f' } else { 'd' }
+            ),
             Op::Rotate { container } => write!(f, "r{container}"),
             Op::Gzip { container } => write!(f, "g{container}"),
             Op::CopyTruncate { container } => write!(f, "t{container}"),
+            Op::CopyTruncateNow { container } => write!(f, "T{container}"),
             Op::DeleteOldest { container } => write!(f, "d{container}"),
             Op::Restart => f.write_str("R"),
             Op::Stop => f.write_str("S"),
@@ -219,6 +246,13 @@ impl std::str::FromStr for Op {
                 chunks: u8::try_from(number(chunks)?).map_err(|_| bad())?,
                 finish: *end == "f",
             },
+            ("i", [c, stream, chunks, others, end]) => Op::Interleave {
+                container: container(c)?,
+                stderr: *stream == "e",
+                chunks: u8::try_from(number(chunks)?).map_err(|_| bad())?,
+                others: u8::try_from(number(others)?).map_err(|_| bad())?,
+                finish: *end == "f",
+            },
             ("r", [c]) => Op::Rotate {
                 container: container(c)?,
             },
@@ -226,6 +260,9 @@ impl std::str::FromStr for Op {
                 container: container(c)?,
             },
             ("t", [c]) => Op::CopyTruncate {
+                container: container(c)?,
+            },
+            ("T", [c]) => Op::CopyTruncateNow {
                 container: container(c)?,
             },
             ("d", [c]) => Op::DeleteOldest {
@@ -260,9 +297,15 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (container.clone(), any::<bool>(), 0u8..=3, any::<bool>()).prop_map(
             |(container, stderr, chunks, finish)| Op::Split { container, stderr, chunks, finish }
         ),
+        5 => (container.clone(), any::<bool>(), 1u8..=3, 1u8..=4, any::<bool>()).prop_map(
+            |(container, stderr, chunks, others, finish)| Op::Interleave {
+                container, stderr, chunks, others, finish,
+            }
+        ),
         8 => container.clone().prop_map(|container| Op::Rotate { container }),
         6 => container.clone().prop_map(|container| Op::Gzip { container }),
         4 => container.clone().prop_map(|container| Op::CopyTruncate { container }),
+        2 => container.clone().prop_map(|container| Op::CopyTruncateNow { container }),
         4 => container.prop_map(|container| Op::DeleteOldest { container }),
         4 => Just(Op::Restart),
         2 => Just(Op::Stop),
@@ -383,6 +426,11 @@ impl Model {
 
     /// A new line in the container's live generation; its message names it uniquely.
     fn new_line(&mut self, container: usize, stream: Stream, long: bool) -> usize {
+        self.new_line_filled(container, stream, if long { " lorem-ipsum" } else { "" })
+    }
+
+    /// A new line padded to [`SPLIT_MESSAGE_BYTES`] with `filler` (none when empty).
+    fn new_line_filled(&mut self, container: usize, stream: Stream, filler: &str) -> usize {
         let generation = self.containers[container].live_generation;
         let index = self.generations[generation].lines.len();
         let slot = usize::from(stream == Stream::Stderr);
@@ -393,10 +441,8 @@ impl Model {
             "{pod}/{name} {} seq={seq} gen={generation} line={index}",
             stream.as_str()
         );
-        if long {
-            while message.len() < SPLIT_MESSAGE_BYTES {
-                message.push_str(" lorem-ipsum");
-            }
+        while !filler.is_empty() && message.len() < SPLIT_MESSAGE_BYTES {
+            message.push_str(filler);
         }
         let id = self.lines.len();
         self.by_message.insert(message.clone(), id);
@@ -444,7 +490,15 @@ fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn cri_chunk(out: &mut Vec<u8>, time: &str, stream: Stream, tag: char, chunk: &str) {
-    out.extend_from_slice(format!("{time} {} {tag} {chunk}\n", stream.as_str()).as_bytes());
+    cri_chunk_bytes(out, time, stream, tag, chunk.as_bytes());
+}
+
+/// A CRI entry whose chunk may end or start inside a multi-byte character (containerd cuts at
+/// byte offsets).
+fn cri_chunk_bytes(out: &mut Vec<u8>, time: &str, stream: Stream, tag: char, chunk: &[u8]) {
+    out.extend_from_slice(format!("{time} {} {tag} ", stream.as_str()).as_bytes());
+    out.extend_from_slice(chunk);
+    out.push(b'\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,7 +522,7 @@ struct Agent {
 }
 
 /// Counters shown in a case's summary and failure report.
-const REPORTED_COUNTERS: [&str; 12] = [
+const REPORTED_COUNTERS: [&str; 13] = [
     "logrelay_agent_rotations_total",
     "logrelay_agent_truncation_restarts_total",
     "logrelay_agent_copied_files_total",
@@ -480,6 +534,7 @@ const REPORTED_COUNTERS: [&str; 12] = [
     "logrelay_agent_checkpointed_files_missing_total",
     "logrelay_agent_partial_lines_flushed_total",
     "logrelay_agent_parse_errors_total",
+    "logrelay_agent_invalid_utf8_lines_total",
     "logrelay_agent_stored_lines_total",
 ];
 
@@ -962,9 +1017,21 @@ impl Case {
             } => self
                 .split(usize::from(container), stderr, chunks, finish)
                 .map_err(io)?,
+            Op::Interleave {
+                container,
+                stderr,
+                chunks,
+                others,
+                finish,
+            } => self
+                .interleave(usize::from(container), stderr, chunks, others, finish)
+                .map_err(io)?,
             Op::Rotate { container } => self.rotate(usize::from(container)).map_err(io)?,
             Op::Gzip { container } => self.gzip(usize::from(container)).map_err(io)?,
-            Op::CopyTruncate { container } => self.copytruncate(usize::from(container))?,
+            Op::CopyTruncate { container } => self.copytruncate(usize::from(container), true)?,
+            Op::CopyTruncateNow { container } => {
+                self.copytruncate(usize::from(container), false)?
+            }
             Op::DeleteOldest { container } => self.delete_oldest(usize::from(container))?,
             Op::Restart => {
                 self.stop()?;
@@ -1108,6 +1175,76 @@ impl Case {
         Ok(())
     }
 
+    /// A long line cut inside multi-byte characters, with lines of the other stream between its
+    /// chunks (see [`Op::Interleave`]).
+    fn interleave(
+        &mut self,
+        container: usize,
+        stderr: bool,
+        chunks: u8,
+        others: u8,
+        finish: bool,
+    ) -> std::io::Result<()> {
+        self.finish_pending(container)?;
+        let (stream, other) = match stderr {
+            true => (Stream::Stderr, Stream::Stdout),
+            false => (Stream::Stdout, Stream::Stderr),
+        };
+        let id = self
+            .model
+            .new_line_filled(container, stream, " €üñ😀 ipsum");
+        let time = Model::line_time(id);
+        let message = self.model.lines[id].message.clone().into_bytes();
+        let live = self.model.containers[container].live();
+        let generation = self.model.containers[container].live_generation;
+        let pieces = usize::from(chunks) + 1;
+        // Odd steps: most cuts fall inside a character.
+        let step = (message.len() / pieces) | 1;
+        let mut others_left = usize::from(others);
+        for piece in 0..usize::from(chunks) {
+            let mut bytes = Vec::new();
+            cri_chunk_bytes(
+                &mut bytes,
+                &time,
+                stream,
+                'P',
+                &message[piece * step..(piece + 1) * step],
+            );
+            let between = others_left.div_ceil(usize::from(chunks) - piece);
+            for _ in 0..between {
+                let other_id = self.model.new_line(container, other, false);
+                let text = self.model.lines[other_id].message.clone();
+                cri_chunk(&mut bytes, &Model::line_time(other_id), other, 'F', &text);
+            }
+            others_left -= between;
+            append(&live, &bytes)?;
+        }
+        let mut last = Vec::new();
+        cri_chunk_bytes(
+            &mut last,
+            &time,
+            stream,
+            'F',
+            &message[usize::from(chunks) * step..],
+        );
+        self.model.generations[generation].last_write = Instant::now();
+        if finish {
+            append(&live, &last)?;
+            self.note(generation, &format!("+1 interleaved line, +{others} lines"));
+        } else {
+            self.model.containers[container].pending = Some(Pending {
+                bytes: last,
+                writer: live,
+                generation,
+            });
+            self.note(
+                generation,
+                &format!("+1 interleaved line (rest pending), +{others} lines"),
+            );
+        }
+        Ok(())
+    }
+
     /// The runtime writes the rest of the line it started, to the file it holds.
     fn finish_pending(&mut self, container: usize) -> std::io::Result<()> {
         if let Some(pending) = self.model.containers[container].pending.take() {
@@ -1219,13 +1356,13 @@ impl Case {
     /// operation gzips or deletes it is a race every tailer loses sometimes (copytruncate's
     /// known weakness). Then waits until the agent saw the truncation, so the file does not grow
     /// past the old offset before it notices (it would read on from that offset).
-    fn copytruncate(&mut self, container: usize) -> Result<(), String> {
+    fn copytruncate(&mut self, container: usize, wait: bool) -> Result<(), String> {
         let io = |error: std::io::Error| format!("copytruncate: {error}");
         self.finish_pending(container).map_err(io)?;
         let old = self.model.containers[container].live_generation;
         let lines = self.model.generations[old].lines.clone();
         let mut truncations = None;
-        if self.agent.running() {
+        if self.agent.running() && wait {
             self.wait_delivered(&lines, "copytruncate: the agent catching up")?;
             truncations = Some(
                 self.agent
@@ -1370,7 +1507,7 @@ impl Case {
         let mut ordered: Vec<&Observation> = self.sink.observations.iter().collect();
         ordered.sort_by(|a, b| (a.run, a.mtime, &a.key).cmp(&(b.run, b.mtime, &b.key)));
         let mut seen = HashSet::new();
-        let mut last_index: HashMap<usize, usize> = HashMap::new();
+        let mut last_index: HashMap<(usize, Stream), usize> = HashMap::new();
         let mut last_seq: HashMap<(usize, Stream), u64> = HashMap::new();
         let (mut duplicates, mut inversions, mut first_inversion) = (0usize, 0usize, None);
         for observation in &ordered {
@@ -1380,10 +1517,10 @@ impl Case {
                     continue;
                 }
                 let line = &self.model.lines[id];
-                let previous = last_index.insert(line.generation, line.index);
+                let previous = last_index.insert((line.generation, line.stream), line.index);
                 if previous.is_some_and(|previous| previous > line.index) {
                     problems.push(format!(
-                        "out of order within its file: {:?} first delivered (run {}, {}) after line {} of the same file",
+                        "out of order within its file and stream: {:?} first delivered (run {}, {}) after line {} of the same file",
                         line.message,
                         observation.run,
                         observation.key,
@@ -1621,6 +1758,32 @@ fn restarts_while_a_rotated_file_settles_lose_nothing() {
     assert!(passed.counters.get("compressed_files_resumed") >= Some(&1.0));
 }
 
+/// A long line of one stream with the other stream's lines between its chunks, its last chunk
+/// written only after a kill and a restart: delivered whole, its cut characters intact.
+#[test]
+fn interleaved_long_lines_stay_whole_across_kills_and_restarts() {
+    let passed = run_sequence("i0.o.3.2.d z300 K U i1.e.2.3.d z300 R w0.2.0 w1.2.65535");
+    assert_eq!(
+        passed.counters.get("invalid_utf8_lines"),
+        None,
+        "no U+FFFD repair"
+    );
+}
+
+/// Copytruncate with lines read but not yet acknowledged, and a kill within a second: the copy
+/// resumes from what was acknowledged, never from what was only read.
+#[test]
+fn copytruncate_with_lines_in_flight_then_a_kill_loses_nothing() {
+    run_sequence("w0.120.0 w1.120.3 T0 T1 z300 K U w0.3.0 z500 T0 K U w0.2.0");
+}
+
+/// A partial line pending while the agent restarts faster than the partial flush timeout (and
+/// the batch timeout): it is delivered whole once its rest comes.
+#[test]
+fn restarts_faster_than_the_partial_timeout_lose_no_pending_line() {
+    run_sequence("i2.o.2.1.d R z100 R z100 K U z100 R p0.e.2.d K U R w2.1.0 w0.1.0");
+}
+
 #[test]
 fn printed_sequences_parse_back() {
     let ops = vec![
@@ -1638,6 +1801,14 @@ fn printed_sequences_parse_back() {
         Op::Rotate { container: 0 },
         Op::Gzip { container: 1 },
         Op::CopyTruncate { container: 2 },
+        Op::CopyTruncateNow { container: 1 },
+        Op::Interleave {
+            container: 0,
+            stderr: false,
+            chunks: 2,
+            others: 3,
+            finish: true,
+        },
         Op::DeleteOldest { container: 0 },
         Op::Restart,
         Op::Stop,

@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 /// Checkpoints are written at most this often (issue 3 §7: "at most every second").
 pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// An idle agent still rewrites the checkpoint file this often, so its `saved_at` bounds how
+/// long a later start finds the agent was down (to within this interval).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Entries of files that are gone (not open, path missing or another inode) are kept this long,
 /// then dropped (issue 3 §7: "entries of files gone for over a minute are dropped").
 pub const GONE_RETENTION: Duration = Duration::from_secs(60);
@@ -192,6 +196,8 @@ pub struct Saver {
     acks: SharedAcks,
     registry: FileRegistry,
     last_saved: Instant,
+    /// When the file was last written.
+    last_written: Instant,
 }
 
 impl Saver {
@@ -208,6 +214,7 @@ impl Saver {
             acks,
             registry,
             last_saved: Instant::now(),
+            last_written: Instant::now(),
         }
     }
 
@@ -231,7 +238,8 @@ impl Saver {
     pub async fn save_now(&mut self) -> Result<(), CheckpointError> {
         let finished = self.collect();
         let open: HashSet<FileIdentity> = self.registry.identities().into_iter().collect();
-        if self.set.is_current(&open) {
+        let heartbeat = self.last_written.elapsed() >= HEARTBEAT_INTERVAL;
+        if self.set.is_current(&open) && !heartbeat {
             // The file on disk is current: nothing to write, no file to look for.
             self.saved(finished);
             return Ok(());
@@ -245,7 +253,7 @@ impl Saver {
             if dropped > 0 {
                 CheckpointEntriesDropped { count: dropped }.emit();
             }
-            let result = if set.take_changed() {
+            let result = if set.take_changed() || heartbeat {
                 store.save(&set.checkpoints()).map(|()| true)
             } else {
                 Ok(false)
@@ -262,6 +270,7 @@ impl Saver {
         match result {
             Ok(wrote) => {
                 if wrote {
+                    self.last_written = Instant::now();
                     CheckpointSaved {
                         entries: self.set.len(),
                         duration: started.elapsed(),

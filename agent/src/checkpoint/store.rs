@@ -63,6 +63,9 @@ impl FileCheckpoint {
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointDocument {
     version: u32,
+    /// When the document was written: the agent ran until at least then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    saved_at: Option<DateTime<Utc>>,
     files: Vec<FileCheckpoint>,
 }
 
@@ -71,6 +74,8 @@ struct CheckpointDocument {
 pub struct Loaded {
     /// The checkpoints to resume from.
     pub checkpoints: Vec<FileCheckpoint>,
+    /// When the previous run last wrote them (it ran until at least then).
+    pub saved_at: Option<DateTime<Utc>>,
     /// Set when an existing file could not be used and the agent starts fresh (every file is then
     /// read from its start: duplicates, never loss); the unusable file was moved to
     /// [`Self::set_aside`].
@@ -155,9 +160,10 @@ impl CheckpointStore {
     pub fn load(&self) -> Result<Loaded, CheckpointError> {
         let problem = match self.read_document() {
             Ok(None) => return Ok(Loaded::default()),
-            Ok(Some(checkpoints)) => {
+            Ok(Some(document)) => {
                 return Ok(Loaded {
-                    checkpoints,
+                    checkpoints: document.files,
+                    saved_at: document.saved_at,
                     ..Loaded::default()
                 });
             }
@@ -174,13 +180,13 @@ impl CheckpointStore {
             source,
         })?;
         Ok(Loaded {
-            checkpoints: Vec::new(),
             fresh_start: Some(problem),
             set_aside: Some(aside),
+            ..Loaded::default()
         })
     }
 
-    fn read_document(&self) -> Result<Option<Vec<FileCheckpoint>>, CheckpointError> {
+    fn read_document(&self) -> Result<Option<CheckpointDocument>, CheckpointError> {
         let io = |operation| {
             let path = self.path.clone();
             move |source| CheckpointError::Io {
@@ -226,7 +232,7 @@ impl CheckpointStore {
                 path: self.path.clone(),
                 message: err.to_string(),
             })?;
-        Ok(Some(document.files))
+        Ok(Some(document))
     }
 
     /// Replaces the checkpoint file atomically and durably: write a temporary file, fsync it,
@@ -234,6 +240,7 @@ impl CheckpointStore {
     pub fn save(&self, checkpoints: &[FileCheckpoint]) -> Result<(), CheckpointError> {
         let document = CheckpointDocument {
             version: CHECKPOINT_VERSION,
+            saved_at: Some(Utc::now()),
             files: checkpoints.to_vec(),
         };
         let bytes = serde_json::to_vec(&document).map_err(|err| CheckpointError::Corrupt {
@@ -299,7 +306,9 @@ mod tests {
             .collect();
         assert_eq!(names, vec![CHECKPOINT_FILE_NAME.to_string()]);
         let text = fs::read_to_string(store.path()).expect("reads");
-        assert!(text.starts_with(r#"{"version":1,"files":["#), "{text}");
+        assert!(text.starts_with(r#"{"version":1,"saved_at":"#), "{text}");
+        let saved_at = loaded.saved_at.expect("write time");
+        assert!((Utc::now() - saved_at).num_seconds() < 60);
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub fn describe_metrics() {
         "logrelay_agent_tracked_files",
         "Files with events in this run whose acknowledgements are tracked."
     );
+    metrics::describe_gauge!(
+        "logrelay_agent_downtime_seconds",
+        metrics::Unit::Seconds,
+        "How long the agent was not running before this start (at most 30 s more than the truth)."
+    );
 }
 
 /// The checkpoint file was written.
@@ -148,5 +153,35 @@ impl InternalEvent for Unacknowledged {
     fn emit(self) {
         metrics::gauge!("logrelay_agent_unacknowledged_bytes").set(self.bytes as f64);
         metrics::gauge!("logrelay_agent_tracked_files").set(self.files as f64);
+    }
+}
+
+/// The agent starts again after a time it was not running: a container whose whole life fell in
+/// that window wrote logs no one read (its files are gone before anything could see them).
+#[derive(Debug, Clone, Copy)]
+pub struct AgentWasDown {
+    /// When the previous run last wrote its checkpoints (it ran until at least then).
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// How long ago that was.
+    pub seconds: f64,
+}
+
+/// Downtimes shorter than this are logged at info, longer ones at warn.
+const DOWNTIME_WARN_SECONDS: f64 = 60.0;
+
+impl InternalEvent for AgentWasDown {
+    fn emit(self) {
+        let since = self.since.to_rfc3339();
+        if self.seconds >= DOWNTIME_WARN_SECONDS {
+            tracing::warn!(
+                since,
+                seconds = self.seconds,
+                "the agent was not running: logs of containers that started and ended in this \
+                 window were not read"
+            );
+        } else {
+            tracing::info!(since, seconds = self.seconds, "resuming after a restart");
+        }
+        metrics::gauge!("logrelay_agent_downtime_seconds").set(self.seconds);
     }
 }

@@ -117,8 +117,6 @@ impl EmptyLine {
 pub enum PartialFlushReason {
     /// No chunk came within the flush timeout.
     Timeout,
-    /// A line of the other stream (or one that did not parse) came first.
-    Interrupted,
     /// The file ended (drained after rotation or deletion).
     EndOfFile,
 }
@@ -128,7 +126,6 @@ impl PartialFlushReason {
     pub fn as_str(self) -> &'static str {
         match self {
             PartialFlushReason::Timeout => "timeout",
-            PartialFlushReason::Interrupted => "interrupted",
             PartialFlushReason::EndOfFile => "end_of_file",
         }
     }

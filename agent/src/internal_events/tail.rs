@@ -41,11 +41,12 @@ pub fn describe_metrics() {
     );
     metrics::describe_counter!(
         "logrelay_agent_copied_files_total",
-        "Copies of followed files (copytruncate) continued at the original's offset."
+        "Copies of truncated files (copytruncate) continued where the original was read to."
     );
     metrics::describe_counter!(
         "logrelay_agent_lost_bytes_total",
-        "Bytes that became unreadable before they were read, by namespace, pod and reason."
+        "Bytes a container wrote that the agent knows it could not ship (deleted or truncated \
+         before read, deleted while the agent was down), by namespace, pod and reason."
     );
     metrics::describe_counter!(
         "logrelay_agent_rotated_files_deferred_total",

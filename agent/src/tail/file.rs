@@ -2,7 +2,7 @@
 //! or a gzip stream), and its line pipeline — split ([`super::reader`]) → parse ([`crate::parse`])
 //! → merge partials → record ([`super::record`]) — whose output are [`SourceEvent`]s.
 
-use super::identity::{final_fingerprint, fingerprint, read_first_bytes};
+use super::identity::{final_fingerprint, fingerprint, marker_window, read_first_bytes};
 use super::path::{FileKind, PodLogPath};
 use super::reader::{LineSplitter, SplitItem};
 use super::record::{RecordContext, from_path};
@@ -11,7 +11,7 @@ use crate::internal_events::parse::{EmptyLine, ParseError, PartialFlushReason};
 use crate::internal_events::tail::{HoleBytesSkipped, LinesRead};
 use crate::parse::partial::{Chunk, Merged, MergedLine, PartialMerger};
 use crate::parse::{Format, finish_message};
-use crate::pipeline::{FileId, Line, MARKER_BYTES, SourceEvent, Unfinished};
+use crate::pipeline::{FileId, Line, MARKER_BYTES, SourceEvent, Unfinished, offset_marker};
 use chrono::Utc;
 use flate2::read::MultiGzDecoder;
 use logrelay_common::record::Stream;
@@ -154,6 +154,9 @@ pub(crate) enum ReadOutcome {
     Data,
     /// Nothing more to read for now.
     Eof,
+    /// The bytes before the read offset are not the ones read (the file was truncated and
+    /// written again, perhaps past the offset): it must be read again from 0.
+    Rewritten,
     /// The read failed.
     Error(io::Error),
 }
@@ -234,6 +237,10 @@ pub(crate) struct TrackedFile {
     /// The line splitter (its offset is the file position).
     pub splitter: LineSplitter,
     lines: LinePipeline,
+    /// Reached its end since the last read with data: before reading on, check that the bytes
+    /// before the offset are still the ones read (a truncated file can grow past the offset
+    /// before anyone looks at its size).
+    idle: bool,
     /// The latest resume point not sent yet (bytes that produced no line), sent as one event
     /// before the next line.
     consumed: Option<Resume>,
@@ -299,6 +306,7 @@ impl TrackedFile {
                 merger,
                 scratch: Vec::new(),
             },
+            idle: false,
             consumed: None,
             resumed_at: start.resume,
         }
@@ -328,11 +336,17 @@ impl TrackedFile {
         settings: &LineSettings,
         output: &Output,
     ) -> Result<ReadOutcome, Halt> {
+        if std::mem::take(&mut self.idle) && !self.offset_intact() {
+            return Ok(ReadOutcome::Rewritten);
+        }
         let Some(source) = self.source.as_mut() else {
             return Ok(ReadOutcome::Eof);
         };
         let read = match source.read(buf) {
-            Ok(0) => return Ok(ReadOutcome::Eof),
+            Ok(0) => {
+                self.idle = true;
+                return Ok(ReadOutcome::Eof);
+            }
             Ok(read) => read,
             Err(error) => return Ok(ReadOutcome::Error(error)),
         };
@@ -373,6 +387,21 @@ impl TrackedFile {
         Ok(ReadOutcome::Data)
     }
 
+    /// Whether the raw bytes before the read offset of a plain file still match its marker.
+    fn offset_intact(&self) -> bool {
+        let offset = self.splitter.offset();
+        let Some(plain) = self.source.as_ref().and_then(Source::file) else {
+            return true;
+        };
+        if offset == 0 {
+            return true;
+        }
+        marker_window(plain, offset)
+            .ok()
+            .flatten()
+            .is_some_and(|window| offset_marker(&window) == self.splitter.marker())
+    }
+
     /// Ships a partial line that waited past its deadline.
     pub fn flush_expired(
         &mut self,
@@ -382,13 +411,6 @@ impl TrackedFile {
     ) -> Result<(), Halt> {
         self.flush_partials(settings, output, |merger, out| {
             merger.flush_expired(now, out)
-        })
-    }
-
-    /// Ships every pending partial line now: the file will not be written again.
-    pub fn flush_pending(&mut self, settings: &LineSettings, output: &Output) -> Result<(), Halt> {
-        self.flush_partials(settings, output, |merger, out| {
-            merger.flush(PartialFlushReason::EndOfFile, out)
         })
     }
 

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 mod reconcile;
@@ -422,6 +422,10 @@ impl State {
                     file.queued = false;
                     self.at_eof(id)?;
                 }
+                ReadOutcome::Rewritten => {
+                    file.queued = false;
+                    self.truncated(id)?;
+                }
                 ReadOutcome::Error(error) => {
                     file.queued = false;
                     ReadFailed {
@@ -453,16 +457,6 @@ impl State {
             }
             if meta.nlink() == 0 {
                 file.gone = true;
-            }
-            // A rotated file is not written once the runtime reopened the live one: a partial
-            // line at its end is complete as far as this file goes.
-            let settled = meta
-                .modified()
-                .ok()
-                .and_then(|modified| SystemTime::now().duration_since(modified).ok())
-                .is_some_and(|age| age >= COPY_SETTLE);
-            if file.kind == FileKind::Rotated && settled && file.partial_deadline().is_some() {
-                file.flush_pending(&self.settings, &self.output)?;
             }
         }
         // A gzipped file never grows: at its end it is done.
