@@ -1358,18 +1358,12 @@ fn checkpoint_after(events: &[SourceEvent], path: &Path) -> FileCheckpoint {
         })
         .next_back()
         .expect("an event");
-    let content = fs::read(path).expect("read file");
-    let meta = fs::metadata(path).expect("stat");
     FileCheckpoint {
-        dev: meta.dev(),
-        inode: meta.ino(),
-        fingerprint: identity::fingerprint(&content).expect("has a first line"),
-        path: path.to_path_buf(),
         offset: end,
         offset_marker: end_marker,
         unfinished,
-        size: Some(meta.len()),
-        gone_since: None,
+        size: Some(fs::metadata(path).expect("stat").len()),
+        ..checkpoint_at(path, 0)
     }
 }
 

@@ -199,19 +199,26 @@ impl State {
         let Some(mut file) = self.remove(id) else {
             return Ok(());
         };
+        let unread = file.size > file.splitter.offset();
+        if unread && self.continue_in_gz(&mut file) {
+            self.insert(file);
+            self.enqueue(id);
+            return Ok(());
+        }
+        self.retire(file, Some(LossReason::RemovedUnread))
+    }
+
+    /// Ends a file: ships what it held, reports it closed, and counts its unread bytes as lost
+    /// for `reason` (when some are).
+    fn retire(&self, mut file: TrackedFile, reason: Option<LossReason>) -> Result<(), Halt> {
         let unread = file.size.saturating_sub(file.splitter.offset());
-        if unread > 0 {
-            if self.continue_in_gz(&mut file) {
-                self.insert(file);
-                self.enqueue(id);
-                return Ok(());
-            }
+        if let Some(reason) = reason {
             BytesLost {
                 namespace: &file.pod.namespace,
                 pod: &file.pod.pod_name,
                 path: &file.ident.path,
                 bytes: unread,
-                reason: LossReason::RemovedUnread,
+                reason,
             }
             .emit();
         }
@@ -333,40 +340,18 @@ impl State {
             .iter()
             .position(|truncated| now.saturating_duration_since(truncated.at) >= TRUNCATED_MEMORY)
         {
-            let Truncated { mut file, .. } = self.truncations.swap_remove(index);
-            let unread = file.size.saturating_sub(file.splitter.offset());
-            if unread > 0 {
-                BytesLost {
-                    namespace: &file.pod.namespace,
-                    pod: &file.pod.pod_name,
-                    path: &file.ident.path,
-                    bytes: unread,
-                    reason: LossReason::TruncatedUnread,
-                }
-                .emit();
-            }
-            file.end_of_life(&self.settings, &self.output)?;
-            FileClosed {
-                path: &file.ident.path,
-                offset: file.splitter.offset(),
-            }
-            .emit();
+            let Truncated { file, .. } = self.truncations.swap_remove(index);
+            self.retire(file, Some(LossReason::TruncatedUnread))?;
         }
         Ok(())
     }
 
     /// A followed file reached its end of life (drained after deletion, or a `.gz` read to the end).
     pub(super) fn close(&mut self, id: FileId) -> Result<(), Halt> {
-        let Some(mut file) = self.remove(id) else {
-            return Ok(());
-        };
-        file.end_of_life(&self.settings, &self.output)?;
-        FileClosed {
-            path: &file.ident.path,
-            offset: file.splitter.offset(),
+        match self.remove(id) {
+            Some(file) => self.retire(file, None),
+            None => Ok(()),
         }
-        .emit();
-        Ok(())
     }
 }
 
