@@ -79,6 +79,7 @@ pub struct Tally<'l> {
     rows: Vec<Row>,
     other: Totals,
     duplicated: u64,
+    duplicated_bytes: u64,
     corrupted_deliveries: u64,
 }
 
@@ -126,6 +127,7 @@ impl<'l> Tally<'l> {
             rows,
             other: Totals::default(),
             duplicated: 0,
+            duplicated_bytes: 0,
             corrupted_deliveries: 0,
         })
     }
@@ -133,6 +135,11 @@ impl<'l> Tally<'l> {
     /// Extra copies counted so far (to attribute duplicates to stretches of delivered objects).
     pub fn duplicated_so_far(&self) -> u64 {
         self.duplicated
+    }
+
+    /// Message bytes of the extra copies counted so far.
+    pub fn duplicated_bytes_so_far(&self) -> u64 {
+        self.duplicated_bytes
     }
 
     /// Corrupted deliveries counted so far.
@@ -192,6 +199,7 @@ impl<'l> Tally<'l> {
             Some(w) if *w & mask != 0 => {
                 row.duplicated += 1;
                 self.duplicated += 1;
+                self.duplicated_bytes += line.text.len() as u64;
                 *row.extra.entry(bit).or_default() += 1;
             }
             Some(w) => {
