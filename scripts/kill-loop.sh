@@ -3,7 +3,8 @@
 # at 1–6 s intervals (some kills with 5–10 s downtime) while `logrelay-testgen pods` writes like
 # containerd at 3 MiB/s over 20 pods x 2 containers with 2 MiB rotation, gzip and pod churn; once
 # with the kubelet's rename rotation and once with copytruncate. Reports and agent logs go to
-# bench/kill-loop/<rotation>/. Extra flags of `logrelay-testgen kill-loop` are passed through,
+# bench/kill-loop/<rotation>/. The full-size values are the defaults of `logrelay-testgen kill-loop`
+# (300 s at 3 MiB/s, 50 kills, 2 tenants x 10 pods x 2 containers, 2 MiB rotation). Extra flags of `logrelay-testgen kill-loop` are passed through,
 # e.g. scripts/kill-loop.sh --duration 120 --kills 20.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +24,6 @@ for rotation in $ROTATIONS; do
         --agent target/release/logrelay-agent \
         --work-dir "$work" \
         --rotation "$rotation" \
-        --duration 300 --mib-per-sec 3 --kills 50 \
-        --tenants 2 --pods-per-tenant 10 --containers-per-pod 2 \
-        --max-size 2097152 --max-files 5 --churn-interval 3 \
         "$@" | tee "$work/report.txt"; then
         status=1
     fi
