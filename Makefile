@@ -1,5 +1,5 @@
 # logrelay — the two commands of the README, and a few conveniences.
-.PHONY: demo chaos soak test lint build bench clean-venv images-local
+.PHONY: demo chaos soak kill-loop test lint build bench clean-venv images-local
 
 ## The local end-to-end demo: emulated AWS accounts, fake cluster, agent, processor, verification.
 ## Flags of `logrelay-demo run` go in DEMO_ARGS, e.g. make demo DEMO_ARGS="--duration 30s --keep".
@@ -19,6 +19,13 @@ chaos:
 SOAK_ARGS ?=
 soak:
 	./scripts/soak.sh $(SOAK_ARGS)
+
+## The full-size kill loop (about 15 min; docs/reliability.md "Kill loop"): the release agent SIGKILLed
+## 50 times while a containerd-like writer writes 3 MiB/s with rename, then copytruncate rotation.
+## Flags of `logrelay-testgen kill-loop` go in KILL_LOOP_ARGS, e.g. make kill-loop KILL_LOOP_ARGS="--seed 7".
+KILL_LOOP_ARGS ?=
+kill-loop:
+	./scripts/kill-loop.sh $(KILL_LOOP_ARGS)
 
 ## Everything CI runs: dev environment, formatting, clippy, the whole test suite, linters.
 test:

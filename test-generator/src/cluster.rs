@@ -7,13 +7,20 @@
 //! marked, its directory removed after a delay) and replaced by a new pod of the same ReplicaSet,
 //! and a container restarted (the next lines go to `<restart + 1>.log`; older restarts' files are
 //! kept until the pod's directory is removed).
+//!
+//! Two writers: [`WriterKind::Simple`] writes each logical line's CRI or Docker entries in one go
+//! from the generator's thread; [`WriterKind::Containerd`] hands lines to two writer threads per
+//! container like containerd ([`crate::containerd`]), seals every line ([`crate::seal`]), adds long
+//! lines with multi-byte characters across the 16 KiB cuts, and records in the ledger which file
+//! held which lines, when files were deleted and which lines `copytruncate` lost.
 
-use crate::content::ContentGenerator;
+use crate::containerd::{ContainerLog, LineJob, Rotation, RotationMode, Segment, StreamRange};
+use crate::content::{self, ContentGenerator};
 use crate::kube_objects::{self, ContainerInfo, KubeObjectWriter, NamespaceInfo, PodInfo};
-use crate::ledger::{Book, Ledger, SourceHandle, SourceMeta};
+use crate::ledger::{Book, ExcusedRange, FileRecord, Ledger, LineRange, SourceHandle, SourceMeta};
 use crate::rotation::{RotatingLog, RotationCounts, RotationPolicy};
 use crate::seq::{self, SeqToken};
-use crate::{cri, docker};
+use crate::{cri, docker, seal};
 use chrono::{DateTime, Utc};
 use logrelay_common::record::Stream;
 use rand::Rng;
@@ -57,6 +64,20 @@ pub enum LogFormat {
     Docker,
 }
 
+/// How lines reach the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum WriterKind {
+    /// Each logical line's entries written at once from one thread, in CRI or Docker format.
+    #[default]
+    Simple,
+    /// containerd's CRI logger: one writer thread per stream, entries of the two streams
+    /// interleaved, sealed lines, ledger of files and of lines lost by rotation.
+    Containerd,
+}
+
+/// Why the ledger excuses lines lost by `copytruncate` between its copy and its truncation.
+pub const EXCUSED_COPYTRUNCATE: &str = "copytruncate";
+
 /// A file-system operation of the simulation failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{action} {path}: {source}")]
@@ -92,6 +113,13 @@ pub struct ClusterConfig {
     pub kube_objects: Option<PathBuf>,
     /// Message text generator.
     pub content: ContentGenerator,
+    /// How lines reach the files.
+    pub writer: WriterKind,
+    /// How the containerd-like writer's files are rotated.
+    pub rotation_mode: RotationMode,
+    /// Share of lines (containerd-like writer) of 16 KiB to a few hundred KiB with multi-byte
+    /// characters across the 16 KiB cuts.
+    pub long_line_ratio: f64,
 }
 
 /// What the simulation has done so far.
@@ -109,11 +137,50 @@ pub struct ClusterCounts {
     pub rotation: RotationCounts,
 }
 
+enum LogWriter {
+    Simple(RotatingLog),
+    Containerd(ContainerLog),
+}
+
+impl LogWriter {
+    fn open(dir: &Path, restart: u32, config: &ClusterConfig) -> std::io::Result<Self> {
+        Ok(match config.writer {
+            WriterKind::Simple => {
+                LogWriter::Simple(RotatingLog::open(dir, restart, config.rotation)?)
+            }
+            WriterKind::Containerd => LogWriter::Containerd(ContainerLog::open(
+                dir,
+                restart,
+                config.rotation,
+                config.rotation_mode,
+            )?),
+        })
+    }
+
+    fn counts(&self) -> RotationCounts {
+        match self {
+            LogWriter::Simple(log) => log.counts(),
+            LogWriter::Containerd(log) => log.counts(),
+        }
+    }
+}
+
 struct SimContainer {
-    log: RotatingLog,
+    log: LogWriter,
     dir: PathBuf,
+    /// `<pod dir>/<container>` under the root, for the ledger's file records.
+    rel_dir: String,
     stdout: SourceHandle,
     stderr: SourceHandle,
+}
+
+impl SimContainer {
+    fn source(&self, stream: Stream) -> SourceHandle {
+        match stream {
+            Stream::Stdout => self.stdout,
+            Stream::Stderr => self.stderr,
+        }
+    }
 }
 
 struct SimPod {
@@ -134,6 +201,8 @@ pub struct Cluster {
     book: Book,
     line: Vec<u8>,
     counts: ClusterCounts,
+    files: Vec<FileRecord>,
+    excused: Vec<ExcusedRange>,
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ClusterIoError {
@@ -162,6 +231,8 @@ impl Cluster {
             book: Book::new("pods"),
             line: Vec::new(),
             counts: ClusterCounts::default(),
+            files: Vec::new(),
+            excused: Vec::new(),
             config,
         };
         let now = Utc::now();
@@ -227,7 +298,7 @@ impl Cluster {
             };
             let container_dir = dir.join(&container);
             std::fs::create_dir_all(&container_dir).map_err(io_err("creating", &container_dir))?;
-            let log = RotatingLog::open(&container_dir, 0, self.config.rotation)
+            let log = LogWriter::open(&container_dir, 0, &self.config)
                 .map_err(io_err("opening", &container_dir.join("0.log")))?;
             let mut source = |stream: Stream| {
                 self.book.register(SourceMeta {
@@ -245,6 +316,7 @@ impl Cluster {
             let (stdout, stderr) = (source(Stream::Stdout), source(Stream::Stderr));
             containers.push(SimContainer {
                 log,
+                rel_dir: format!("{}/{container}", relative(&self.config.root, &dir)),
                 dir: container_dir,
                 stdout,
                 stderr,
@@ -309,40 +381,192 @@ impl Cluster {
         let containers = self.pods[pod_index].containers.len();
         let container_index = self.rng.random_range(0..containers);
         let level = self.config.content.pick_level(&mut self.rng);
-        let stream = self.config.content.pick_stream(&mut self.rng, level);
-        let container = &mut self.pods[pod_index].containers[container_index];
-        let handle = match stream {
-            Stream::Stdout => container.stdout,
-            Stream::Stderr => container.stderr,
+        let long = self.config.writer == WriterKind::Containerd
+            && self
+                .rng
+                .random_bool(self.config.long_line_ratio.clamp(0.0, 1.0));
+        let stream = match long {
+            // Long lines on both streams alike, so each stream's lines are cut by the other's.
+            true if self.rng.random_bool(0.5) => Stream::Stderr,
+            true => Stream::Stdout,
+            false => self.config.content.pick_stream(&mut self.rng, level),
         };
+        let handle = self.pods[pod_index].containers[container_index].source(stream);
         let seq = self.book.next_seq(handle);
         let token = SeqToken {
             source: self.book.source_id(handle),
             seq,
         };
         let now = Utc::now();
-        let message = self
-            .config
-            .content
-            .render(&mut self.rng, level, &token, now);
-        self.line.clear();
-        match self.config.format {
-            LogFormat::Cri => cri::encode_line(&mut self.line, &now, stream, message.as_bytes()),
-            LogFormat::Docker => docker::encode_line(&mut self.line, &now, stream, &message),
+        let container = &mut self.pods[pod_index].containers[container_index];
+        match &mut container.log {
+            LogWriter::Simple(log) => {
+                let message = self
+                    .config
+                    .content
+                    .render(&mut self.rng, level, &token, now);
+                self.line.clear();
+                match self.config.format {
+                    LogFormat::Cri => {
+                        cri::encode_line(&mut self.line, &now, stream, message.as_bytes())
+                    }
+                    LogFormat::Docker => {
+                        docker::encode_line(&mut self.line, &now, stream, &message)
+                    }
+                }
+                let path = log.path();
+                log.write_line(&self.line, now)
+                    .map_err(io_err("writing", &path))?;
+                Ok(self.line.len())
+            }
+            LogWriter::Containerd(log) => {
+                let message = match long {
+                    true => {
+                        let len = content::long_line_len(&mut self.rng);
+                        let mut line = content::cut_point_line(
+                            &mut self.rng,
+                            level,
+                            &token,
+                            &seal::placeholder(),
+                            len,
+                            cri::MAX_CHUNK_BYTES,
+                            now,
+                        )
+                        .into_bytes();
+                        seal::fill(&mut line);
+                        line
+                    }
+                    false => {
+                        let text = self
+                            .config
+                            .content
+                            .render(&mut self.rng, level, &token, now);
+                        seal::insert_after_token(&text, &token).into_bytes()
+                    }
+                };
+                let entries = message.len().div_ceil(cri::MAX_CHUNK_BYTES).max(1);
+                let bytes = message.len() + entries * CRI_ENTRY_OVERHEAD;
+                log.send(stream, LineJob { seq, message });
+                Ok(bytes)
+            }
         }
-        let path = container.log.path();
-        container
-            .log
-            .write_line(&self.line, now)
-            .map_err(io_err("writing", &path))?;
-        Ok(self.line.len())
     }
 
     /// Flushes every live container's log so readers see all lines written.
     pub fn flush(&mut self) -> Result<(), ClusterIoError> {
         for container in self.pods.iter_mut().flat_map(|p| p.containers.iter_mut()) {
-            let path = container.log.path();
-            container.log.flush().map_err(io_err("flushing", &path))?;
+            if let LogWriter::Simple(log) = &mut container.log {
+                let path = log.path();
+                log.flush().map_err(io_err("flushing", &path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rotates the containerd-like writer's files that reached the size limit (the kubelet's
+    /// periodic check; the simple writer rotates as it writes).
+    pub fn maintain(&mut self) -> Result<(), ClusterIoError> {
+        let mut rotations = Vec::new();
+        for container in self.pods.iter_mut().flat_map(|p| p.containers.iter_mut()) {
+            if let LogWriter::Containerd(log) = &mut container.log {
+                let path = log.path();
+                if let Some(rotation) = log.maintain().map_err(io_err("rotating", &path))? {
+                    rotations.push((
+                        container.rel_dir.clone(),
+                        [container.stdout, container.stderr],
+                        rotation,
+                    ));
+                }
+            }
+        }
+        for (rel_dir, handles, rotation) in rotations {
+            self.record_rotation(&rel_dir, handles, rotation);
+        }
+        Ok(())
+    }
+
+    fn record_rotation(&mut self, rel_dir: &str, handles: [SourceHandle; 2], rotation: Rotation) {
+        let now = Utc::now();
+        for name in &rotation.deleted {
+            let name = name
+                .strip_suffix(crate::rotation::COMPRESSED_SUFFIX)
+                .unwrap_or(name);
+            let path = format!("{rel_dir}/{name}");
+            if let Some(record) = self
+                .files
+                .iter_mut()
+                .find(|f| f.path == path && f.deleted_at.is_none())
+            {
+                record.deleted_at = Some(now);
+            }
+        }
+        for range in rotation.excused {
+            let lines = self.line_range(handles, range);
+            self.excused.push(ExcusedRange {
+                lines,
+                reason: EXCUSED_COPYTRUNCATE.to_string(),
+            });
+        }
+        if let Some(segment) = rotation.segment {
+            self.record_segment(rel_dir, handles, segment);
+        }
+    }
+
+    fn record_segment(&mut self, rel_dir: &str, handles: [SourceHandle; 2], segment: Segment) {
+        let lines = segment
+            .lines
+            .iter()
+            .map(|r| self.line_range(handles, *r))
+            .collect();
+        self.files.push(FileRecord {
+            path: format!("{rel_dir}/{}", segment.name),
+            lines,
+            bytes: segment.bytes,
+            line_count: segment.line_count,
+            deleted_at: None,
+        });
+    }
+
+    fn line_range(&self, [stdout, stderr]: [SourceHandle; 2], range: StreamRange) -> LineRange {
+        let handle = match range.stream {
+            Stream::Stdout => stdout,
+            Stream::Stderr => stderr,
+        };
+        LineRange {
+            source: self.book.source_id(handle).to_string(),
+            first: range.first,
+            last: range.last,
+        }
+    }
+
+    /// Stops a container's writer after its last line and records what its live file holds.
+    fn close_log(
+        &mut self,
+        log: LogWriter,
+        rel_dir: &str,
+        handles: [SourceHandle; 2],
+    ) -> Result<(), ClusterIoError> {
+        add_counts(&mut self.counts.rotation, log.counts());
+        match log {
+            LogWriter::Simple(mut log) => {
+                let path = log.path();
+                log.flush().map_err(io_err("flushing", &path))
+            }
+            LogWriter::Containerd(log) => {
+                let segment = log.close();
+                self.record_segment(rel_dir, handles, segment);
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops every container's writer after its last line (call before the final ledger).
+    pub fn close(&mut self) -> Result<(), ClusterIoError> {
+        for pod in std::mem::take(&mut self.pods) {
+            for container in pod.containers {
+                let handles = [container.stdout, container.stderr];
+                self.close_log(container.log, &container.rel_dir, handles)?;
+            }
         }
         Ok(())
     }
@@ -356,10 +580,9 @@ impl Cluster {
         let now = Utc::now();
         let victim = self.rng.random_range(0..self.pods.len());
         let mut pod = self.pods.swap_remove(victim);
-        for container in &mut pod.containers {
-            let path = container.log.path();
-            container.log.flush().map_err(io_err("flushing", &path))?;
-            add_counts(&mut self.counts.rotation, container.log.counts());
+        for container in std::mem::take(&mut pod.containers) {
+            let handles = [container.stdout, container.stderr];
+            self.close_log(container.log, &container.rel_dir, handles)?;
         }
         pod.info.deleted_at = Some(now);
         self.write_pod_object(&pod.info)?;
@@ -386,16 +609,19 @@ impl Cluster {
             &mut pod.containers[container_index],
             &mut pod.info.containers[container_index],
         );
-        let path = container.log.path();
-        container.log.flush().map_err(io_err("flushing", &path))?;
-        add_counts(&mut self.counts.rotation, container.log.counts());
         info.restart_count += 1;
         info.container_id = random_container_id(&mut self.rng);
         info.started_at = now;
-        container.log = RotatingLog::open(&container.dir, info.restart_count, self.config.rotation)
+        let new_log = LogWriter::open(&container.dir, info.restart_count, &self.config)
             .map_err(io_err("opening", &container.dir))?;
-        self.counts.restarts += 1;
+        let old_log = std::mem::replace(&mut container.log, new_log);
+        let (rel_dir, handles) = (
+            container.rel_dir.clone(),
+            [container.stdout, container.stderr],
+        );
         let info = pod.info.clone();
+        self.close_log(old_log, &rel_dir, handles)?;
+        self.counts.restarts += 1;
         self.write_pod_object(&info)
     }
 
@@ -407,6 +633,15 @@ impl Cluster {
         for (_, dir) in due {
             std::fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))?;
             self.counts.dirs_removed += 1;
+            let prefix = format!("{}/", relative(&self.config.root, &dir));
+            let deleted_at = Utc::now();
+            for record in self
+                .files
+                .iter_mut()
+                .filter(|f| f.deleted_at.is_none() && f.path.starts_with(&prefix))
+            {
+                record.deleted_at = Some(deleted_at);
+            }
         }
         Ok(())
     }
@@ -422,9 +657,27 @@ impl Cluster {
 
     /// The ledger of all lines written so far.
     pub fn ledger(&self, complete: bool) -> Ledger {
-        self.book.snapshot(complete, Utc::now())
+        let mut ledger = self.book.snapshot(complete, Utc::now());
+        if self.config.writer == WriterKind::Containerd {
+            ledger.sealed = true;
+            ledger.files = self.files.clone();
+            ledger.excused = self.excused.clone();
+        }
+        ledger
     }
 }
+
+/// `path` below `root` with `/` separators (the pods root's layout).
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.iter()
+        .map(|p| p.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Bytes a CRI entry adds to its content: RFC 3339 time (up to 30), stream, tag, spaces, newline.
+const CRI_ENTRY_OVERHEAD: usize = 41;
 
 fn add_counts(total: &mut RotationCounts, more: RotationCounts) {
     total.rotations += more.rotations;

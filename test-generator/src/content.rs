@@ -477,6 +477,70 @@ impl Event {
     }
 }
 
+/// Multi-byte characters placed across the 16 KiB cuts of long lines (2, 3 and 4 bytes).
+const CUT_CHARS: &[char] = &['é', 'ж', '日', '€', '🚀', '🎉'];
+
+/// Longest filler word in bytes (the words of [`FILLER_WORDS`] and a space).
+const MAX_FILLER_WORD: usize = 16;
+
+/// Size ranges of long lines and their weights: most just above 16 KiB, some of a few hundred KiB.
+const LONG_LINE_BYTES: [((usize, usize), u32); 3] = [
+    ((16 * 1024 + 1, 64 * 1024), 6),
+    ((64 * 1024, 160 * 1024), 3),
+    ((160 * 1024, 320 * 1024), 1),
+];
+
+/// Draws the length of a long line from [`LONG_LINE_BYTES`].
+pub fn long_line_len(rng: &mut impl Rng) -> usize {
+    let total: u32 = LONG_LINE_BYTES.iter().map(|(_, w)| w).sum();
+    let mut pick = rng.random_range(0..total);
+    for ((low, high), weight) in LONG_LINE_BYTES {
+        if pick < weight {
+            return rng.random_range(low..high);
+        }
+        pick -= weight;
+    }
+    LONG_LINE_BYTES[0].0.0
+}
+
+/// A line of at least `len` bytes whose every multiple of `cut` bytes falls inside a multi-byte
+/// character (where containerd cuts its 16 KiB entries), with `token` followed by `after_token`
+/// near the start.
+pub fn cut_point_line(
+    rng: &mut impl Rng,
+    level: Level,
+    token: &SeqToken<'_>,
+    after_token: &str,
+    len: usize,
+    cut: usize,
+    ts: DateTime<Utc>,
+) -> String {
+    let mut line = format!(
+        "{} {:<5} [bulk] {token}{after_token} dump of {len} bytes:",
+        ts.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        level.upper()
+    );
+    let mut boundary = cut;
+    while boundary <= line.len() {
+        boundary += cut;
+    }
+    while line.len() < len {
+        if line.len() + MAX_FILLER_WORD + 8 < boundary {
+            line.push(' ');
+            line.push_str(pick(rng, FILLER_WORDS));
+            continue;
+        }
+        let ch = *CUT_CHARS.choose(rng).unwrap_or(&'日');
+        let before = rng.random_range(1..ch.len_utf8());
+        while line.len() + before < boundary {
+            line.push('.');
+        }
+        line.push(ch);
+        boundary += cut;
+    }
+    line
+}
+
 fn pick<'a>(rng: &mut impl Rng, items: &[&'a str]) -> &'a str {
     items.choose(rng).copied().unwrap_or("")
 }
@@ -632,6 +696,25 @@ mod tests {
                 .any(|l| l.contains('é') || l.contains('日') || l.contains('🚀'))
         );
         assert!(all.iter().any(|l| l.starts_with('{')) && all.iter().any(|l| !l.starts_with('{')));
+    }
+
+    #[test]
+    fn cut_point_lines_put_a_multi_byte_character_across_every_cut() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for _ in 0..20 {
+            let len = long_line_len(&mut rng);
+            let line = cut_point_line(&mut rng, Level::Info, &token(), "", len, 16 * 1024, ts());
+            assert!(line.len() >= len && line.len() < len + 32, "{}", line.len());
+            assert_eq!(crate::seq::parse(&line), Some(token()));
+            let mut cut = 16 * 1024;
+            while cut < line.len() {
+                assert!(
+                    !line.is_char_boundary(cut),
+                    "cut at {cut} splits a character"
+                );
+                cut += 16 * 1024;
+            }
+        }
     }
 
     #[test]

@@ -39,6 +39,18 @@ pub fn encode_line(out: &mut Vec<u8>, ts: &DateTime<Utc>, stream: Stream, messag
     }
 }
 
+/// Appends one CRI entry (with its newline) stamped `ts`: tag `F` when `is_final`, else `P`.
+pub fn push_entry(
+    out: &mut Vec<u8>,
+    ts: &DateTime<Utc>,
+    stream: Stream,
+    is_final: bool,
+    chunk: &[u8],
+) {
+    let tag = if is_final { 'F' } else { 'P' };
+    push_chunk(out, &format_time(ts), stream, tag, chunk);
+}
+
 fn push_chunk(out: &mut Vec<u8>, time: &str, stream: Stream, tag: char, chunk: &[u8]) {
     out.extend_from_slice(time.as_bytes());
     out.push(b' ');

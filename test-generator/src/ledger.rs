@@ -4,6 +4,11 @@
 //! source lists its owner and origin and the range of sequence numbers written: every line
 //! `first_seq..=last_seq` exists exactly once (`first_seq` is always 0). A source with no lines yet
 //! is not listed. The [`Book`] assigns sequence numbers while generating and produces the ledger.
+//!
+//! A ledger of the containerd-like writer also says whether lines carry an integrity seal
+//! ([`crate::seal`]), which file held which lines and when each file was deleted ([`FileRecord`]),
+//! and which lines the rotation itself lost ([`ExcusedRange`]), so a verifier can tell a line the
+//! reader lost from one that was never readable.
 
 use chrono::{DateTime, Utc};
 use logrelay_common::record::Stream;
@@ -66,6 +71,53 @@ pub struct Ledger {
     pub complete: bool,
     /// Every source with at least one line, sorted by source id.
     pub sources: Vec<SourceEntry>,
+    /// Whether every line carries an integrity seal ([`crate::seal`]): a delivered line of this
+    /// ledger without an intact seal is corrupted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
+    /// The log files written and the lines each held (when the writer tracks them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRecord>,
+    /// Lines that were never readable as whole lines through no fault of a reader.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excused: Vec<ExcusedRange>,
+}
+
+/// Lines `first..=last` of one source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineRange {
+    /// The source id.
+    pub source: String,
+    /// First sequence number.
+    pub first: u64,
+    /// Last sequence number (inclusive).
+    pub last: u64,
+}
+
+/// One log file's content: the whole lines it held and when it was deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Path under the pods root, as the file was named last (`.gz` not included).
+    pub path: String,
+    /// Lines held, per source.
+    pub lines: Vec<LineRange>,
+    /// Bytes of those lines on disk (uncompressed).
+    pub bytes: u64,
+    /// Lines held.
+    pub line_count: u64,
+    /// When the file (or its gzipped form, or its pod's directory) was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Lines never readable whole, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExcusedRange {
+    /// The lines.
+    #[serde(flatten)]
+    pub lines: LineRange,
+    /// Why (e.g. `copytruncate`: written between the copy and the truncation).
+    pub reason: String,
 }
 
 /// Where a source's lines come from and who owns them.
@@ -249,6 +301,9 @@ impl Book {
             written_at,
             complete,
             sources,
+            sealed: false,
+            files: Vec::new(),
+            excused: Vec::new(),
         }
     }
 }

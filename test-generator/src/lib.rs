@@ -6,19 +6,25 @@
 //!
 //! - [`ndjson`]: records in the common schema to stdout.
 //! - [`pods`]: a kubelet-like `/var/log/pods` tree ([`cluster`]) in [`cri`] or [`docker`] format,
-//!   with kubelet [`rotation`] and Kubernetes objects ([`kube_objects`]).
+//!   with kubelet [`rotation`] and Kubernetes objects ([`kube_objects`]); its [`containerd`] writer
+//!   writes like containerd's CRI logger and [`seal`]s every line.
 //! - [`verify`]: reads a directory, S3 prefix or CloudWatch group and reports missing,
-//!   duplicated and misrouted lines.
+//!   duplicated, corrupted and misrouted lines.
+//! - [`kill_loop`]: the real agent SIGKILLed over and over while `pods` writes like containerd,
+//!   judged against the agent's integrity targets.
 
 pub mod cluster;
+pub mod containerd;
 pub mod content;
 pub mod cri;
 pub mod docker;
+pub mod kill_loop;
 pub mod kube_objects;
 pub mod ledger;
 pub mod ndjson;
 pub mod pods;
 pub mod rotation;
+pub mod seal;
 pub mod seq;
 pub mod shutdown;
 pub mod stats;

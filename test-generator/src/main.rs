@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use logrelay_common::logging::{self, LogFormat};
+use logrelay_testgen::kill_loop::{self, KillLoopArgs};
 use logrelay_testgen::ndjson::{self, NdjsonArgs, StopReason};
 use logrelay_testgen::pods::{self, PodsArgs};
 use logrelay_testgen::shutdown;
@@ -31,8 +32,11 @@ enum Command {
     Ndjson(NdjsonArgs),
     /// Write a kubelet-like /var/log/pods tree with rotation and pod churn.
     Pods(PodsArgs),
-    /// Compare delivered records with a ledger; exit 1 if lines are missing or misrouted.
+    /// Compare delivered records with a ledger; exit 1 if lines are missing, corrupted or misrouted.
     Verify(VerifyArgs),
+    /// Run the real agent under SIGKILLs while `pods` writes like containerd; exit 1 if a target
+    /// is missed.
+    KillLoop(KillLoopArgs),
 }
 
 #[tokio::main]
@@ -86,6 +90,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             // A closed stdout must not change the verdict.
             let _ = writeln!(stdout, "{}", text.trim_end());
             Ok(ExitCode::from(report.exit_code(args.fail_on_duplicates)))
+        }
+        Command::KillLoop(args) => {
+            let report = kill_loop::run(&args).await?;
+            let text = if args.json {
+                report.to_json()
+            } else {
+                report.to_text()
+            };
+            let mut stdout = std::io::stdout().lock();
+            // A closed stdout must not change the verdict.
+            let _ = writeln!(stdout, "{}", text.trim_end());
+            Ok(match report.passed() {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(verify::report::EXIT_FAILED),
+            })
         }
     }
 }

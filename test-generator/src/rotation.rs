@@ -125,27 +125,12 @@ impl RotatingLog {
 
     fn rotate(&mut self, now: DateTime<Utc>) -> io::Result<()> {
         self.writer.flush()?;
-        let mut rotated = self.rotated_files()?;
-        let keep = self.policy.max_files.max(MIN_MAX_FILES) - MIN_MAX_FILES;
-        let excess = rotated.len().saturating_sub(keep);
-        for old in rotated.drain(..excess) {
-            fs::remove_file(self.dir.join(old))?;
-            self.counts.deletions += 1;
-        }
-        for file in rotated.iter().filter(|f| !f.ends_with(COMPRESSED_SUFFIX)) {
-            compress(&self.dir.join(file))?;
-            self.counts.compressions += 1;
-        }
-        let mut stamp = now.naive_utc().with_nanosecond_zero();
-        if let Some(last) = self.last_stamp.filter(|last| stamp <= *last) {
-            stamp = last + Duration::seconds(1);
-        }
-        self.last_stamp = Some(stamp);
-        let target = self.dir.join(format!(
-            "{}.{}",
-            self.name,
-            stamp.format(ROTATED_STAMP_FORMAT)
-        ));
+        let (deleted, compressed) = prune_and_compress(&self.dir, &self.name, self.policy)?;
+        self.counts.deletions += deleted.len() as u64;
+        self.counts.compressions += compressed;
+        let target = self
+            .dir
+            .join(rotated_name(&self.name, &mut self.last_stamp, now));
         fs::rename(self.path(), target)?;
         let file = OpenOptions::new()
             .create(true)
@@ -157,24 +142,59 @@ impl RotatingLog {
         self.counts.rotations += 1;
         Ok(())
     }
+}
 
-    /// Rotated files of this log (`<name>.<stamp>` and `<name>.<stamp>.gz`), oldest first.
-    fn rotated_files(&self) -> io::Result<Vec<String>> {
-        let prefix = format!("{}.", self.name);
-        let mut files = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(&prefix) else {
-                continue;
-            };
-            let stamp = rest.strip_suffix(COMPRESSED_SUFFIX).unwrap_or(rest);
-            if is_rotation_stamp(stamp) {
-                files.push(name);
-            }
-        }
-        files.sort();
-        Ok(files)
+/// The kubelet's steps before a rotation of `dir/<name>`: deletes the oldest rotated files so at
+/// most `max_files - 2` remain, then gzips every uncompressed one. Returns the names deleted and
+/// the number of files compressed.
+pub fn prune_and_compress(
+    dir: &Path,
+    name: &str,
+    policy: RotationPolicy,
+) -> io::Result<(Vec<String>, u64)> {
+    let mut rotated = rotated_files(dir, name)?;
+    let keep = policy.max_files.max(MIN_MAX_FILES) - MIN_MAX_FILES;
+    let excess = rotated.len().saturating_sub(keep);
+    let mut deleted = Vec::new();
+    for old in rotated.drain(..excess) {
+        fs::remove_file(dir.join(&old))?;
+        deleted.push(old);
     }
+    let mut compressed = 0;
+    for file in rotated.iter().filter(|f| !f.ends_with(COMPRESSED_SUFFIX)) {
+        compress(&dir.join(file))?;
+        compressed += 1;
+    }
+    Ok((deleted, compressed))
+}
+
+/// The name a rotation at `now` gives `<name>`: `<name>.<YYYYMMDD-HHMMSS>` in UTC, moved a second
+/// past `last` when it would not sort after it (recorded in `last`).
+pub fn rotated_name(name: &str, last: &mut Option<NaiveDateTime>, now: DateTime<Utc>) -> String {
+    let mut stamp = now.naive_utc().with_nanosecond_zero();
+    if let Some(previous) = last.filter(|previous| stamp <= *previous) {
+        stamp = previous + Duration::seconds(1);
+    }
+    *last = Some(stamp);
+    format!("{name}.{}", stamp.format(ROTATED_STAMP_FORMAT))
+}
+
+/// Rotated files of `<name>` in `dir` (`<name>.<stamp>` and `<name>.<stamp>.gz`), oldest first.
+fn rotated_files(dir: &Path, name: &str) -> io::Result<Vec<String>> {
+    let prefix = format!("{name}.");
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let file = entry?.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let stamp = rest.strip_suffix(COMPRESSED_SUFFIX).unwrap_or(rest);
+        if is_rotation_stamp(stamp) {
+            files.push(file);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Whether `s` looks like `YYYYMMDD-HHMMSS`.

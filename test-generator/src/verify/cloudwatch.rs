@@ -39,11 +39,13 @@ pub fn observe_event(message: &str, tally: &mut Tally<'_>) {
             text: &record.message,
             partition_customer: None,
             record_customer: Some(&record.customer_id),
+            stream: Some(record.stream),
         }),
         Err(_) => tally.observe(Delivered {
             text: message,
             partition_customer: None,
             record_customer: None,
+            stream: None,
         }),
     }
 }

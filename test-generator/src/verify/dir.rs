@@ -12,32 +12,37 @@ const OBJECT_SUFFIX: &str = ".json.gz";
 /// Reads every object under `root` into `tally`, in key order.
 pub async fn read(root: &Path, tally: &mut Tally<'_>) -> Result<(), VerifyError> {
     for path in object_files(root).await? {
-        let key = relative_key(root, &path);
-        let partition_customer = match ObjectKey::parse(&key) {
-            Ok(parsed) => parsed.partition.customer_id,
-            Err(error) => {
-                tracing::warn!(%key, %error, "object key does not parse; skipped");
-                tally.object_unreadable();
-                continue;
-            }
-        };
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "cannot open object; skipped");
-                tally.object_unreadable();
-                continue;
-            }
-        };
-        tally.object_read();
-        if let Err(error) =
-            read_object(tokio::io::BufReader::new(file), &partition_customer, tally).await
-        {
-            tracing::warn!(%key, %error, "object is broken; lines after the error are not counted");
-            tally.object_unreadable();
-        }
+        read_file(root, &path, tally).await;
     }
     Ok(())
+}
+
+/// Reads one object file below `root` into `tally`; an unreadable one is counted and skipped.
+pub async fn read_file(root: &Path, path: &Path, tally: &mut Tally<'_>) {
+    let key = relative_key(root, path);
+    let partition_customer = match ObjectKey::parse(&key) {
+        Ok(parsed) => parsed.partition.customer_id,
+        Err(error) => {
+            tracing::warn!(%key, %error, "object key does not parse; skipped");
+            tally.object_unreadable();
+            return;
+        }
+    };
+    let file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot open object; skipped");
+            tally.object_unreadable();
+            return;
+        }
+    };
+    tally.object_read();
+    if let Err(error) =
+        read_object(tokio::io::BufReader::new(file), &partition_customer, tally).await
+    {
+        tracing::warn!(%key, %error, "object is broken; lines after the error are not counted");
+        tally.object_unreadable();
+    }
 }
 
 /// The key of `path` below `root`, with `/` separators.
@@ -50,7 +55,7 @@ fn relative_key(root: &Path, path: &Path) -> String {
 }
 
 /// All `*.json.gz` files below `root`, sorted.
-async fn object_files(root: &Path) -> Result<Vec<PathBuf>, VerifyError> {
+pub async fn object_files(root: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| VerifyError::Io { path, source }

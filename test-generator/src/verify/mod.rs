@@ -4,7 +4,10 @@
 //! (`customer/cluster/app/pod/file.json.gz`, see `logrelay_common::key`), or from a CloudWatch
 //! Logs group. Each line's sequence token names its ledger source; [`tally`] counts what arrived,
 //! [`report`] prints it. A line is misrouted when it belongs to another tenant than the
-//! destination (`--tenant`), than its key partition, or than the record's own `customer_id`.
+//! destination (`--tenant`), than its key partition, or than the record's own `customer_id`. A
+//! line is corrupted when a delivered record naming it is not byte for byte the written line: its
+//! seal ([`crate::seal`]) does not check, when the ledger says lines are sealed, or its stream is
+//! not the source's.
 
 pub mod cloudwatch;
 pub mod dir;
@@ -181,6 +184,7 @@ async fn read_object<R: AsyncBufRead + Unpin>(
                 text: &record.message,
                 partition_customer: Some(partition_customer),
                 record_customer: Some(&record.customer_id),
+                stream: Some(record.stream),
             }),
             Err(error) => {
                 tracing::debug!(%error, "delivered line is not a record");

@@ -5,7 +5,8 @@ use std::fmt::Write;
 
 /// Exit code when everything expected arrived and nothing was misrouted.
 pub const EXIT_OK: u8 = 0;
-/// Exit code when lines are missing or misrouted (or duplicated, with `--fail-on-duplicates`).
+/// Exit code when lines are missing, corrupted or misrouted (or duplicated, with
+/// `--fail-on-duplicates`).
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code when verification itself could not run (bad flags, unreadable ledger, AWS errors).
 pub const EXIT_ERROR: u8 = 2;
@@ -40,6 +41,12 @@ pub struct SourceReport {
     pub missing_ranges_omitted: usize,
     /// Extra copies of lines already found.
     pub duplicated: u64,
+    /// Lines with at least one delivered record that is not byte for byte the written line.
+    pub corrupted: u64,
+    /// Lines the ledger excuses (lost by rotation itself) that did not arrive; not missing.
+    pub excused: u64,
+    /// Most records any one line was delivered as.
+    pub max_deliveries: u64,
     /// Lines found at another tenant's destination or under another tenant's partition.
     pub misrouted: u64,
     /// Lines of the right tenant that were not expected here (filtered-out applications).
@@ -61,6 +68,14 @@ pub struct Totals {
     pub missing: u64,
     /// Extra copies.
     pub duplicated: u64,
+    /// Lines delivered corrupted at least once.
+    pub corrupted: u64,
+    /// Corrupted records (a line split in three pieces that name it counts up to three).
+    pub corrupted_deliveries: u64,
+    /// Excused lines that did not arrive.
+    pub excused: u64,
+    /// Most records any one line was delivered as.
+    pub max_deliveries: u64,
     /// Lines of another tenant.
     pub misrouted: u64,
     /// Lines not expected here.
@@ -86,6 +101,8 @@ pub struct Totals {
 pub struct Report {
     /// Whether the ledger was the generator's final one.
     pub ledger_complete: bool,
+    /// Whether the ledger's lines carry seals (corruption is checked byte for byte).
+    pub sealed: bool,
     /// The tenant expectations were restricted to, if any.
     pub tenant: Option<String>,
     /// The applications expectations were restricted to (empty: all).
@@ -97,9 +114,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// True when nothing is missing or misrouted (nor duplicated, if `fail_on_duplicates`).
+    /// True when nothing is missing, corrupted or misrouted (nor duplicated, if
+    /// `fail_on_duplicates`).
     pub fn passed(&self, fail_on_duplicates: bool) -> bool {
         self.totals.missing == 0
+            && self.totals.corrupted == 0
             && self.totals.misrouted == 0
             && !(fail_on_duplicates && self.totals.duplicated > 0)
     }
@@ -128,10 +147,10 @@ impl Report {
             .unwrap_or(6)
             .max(6);
         let mut out = String::new();
-        let row = |out: &mut String, cells: [&str; 9]| {
+        let row = |out: &mut String, cells: [&str; 10]| {
             let _ = writeln!(
                 out,
-                "{:<width$}  {:<12} {:<12} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10}",
+                "{:<width$}  {:<12} {:<12} {:>9} {:>9} {:>8} {:>6} {:>8} {:>9} {:>10}",
                 cells[0],
                 cells[1],
                 cells[2],
@@ -140,7 +159,8 @@ impl Report {
                 cells[5],
                 cells[6],
                 cells[7],
-                cells[8]
+                cells[8],
+                cells[9]
             );
         };
         row(
@@ -153,6 +173,7 @@ impl Report {
                 "DELIVERED",
                 "MISSING",
                 "DUP",
+                "CORRUPT",
                 "MISROUTED",
                 "UNEXPECTED",
             ],
@@ -168,6 +189,7 @@ impl Report {
                     &s.delivered.to_string(),
                     &s.missing.to_string(),
                     &s.duplicated.to_string(),
+                    &s.corrupted.to_string(),
                     &s.misrouted.to_string(),
                     &s.unexpected.to_string(),
                 ],
@@ -202,9 +224,22 @@ impl Report {
                 &t.delivered.to_string(),
                 &t.missing.to_string(),
                 &t.duplicated.to_string(),
+                &t.corrupted.to_string(),
                 &t.misrouted.to_string(),
                 &t.unexpected.to_string(),
             ],
+        );
+        let _ = writeln!(
+            out,
+            "max_deliveries={} corrupted_records={} excused={}{}",
+            t.max_deliveries,
+            t.corrupted_deliveries,
+            t.excused,
+            if self.sealed {
+                ""
+            } else {
+                " (lines unsealed: corruption checked by stream only)"
+            }
         );
         let _ = writeln!(
             out,
@@ -233,6 +268,7 @@ mod tests {
     fn report(missing: u64, duplicated: u64, misrouted: u64) -> Report {
         Report {
             ledger_complete: true,
+            sealed: false,
             tenant: None,
             applications: vec![],
             sources: vec![SourceReport {
@@ -252,6 +288,9 @@ mod tests {
                 },
                 missing_ranges_omitted: 0,
                 duplicated,
+                corrupted: 0,
+                excused: 0,
+                max_deliveries: 1,
                 misrouted,
                 unexpected: 0,
                 beyond_ledger: 0,
@@ -285,7 +324,8 @@ mod tests {
         assert!(lines[1].starts_with("ns/pod/c/stdout  acme"), "{table}");
         assert_eq!(lines[2], "  missing: 3-5");
         assert!(lines[3].starts_with("TOTAL"));
-        assert!(lines[4].starts_with("objects=0"));
+        assert!(lines[4].starts_with("max_deliveries=0"));
+        assert!(lines[5].starts_with("objects=0"));
     }
 
     #[test]

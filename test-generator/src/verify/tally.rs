@@ -1,9 +1,12 @@
 //! Matching delivered lines against the ledger: per source, which sequence numbers arrived, how
-//! often, and which lines arrived where they must not (another tenant's destination or partition).
+//! often, which arrived corrupted (not byte for byte the written line, or on the wrong stream), and
+//! which lines arrived where they must not (another tenant's destination or partition).
 
 use super::report::{Report, SeqRange, SourceReport, Totals};
 use crate::ledger::{Ledger, SourceEntry};
+use crate::seal::{self, SealCheck};
 use crate::seq;
+use logrelay_common::record::Stream;
 use std::collections::{HashMap, HashSet};
 
 /// Most lines tracked for one source (a bitset of this many bits is 12.5 MB).
@@ -36,6 +39,8 @@ pub struct Delivered<'a> {
     pub partition_customer: Option<&'a str>,
     /// The customer id the record itself carries, if any.
     pub record_customer: Option<&'a str>,
+    /// The stream the record says the line was written to, if it says.
+    pub stream: Option<Stream>,
 }
 
 /// The ledger sources were too large to track.
@@ -53,6 +58,10 @@ pub struct TooManyLines {
 #[derive(Debug, Default)]
 struct Row {
     seen: Vec<u64>,
+    corrupt: Vec<u64>,
+    /// Deliveries beyond the first, per line delivered more than once.
+    extra: HashMap<u64, u32>,
+    excused: Vec<(u64, u64)>,
     delivered: u64,
     duplicated: u64,
     misrouted: u64,
@@ -69,6 +78,9 @@ pub struct Tally<'l> {
     expected: Vec<bool>,
     rows: Vec<Row>,
     other: Totals,
+    duplicated: u64,
+    duplicated_bytes: u64,
+    corrupted_deliveries: u64,
 }
 
 impl<'l> Tally<'l> {
@@ -88,16 +100,25 @@ impl<'l> Tally<'l> {
                     });
                 }
                 row.seen = vec![0; entry.lines().div_ceil(64) as usize];
+                row.corrupt = vec![0; entry.lines().div_ceil(64) as usize];
             }
             expected.push(wanted);
             rows.push(row);
         }
-        let index = ledger
+        let index: HashMap<&str, usize> = ledger
             .sources
             .iter()
             .enumerate()
             .map(|(i, e)| (e.meta.source.as_str(), i))
             .collect();
+        for excused in &ledger.excused {
+            if let Some(row) = index
+                .get(excused.lines.source.as_str())
+                .and_then(|i| rows.get_mut(*i))
+            {
+                row.excused.push((excused.lines.first, excused.lines.last));
+            }
+        }
         Ok(Self {
             ledger,
             expectations,
@@ -105,7 +126,25 @@ impl<'l> Tally<'l> {
             expected,
             rows,
             other: Totals::default(),
+            duplicated: 0,
+            duplicated_bytes: 0,
+            corrupted_deliveries: 0,
         })
+    }
+
+    /// Extra copies counted so far (to attribute duplicates to stretches of delivered objects).
+    pub fn duplicated_so_far(&self) -> u64 {
+        self.duplicated
+    }
+
+    /// Message bytes of the extra copies counted so far.
+    pub fn duplicated_bytes_so_far(&self) -> u64 {
+        self.duplicated_bytes
+    }
+
+    /// Corrupted deliveries counted so far.
+    pub fn corrupted_so_far(&self) -> u64 {
+        self.corrupted_deliveries
     }
 
     /// Counts an object read (for the report).
@@ -157,12 +196,29 @@ impl<'l> Tally<'l> {
         let bit = token.seq - entry.first_seq;
         let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
         match row.seen.get_mut(word) {
-            Some(w) if *w & mask != 0 => row.duplicated += 1,
+            Some(w) if *w & mask != 0 => {
+                row.duplicated += 1;
+                self.duplicated += 1;
+                self.duplicated_bytes += line.text.len() as u64;
+                *row.extra.entry(bit).or_default() += 1;
+            }
             Some(w) => {
                 *w |= mask;
                 row.delivered += 1;
             }
-            None => row.beyond_ledger += 1,
+            None => {
+                row.beyond_ledger += 1;
+                return;
+            }
+        }
+        let wrong_stream =
+            matches!((line.stream, entry.meta.stream), (Some(got), Some(want)) if got != want);
+        let broken = self.ledger.sealed && seal::check(line.text.as_bytes()) != SealCheck::Intact;
+        if wrong_stream || broken {
+            self.corrupted_deliveries += 1;
+            if let Some(w) = row.corrupt.get_mut(word) {
+                *w |= mask;
+            }
         }
     }
 
@@ -179,6 +235,27 @@ impl<'l> Tally<'l> {
                 continue;
             }
             let expected_lines = if expected { entry.lines() } else { 0 };
+            let mut row = row;
+            let mut excused = 0;
+            for &(first, last) in &row.excused {
+                for seq in first.max(entry.first_seq)..=last.min(entry.last_seq) {
+                    let bit = seq - entry.first_seq;
+                    let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+                    if let Some(w) = row.seen.get_mut(word).filter(|w| **w & mask == 0) {
+                        *w |= mask;
+                        excused += 1;
+                    }
+                    if let Some(w) = row.corrupt.get_mut(word) {
+                        *w &= !mask;
+                    }
+                }
+            }
+            let corrupted: u64 = row.corrupt.iter().map(|w| u64::from(w.count_ones())).sum();
+            let max_deliveries = match (row.delivered, row.extra.values().max()) {
+                (0, _) => 0,
+                (_, None) => 1,
+                (_, Some(extra)) => 1 + u64::from(*extra),
+            };
             let missing_ranges = if expected {
                 missing(&row.seen, entry)
             } else {
@@ -191,6 +268,9 @@ impl<'l> Tally<'l> {
             totals.delivered += row.delivered;
             totals.missing += missing_count;
             totals.duplicated += row.duplicated;
+            totals.corrupted += corrupted;
+            totals.excused += excused;
+            totals.max_deliveries = totals.max_deliveries.max(max_deliveries);
             totals.misrouted += row.misrouted;
             totals.unexpected += row.unexpected;
             totals.beyond_ledger += row.beyond_ledger;
@@ -205,13 +285,18 @@ impl<'l> Tally<'l> {
                 missing_ranges: missing_ranges.into_iter().take(max_ranges).collect(),
                 missing_ranges_omitted: ranges_omitted,
                 duplicated: row.duplicated,
+                corrupted,
+                excused,
+                max_deliveries,
                 misrouted: row.misrouted,
                 unexpected: row.unexpected,
                 beyond_ledger: row.beyond_ledger,
             });
         }
+        totals.corrupted_deliveries = self.corrupted_deliveries;
         Report {
             ledger_complete: self.ledger.complete,
+            sealed: self.ledger.sealed,
             tenant: self.expectations.tenant,
             applications: self.expectations.applications,
             sources,
@@ -281,6 +366,9 @@ mod tests {
                 entry("a/web", "a", "web", 9),
                 entry("b/api", "b", "api", 4),
             ],
+            sealed: false,
+            files: Vec::new(),
+            excused: Vec::new(),
         }
     }
 
@@ -289,7 +377,55 @@ mod tests {
             text,
             partition_customer: None,
             record_customer: None,
+            stream: None,
         }
+    }
+
+    #[test]
+    fn sealed_lines_that_are_not_byte_exact_or_on_the_wrong_stream_are_corrupted() {
+        let mut ledger = ledger();
+        ledger.sealed = true;
+        ledger.sources[2].meta.stream = Some(Stream::Stdout);
+        ledger.excused.push(crate::ledger::ExcusedRange {
+            lines: crate::ledger::LineRange {
+                source: "b/api".into(),
+                first: 3,
+                last: 4,
+            },
+            reason: "copytruncate".into(),
+        });
+        let sealed = |n: u64| {
+            let token = seq::SeqToken {
+                source: "b/api",
+                seq: n,
+            };
+            seal::insert_after_token(&format!("x {token} payload été"), &token)
+        };
+        let mut tally = Tally::new(&ledger, Expectations::default()).expect("tally");
+        let intact = sealed(0);
+        tally.observe(line(&intact));
+        tally.observe(line(&intact));
+        tally.observe(line(&intact));
+        let head = sealed(1);
+        tally.observe(line(&head[..head.len() - 3]));
+        let lossy = sealed(2).replace('é', "\u{fffd}");
+        tally.observe(line(&lossy));
+        let wrong = sealed(3);
+        tally.observe(Delivered {
+            stream: Some(Stream::Stderr),
+            ..line(&wrong)
+        });
+        let report = tally.finish(10);
+        let b = report
+            .sources
+            .iter()
+            .find(|s| s.source == "b/api")
+            .expect("b");
+        assert_eq!(b.corrupted, 2, "#1 cut, #2 mangled; #3 is excused");
+        assert_eq!((b.missing, b.excused), (0, 1), "#4 excused, not missing");
+        assert_eq!((b.duplicated, b.max_deliveries), (2, 3));
+        assert_eq!(report.totals.corrupted_deliveries, 3);
+        assert!(!report.passed(false));
     }
 
     #[test]
@@ -348,6 +484,7 @@ mod tests {
                 text: &format!("lrseq=a/web#{n}"),
                 partition_customer: Some(if n == 3 { "b" } else { "a" }),
                 record_customer: Some("a"),
+                stream: None,
             });
         }
         tally.observe(line("lrseq=b/api#0"));
