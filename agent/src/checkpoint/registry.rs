@@ -52,6 +52,8 @@ pub struct RegisteredFile {
 #[derive(Debug, Clone, Default)]
 pub struct FileRegistry {
     files: Arc<Mutex<HashMap<FileId, RegisteredFile>>>,
+    /// Checkpoint entries of files found gone (their loss counted): dropped at the next save.
+    retired: Arc<Mutex<Vec<FileIdentity>>>,
 }
 
 impl FileRegistry {
@@ -87,6 +89,16 @@ impl FileRegistry {
         {
             entry.replaces.push(identity);
         }
+    }
+
+    /// Asks the saver to drop the checkpoint entry of a file that is gone.
+    pub fn retire_checkpoint(&self, identity: FileIdentity) {
+        lock(&self.retired).push(identity);
+    }
+
+    /// The entries to drop since the last call.
+    pub fn take_retired(&self) -> Vec<FileIdentity> {
+        std::mem::take(&mut *lock(&self.retired))
     }
 
     /// Records a registered file's current size.
@@ -129,11 +141,16 @@ impl FileRegistry {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<FileId, RegisteredFile>> {
-        // A panic while holding this lock cannot leave the map inconsistent (single inserts/removes).
-        self.files
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.files)
     }
+}
+
+/// A panic while holding one of the registry's locks cannot leave its data inconsistent (single
+/// inserts and removes), so a poisoned lock is used as is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -103,6 +103,11 @@ impl CheckpointSet {
         }
     }
 
+    /// Drops the entry of a file that is gone (its loss already counted).
+    pub fn remove(&mut self, identity: &FileIdentity) {
+        self.changed |= self.entries.remove(identity).is_some();
+    }
+
     /// Updates the path of an entry whose file is open (after a rename).
     pub fn set_path(&mut self, identity: FileIdentity, path: &Path) {
         if let Some(entry) = self.entries.get_mut(&identity) {
@@ -311,6 +316,9 @@ impl Saver {
 
     /// Merges the tracker's positions into the set; returns the files that are finished.
     fn collect(&mut self) -> Vec<crate::pipeline::FileId> {
+        for retired in self.registry.take_retired() {
+            self.set.remove(&retired);
+        }
         let states = lock_acks(&self.acks).states();
         let mut finished = Vec::new();
         let mut unacknowledged = 0;

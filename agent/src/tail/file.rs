@@ -57,6 +57,15 @@ const FULL_PAUSE_MIN: Duration = Duration::from_micros(100);
 const FULL_PAUSE_MAX: Duration = Duration::from_millis(20);
 
 impl Output {
+    /// Sends one event if the channel has room at once; gives it back otherwise.
+    fn try_send(&self, event: SourceEvent) -> Result<Option<SourceEvent>, Halt> {
+        match self.sender.try_send(event) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Full(event)) => Ok(Some(event)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Halt::ChannelClosed),
+        }
+    }
+
     /// Sends one event, waiting while the channel is full (backpressure).
     fn send(&self, event: SourceEvent) -> Result<(), Halt> {
         if self.stop.load(Ordering::Relaxed) {
@@ -246,6 +255,9 @@ pub(crate) struct TrackedFile {
     consumed: Option<Resume>,
     /// Where a file resumed from a checkpoint continues (announced before it is read).
     resumed_at: Option<Resume>,
+    /// The announcement of where the file starts, when the channel had no room for it: sent
+    /// before anything else of the file.
+    announcement: Option<SourceEvent>,
 }
 
 /// A resume point: offset, marker of the bytes before it, and the lines unfinished there.
@@ -309,6 +321,7 @@ impl TrackedFile {
             idle: false,
             consumed: None,
             resumed_at: start.resume,
+            announcement: None,
         }
     }
 
@@ -336,6 +349,7 @@ impl TrackedFile {
         settings: &LineSettings,
         output: &Output,
     ) -> Result<ReadOutcome, Halt> {
+        self.send_announcement(output)?;
         if std::mem::take(&mut self.idle) && !self.offset_intact() {
             return Ok(ReadOutcome::Rewritten);
         }
@@ -433,6 +447,7 @@ impl TrackedFile {
 
     /// Ships everything held (unfinished line, pending partial) and reports the file closed.
     pub fn end_of_life(&mut self, settings: &LineSettings, output: &Output) -> Result<(), Halt> {
+        self.send_announcement(output)?;
         let now = Instant::now();
         let Self {
             splitter, lines, ..
@@ -478,6 +493,9 @@ impl TrackedFile {
 
     /// Tells delivery where a file resumed mid-way starts, so it keeps checkpointing it even
     /// before new lines come.
+    /// Never waits for room in the channel: a listing of many files must open them all (a file
+    /// held open can be read after it is deleted) before delivery has caught up; without room the
+    /// announcement goes before the file's first read.
     pub fn announce_start(&mut self, output: &Output) -> Result<(), Halt> {
         self.register(output);
         let at = self.resumed_at.unwrap_or(Resume {
@@ -485,12 +503,21 @@ impl TrackedFile {
             marker: self.splitter.marker(),
             unfinished: Unfinished::NONE,
         });
-        output.send(SourceEvent::Consumed {
+        self.announcement = output.try_send(SourceEvent::Consumed {
             file: self.id,
             end: at.offset,
             end_marker: at.marker,
             unfinished: at.unfinished,
-        })
+        })?;
+        Ok(())
+    }
+
+    /// Sends the announcement the channel had no room for.
+    fn send_announcement(&mut self, output: &Output) -> Result<(), Halt> {
+        match self.announcement.take() {
+            Some(event) => output.send(event),
+            None => Ok(()),
+        }
     }
 
     /// Whether the file resumed from a checkpoint.

@@ -1518,3 +1518,110 @@ async fn a_checkpointed_file_deleted_while_down_counts_its_unread_bytes_as_lost(
     assert_eq!(lost, text.len() as u64 - read);
     assert_eq!(missing, 1);
 }
+
+/// Writes `text` gzipped at `path` (a `.gz` made by someone else than this test's rotation).
+fn write_gz(path: &Path, text: &str) {
+    let mut encoder = flate2::write::GzEncoder::new(
+        File::create(path).expect("create"),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(text.as_bytes()).expect("write");
+    encoder.finish().expect("finish");
+}
+
+#[tokio::test]
+async fn a_gz_made_while_running_from_a_file_never_seen_is_read_from_its_start() {
+    let tail = Harness::start(Harness::dir(), Vec::new(), |_| {});
+    let dir = tail.container("ns", "busy", "c");
+    let (live, live_expected) = cri_lines("live", 0, 5);
+    append(&dir.join("0.log"), &live);
+    tail.wait_lines(5).await;
+    // Created, rotated and gzipped between two looks of a busy tailer.
+    let (missed, missed_expected) = cri_lines("missed", 100, 40);
+    write_gz(&dir.join("0.log.20240101-000001.gz"), &missed);
+    tail.wait_lines(45).await;
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&live_expected, &missed_expected]);
+}
+
+#[tokio::test]
+async fn a_gz_of_a_file_already_read_is_not_read_again() {
+    let tail = Harness::start(Harness::dir(), Vec::new(), |_| {});
+    let dir = tail.container("ns", "p", "c");
+    let live = dir.join("0.log");
+    let (text, expected) = cri_lines("once", 0, 20);
+    append(&live, &text);
+    tail.wait_lines(20).await;
+    let rotated = dir.join("0.log.20240101-000001");
+    fs::rename(&live, &rotated).expect("rotate");
+    gzip(&rotated);
+    tail.wait_for("the rotated file to close", |events| {
+        !closed_files(events).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&expected]);
+}
+
+#[tokio::test]
+async fn a_copy_gzipped_before_it_was_seen_continues_the_truncated_file() {
+    let tail = Harness::start(Harness::dir(), Vec::new(), |_| {});
+    let dir = tail.container("ns", "p", "c");
+    let live = dir.join("0.log");
+    let (before, before_expected) = cri_lines("before", 0, 30);
+    append(&live, &before);
+    tail.wait_lines(30).await;
+    let (more, more_expected) = cri_lines("more", 100, 20);
+    append(&live, &more);
+    // logrotate with copytruncate and compress: the copy exists only as a `.gz` when listed.
+    write_gz(
+        &dir.join("0.log.20240101-000001.gz"),
+        &format!("{before}{more}"),
+    );
+    OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    let (after, after_expected) = cri_lines("after", 200, 10);
+    append(&live, &after);
+    tail.wait_lines(60).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lost = tail.counter("logrelay_agent_lost_bytes_total", &[]);
+    let events = tail.stop().await;
+    assert_exactly_once(
+        &events,
+        &[&before_expected, &more_expected, &after_expected],
+    );
+    assert_eq!(lost, 0);
+}
+
+#[tokio::test]
+async fn a_container_started_and_rotated_while_the_agent_was_down_has_its_gz_read() {
+    let (dir, root) = Harness::dir();
+    // A container the previous run read (so the node has checkpoints) ...
+    let known = container_dir(&root, "ns", "old", "c").join("0.log");
+    let (old_text, _) = cri_lines("old", 0, 3);
+    fs::write(&known, &old_text).expect("write");
+    let checkpoint = checkpoint_at(&known, old_text.len() as u64);
+    let last_save = chrono::Utc::now() - chrono::TimeDelta::seconds(30);
+    // ... and one it never saw: created after its last save, rotated and gzipped meanwhile.
+    let new_dir = container_dir(&root, "ns", "new", "c");
+    let (missed, missed_expected) = cri_lines("missed", 100, 10);
+    let stamp = (last_save + chrono::TimeDelta::seconds(10)).format("%Y%m%d-%H%M%S");
+    write_gz(&new_dir.join(format!("0.log.{stamp}.gz")), &missed);
+    // A `.gz` of that container rotated long before the last save is history: not read.
+    let (history, _) = cri_lines("history", 200, 4);
+    let old_stamp = (last_save - chrono::TimeDelta::hours(1)).format("%Y%m%d-%H%M%S");
+    write_gz(&new_dir.join(format!("0.log.{old_stamp}.gz")), &history);
+    let tail = Harness::start((dir, root), vec![checkpoint], |config| {
+        config.previous_run_until = Some(last_save);
+    });
+    tail.wait_lines(10).await;
+    let ignored = tail.counter("logrelay_agent_compressed_files_ignored_total", &[]);
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&missed_expected]);
+    assert_eq!(ignored, 1);
+}

@@ -51,9 +51,16 @@ pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// while bounding descriptors when a pod's directory fills with rotated files.
 pub const DEFAULT_MAX_OPEN_ROTATED_PER_POD: usize = 8;
 
-/// How long checkpoints not matched to a file yet are kept after start: 60 s, time for the kubelet
-/// to finish gzipping a rotated file (its `.gz` then continues the checkpoint).
-pub const RESUME_GRACE: Duration = Duration::from_secs(60);
+/// How long checkpoints not matched to a file yet are kept after start before their file counts
+/// as gone: 5 s, several listings. The kubelet removes a rotated file only once its `.gz` is
+/// complete, and logrotate copies before it truncates, so a checkpointed file's content is always
+/// in some listed file unless it was deleted.
+pub const RESUME_GRACE: Duration = Duration::from_secs(5);
+
+/// Most (fingerprint, directory) pairs of files closed in this run remembered, so a `.gz` made of
+/// a file already read is not read again (oldest forgotten first; a kubelet keeps at most
+/// `containerLogMaxFiles` per container).
+const CLOSED_CONTENT_MEMORY: usize = 65_536;
 
 /// Shortest time between two listings triggered by inotify events, so a burst of file creations
 /// costs one listing, not hundreds.
@@ -91,6 +98,9 @@ pub struct TailerConfig {
     pub partial_flush_timeout: Duration,
     /// How long loaded checkpoints may wait for their file before it counts as gone.
     pub resume_grace: Duration,
+    /// Until when the previous run on this node ran (its last checkpoint save): containers it
+    /// never saw whose files were rotated after that were rotated while no agent ran.
+    pub previous_run_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl TailerConfig {
@@ -104,6 +114,7 @@ impl TailerConfig {
             rescan_interval: RESCAN_INTERVAL,
             partial_flush_timeout: PARTIAL_FLUSH_TIMEOUT,
             resume_grace: RESUME_GRACE,
+            previous_run_until: None,
         }
     }
 }
@@ -251,6 +262,8 @@ impl Tailer {
             loaded: self.resume.clone(),
             resume: self.resume,
             claimed_content: HashSet::new(),
+            closed_content: VecDeque::new(),
+            listed_once: false,
             resume_until: now + self.config.resume_grace,
             next_id: FileId::STDIN.0 + 1,
             run_queue: VecDeque::new(),
@@ -280,6 +293,8 @@ struct CompressedFile {
     recover: bool,
     /// Reported as ignored already.
     reported: bool,
+    /// First listed after the agent's first listing: made while the agent ran.
+    appeared_in_run: bool,
 }
 
 struct State {
@@ -307,6 +322,11 @@ struct State {
     /// Content (fingerprint, directory) of the loaded checkpoints already matched: an older entry
     /// of the same content (left by an earlier identity of the file) is not a missing file.
     claimed_content: HashSet<(u64, Option<PathBuf>)>,
+    /// Content (fingerprint, directory) of files closed in this run, oldest first (bounded by
+    /// [`CLOSED_CONTENT_MEMORY`]).
+    closed_content: VecDeque<(u64, Option<PathBuf>)>,
+    /// Whether the first listing is done: `.gz` files listed later were made while the agent ran.
+    listed_once: bool,
     resume_until: Instant,
     next_id: u64,
     run_queue: VecDeque<FileId>,

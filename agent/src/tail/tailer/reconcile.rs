@@ -3,7 +3,7 @@
 //! and files without a descriptor that vanished (continued in their `.gz`, or counted as lost).
 
 use super::start::Truncated;
-use super::{CompressedFile, State, TRUNCATED_MEMORY, WATCH_RETRY_INTERVAL};
+use super::{CLOSED_CONTENT_MEMORY, CompressedFile, State, TRUNCATED_MEMORY, WATCH_RETRY_INTERVAL};
 use crate::internal_events::tail::{
     BytesLost, CompressedFileResumed, FileClosed, FileRotated, FileTruncated, LossReason,
     ReadFailed, WatchFailed,
@@ -69,6 +69,7 @@ impl State {
             .retain(|key, _| found_by_inode.contains_key(key));
         self.expire_resume_points(now);
         self.expire_truncations(now)?;
+        self.listed_once |= listing.complete;
         self.balance_slots()?;
         self.emit_gauges();
         Ok(())
@@ -117,6 +118,7 @@ impl State {
                     claimed: false,
                     recover: false,
                     reported: false,
+                    appeared_in_run: self.listed_once,
                 });
             entry.path = gz.path.clone();
         }
@@ -210,7 +212,14 @@ impl State {
 
     /// Ends a file: ships what it held, reports it closed, and counts its unread bytes as lost
     /// for `reason` (when some are).
-    fn retire(&self, mut file: TrackedFile, reason: Option<LossReason>) -> Result<(), Halt> {
+    fn retire(&mut self, mut file: TrackedFile, reason: Option<LossReason>) -> Result<(), Halt> {
+        if let Some(fingerprint) = file.ident.fingerprint {
+            if self.closed_content.len() >= CLOSED_CONTENT_MEMORY {
+                self.closed_content.pop_front();
+            }
+            let dir = file.ident.path.parent().map(Path::to_path_buf);
+            self.closed_content.push_back((fingerprint, dir));
+        }
         let unread = file.size.saturating_sub(file.splitter.offset());
         if let Some(reason) = reason {
             BytesLost {

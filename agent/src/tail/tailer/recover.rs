@@ -18,9 +18,13 @@
 //!
 //! A `.gz` rotated later than every time known for its stem is new. A stem without checkpoints in
 //! a known directory is new when its restart count is above every checkpointed one (the container
-//! restarted while the agent was down). Directories without any checkpoint (containers never
-//! seen, or a first start) keep their `.gz` files ignored, and so do names not in the kubelet's
-//! format: their order is unknown.
+//! restarted while the agent was down). A directory without any checkpoint is a container the
+//! previous run never saw: its `.gz` files rotated after that run's last checkpoint save (the
+//! save time is in the checkpoint file, rewritten at least every 30 s) were made while no agent
+//! ran, and are read; older ones are ignored. On a first start (no checkpoint file) every `.gz` is
+//! ignored, and so are names not in the kubelet's format: their order is unknown. The rotation
+//! time in a name is read as UTC (the kubelet formats the node's local time, UTC on the usual
+//! node images).
 
 use super::State;
 use crate::checkpoint::FileCheckpoint;
@@ -95,7 +99,19 @@ enum Location {
     Unknown,
 }
 
+/// Seconds subtracted from the previous run's last save when telling what was rotated after it.
+const DOWN_SINCE_MARGIN_SECONDS: i64 = 2;
+
 impl State {
+    /// The kubelet rotation stamp (`YYYYMMDD-HHMMSS`, UTC) from which files of containers the
+    /// previous run never saw were rotated while no agent ran: its last save, less a margin for
+    /// the stamp's one-second resolution.
+    fn down_since(&self) -> Option<String> {
+        let until = self.config.previous_run_until?;
+        let since = until - chrono::TimeDelta::seconds(DOWN_SINCE_MARGIN_SECONDS);
+        Some(since.format("%Y%m%d-%H%M%S").to_string())
+    }
+
     /// Marks the `.gz` files of the first listing that were made while the agent was down from
     /// files it never checkpointed (see the module documentation). Run once, after the plain
     /// files of that listing are followed and before the `.gz` files are considered.
@@ -118,10 +134,17 @@ impl State {
             let (Some(dir), Some(name)) = (path.parent(), LogName::parse(&path)) else {
                 continue;
             };
-            let Some(points) = by_dir.get(dir) else {
-                continue; // a container never seen
-            };
             let Some(time) = name.rotation_time() else {
+                continue;
+            };
+            let Some(points) = by_dir.get(dir) else {
+                // A container the previous run never saw: new when rotated after that run ended.
+                let new = self
+                    .down_since()
+                    .is_some_and(|since| time >= since.as_str());
+                if new && let Some(gz) = self.compressed.get_mut(&key) {
+                    gz.recover = true;
+                }
                 continue;
             };
             let checkpointed = points.iter().any(|point| point.fingerprint == fingerprint);

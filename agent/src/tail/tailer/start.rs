@@ -463,8 +463,22 @@ impl State {
                 .max_by_key(|(_, point)| point.offset)
                 .map(|(index, _)| index)
         });
+        if let Some(fingerprint) = gz.fingerprint
+            && let Some(index) = self
+                .truncations
+                .iter()
+                .rposition(|truncated| truncated.copied_to(fingerprint, dir, Instant::now()))
+        {
+            return self.continue_truncated_in_gz(index, found);
+        }
+        // Made while the agent ran from a file it never saw (rotated and gzipped while it was
+        // busy elsewhere): nothing of it was read.
+        let missed = gz.appeared_in_run
+            && gz
+                .fingerprint
+                .is_some_and(|fingerprint| !self.content_seen(fingerprint, dir));
         let Some(index) = point else {
-            return match (gz.recover, gz.fingerprint) {
+            return match (gz.recover || missed, gz.fingerprint) {
                 (true, Some(fingerprint)) => self.recover_compressed(found, fingerprint),
                 _ => {
                     if let Some(gz) = self.compressed.get_mut(&key)
@@ -506,11 +520,7 @@ impl State {
                 }
             }
             Err(error) => {
-                DiscoveryFailed {
-                    path: &found.path,
-                    error: &error,
-                }
-                .emit();
+                self.open_failed(found, &error);
                 return Ok(());
             }
         };
@@ -530,14 +540,85 @@ impl State {
             }
             Ok(None) => Ok(()),
             Err(error) => {
-                DiscoveryFailed {
-                    path: &found.path,
-                    error: &error,
-                }
-                .emit();
+                self.open_failed(found, &error);
                 Ok(())
             }
         }
+    }
+
+    /// A file to read could not be opened: deleted since it was listed (its listed size is
+    /// lost; for a `.gz`, its compressed size), or another error.
+    fn open_failed(&self, found: &Found, error: &io::Error) {
+        if error.kind() == io::ErrorKind::NotFound {
+            let pod = PodLogPath::from_path(&self.config.root, &found.path);
+            BytesLost {
+                namespace: &pod.namespace,
+                pod: &pod.pod_name,
+                path: &found.path,
+                bytes: found.size,
+                reason: LossReason::DeletedBeforeOpen,
+            }
+            .emit();
+        } else {
+            DiscoveryFailed {
+                path: &found.path,
+                error,
+            }
+            .emit();
+        }
+    }
+
+    /// Whether a file with this content in `dir` is followed, waits for its copy, or was closed
+    /// in this run.
+    fn content_seen(&self, fingerprint: u64, dir: Option<&Path>) -> bool {
+        let same = |file: &TrackedFile| {
+            file.ident.fingerprint == Some(fingerprint) && file.ident.path.parent() == dir
+        };
+        self.files.values().any(same)
+            || self
+                .truncations
+                .iter()
+                .any(|truncated| same(&truncated.file))
+            || self
+                .closed_content
+                .iter()
+                .any(|(closed, closed_dir)| *closed == fingerprint && closed_dir.as_deref() == dir)
+    }
+
+    /// Continues the truncated file `truncations[index]` in the `.gz` of its copy.
+    fn continue_truncated_in_gz(&mut self, index: usize, found: &Found) -> Result<(), Halt> {
+        let original = &self.truncations[index].file;
+        let (offset, marker) = (original.splitter.offset(), original.splitter.marker());
+        let source = match Source::gzip(&found.path, offset) {
+            Ok(Some((source, before))) if offset_marker(&before) == marker => source,
+            Ok(_) => return Ok(()),
+            Err(error) => {
+                self.open_failed(found, &error);
+                return Ok(());
+            }
+        };
+        if let Some(gz) = self.compressed.get_mut(&(found.dev, found.inode)) {
+            gz.claimed = true;
+        }
+        let Truncated { mut file, .. } = self.truncations.swap_remove(index);
+        CopyDetected {
+            path: &found.path,
+            offset,
+        }
+        .emit();
+        file.ident.dev = found.dev;
+        file.ident.inode = found.inode;
+        file.ident.path = found.path.clone();
+        file.kind = FileKind::Compressed;
+        file.source = Some(source);
+        file.queued = false;
+        if file.ident.registered {
+            file.register(&self.output);
+        }
+        let id = file.id;
+        self.insert(file);
+        self.enqueue(id);
+        Ok(())
     }
 
     /// Claims a `.gz` and follows it from `offset` of its decompressed content.
@@ -598,6 +679,8 @@ impl State {
                 offset: point.offset,
             }
             .emit();
+            // Counted once: the entry leaves the checkpoint file with the next save.
+            self.output.registry.retire_checkpoint(point.identity());
             let pod = PodLogPath::from_path(&self.config.root, &point.path);
             BytesLost {
                 namespace: &pod.namespace,
