@@ -1,4 +1,4 @@
-//! The processor benchmark (issue 4, "Benchmark"): `cargo bench --workspace --bench processor`.
+//! The processor benchmark (its targets are in `BENCHMARKS.md`): `cargo bench --workspace --bench processor`.
 //!
 //! One run generates realistic gzip NDJSON objects (64 MiB decompressed, 4× and 15× that),
 //! stores them in the AWS emulator (moto), puts the tenant's config in its DynamoDB, and delivers

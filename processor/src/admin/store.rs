@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use logrelay_common::aws::{AwsError, dynamodb_client};
+use logrelay_common::aws::AwsError;
 use logrelay_common::tenant::{DeliveryConfig, DeliveryType, TenantError};
 use std::collections::HashMap;
 
@@ -90,7 +90,7 @@ impl TenantTable {
     /// The table `table`, reached with `aws`.
     pub fn new(aws: &SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: dynamodb_client(aws),
+            client: aws_sdk_dynamodb::Client::new(aws),
             table: table.into(),
         }
     }

@@ -10,15 +10,15 @@ use super::hints;
 use crate::credentials::{central_step, tenant_step};
 use crate::deliver::cloudwatch::batch::LogEvent;
 use crate::deliver::cloudwatch::service::LogsService;
-use crate::deliver::retry::{Classified, RetryPolicy};
 use crate::process::DEFAULT_REQUEST_TIMEOUT;
+use crate::retry::{Classified, RetryPolicy};
 use crate::tenant::{ConfigItem, query_tenant};
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use logrelay_common::aws::{AwsError, ErrorClass, assume_role_chain, dynamodb_client, s3_client};
+use logrelay_common::aws::{AwsError, ErrorClass, assume_role_chain, s3_client};
 use logrelay_common::tenant::{DeliveryConfig, DeliveryType};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -221,7 +221,7 @@ async fn read_configs(
 ) -> Vec<DeliveryConfig> {
     let region = region_of(&settings.aws);
     let items = match query_tenant(
-        &dynamodb_client(&settings.aws),
+        &aws_sdk_dynamodb::Client::new(&settings.aws),
         &settings.table,
         tenant_id,
         &RetryPolicy::default(),
@@ -442,11 +442,11 @@ async fn cloudwatch_steps(
             .with_hint("Check the host clock (events more than 2 hours ahead or 14 days behind are rejected)."),
         ),
         Err(error) => {
-            let code = hints::code_in(&error.message).unwrap_or_else(|| hints::reason_code(error.reason));
+            let code = hints::delivery_code(&error);
             report.push(
                 Step::new("cloudwatch.write", "cloudwatch: write test event", StepStatus::Fail, error.message.clone())
                     .with_code(code)
-                    .with_hint(hints::logs_write(error.reason, &error.message, &group, &region)),
+                    .with_hint(hints::logs_write(&error, &group, &region)),
             );
         }
     }
