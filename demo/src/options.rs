@@ -13,7 +13,7 @@ use crate::chaos::{
     DEFAULT_KILLS, FaultClass,
 };
 
-/// Default `--duration`: one minute of log generation (issue 8).
+/// Default `--duration`: one minute of log generation (enough to see every stage deliver).
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
 
 /// Default `--tenants`: tenant A (CloudWatch) and tenant B (CloudWatch + S3 copy, filtered).
