@@ -18,7 +18,7 @@ use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use logrelay_common::aws::{AwsError, ErrorClass, assume_role_chain, s3_client};
+use logrelay_common::aws::{AwsError, ErrorClass, RoleStep, assume_role_chain, s3_client};
 use logrelay_common::tenant::{DeliveryConfig, DeliveryType};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -203,12 +203,7 @@ pub async fn doctor(settings: &DoctorSettings, tenant_id: &str) -> DoctorReport 
         return report;
     };
     for config in &configs {
-        match config.delivery_type {
-            DeliveryType::Cloudwatch => {
-                cloudwatch_steps(settings, &central, config, &mut report).await
-            }
-            DeliveryType::S3 => s3_steps(settings, &central, config, &mut report).await,
-        }
+        config_steps(settings, &central, config, &mut report).await;
     }
     report
 }
@@ -332,382 +327,489 @@ async fn central_hop(settings: &DoctorSettings, report: &mut DoctorReport) -> Op
     }
 }
 
-/// Steps of a cloudwatch config: customer role, log group, test event.
-async fn cloudwatch_steps(
+/// One check of a delivery config: its stable id and its title in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Assume the customer's role (the tenant hop).
+    CloudwatchAssumeRole,
+    /// The log group exists (DescribeLogGroups).
+    CloudwatchLogGroup,
+    /// One marked test event through the delivery code (`--write`).
+    CloudwatchWrite,
+    /// HeadBucket with the central identity.
+    S3Bucket,
+    /// One marked test object (`--write`).
+    S3Write,
+}
+
+/// The checks of a cloudwatch config, in the order they run.
+const CLOUDWATCH_CHECKS: [Check; 3] = [
+    Check::CloudwatchAssumeRole,
+    Check::CloudwatchLogGroup,
+    Check::CloudwatchWrite,
+];
+/// The checks of an s3 config, in the order they run (single hop: the central identity writes).
+const S3_CHECKS: [Check; 2] = [Check::S3Bucket, Check::S3Write];
+
+impl Check {
+    fn id(self) -> &'static str {
+        match self {
+            Check::CloudwatchAssumeRole => "cloudwatch.assume_role",
+            Check::CloudwatchLogGroup => "cloudwatch.log_group",
+            Check::CloudwatchWrite => "cloudwatch.write",
+            Check::S3Bucket => "s3.bucket",
+            Check::S3Write => "s3.write",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Check::CloudwatchAssumeRole => "cloudwatch: assume customer role",
+            Check::CloudwatchLogGroup => "cloudwatch: log group",
+            Check::CloudwatchWrite => "cloudwatch: write test event",
+            Check::S3Bucket => "s3: bucket",
+            Check::S3Write => "s3: write test object",
+        }
+    }
+
+    fn step(self, status: StepStatus, detail: impl Into<String>) -> Step {
+        Step::new(self.id(), self.title(), status, detail)
+    }
+}
+
+/// What one check came to: its step, and why the checks after it are skipped, if they are.
+struct Checked {
+    step: Step,
+    stop: Option<&'static str>,
+}
+
+impl From<Step> for Checked {
+    fn from(step: Step) -> Self {
+        Self { step, stop: None }
+    }
+}
+
+impl Checked {
+    fn stop(step: Step, why: &'static str) -> Self {
+        Self {
+            step,
+            stop: Some(why),
+        }
+    }
+}
+
+/// Runs the checks of `config`'s type in order; after a check that stops, the rest are skipped.
+async fn config_steps(
     settings: &DoctorSettings,
     central: &SdkConfig,
     config: &DeliveryConfig,
     report: &mut DoctorReport,
 ) {
-    let Some(step) = tenant_step(
-        config,
-        &settings.cluster_id,
-        settings.default_external_id.as_deref(),
-    ) else {
+    let checks: &[Check] = match config.delivery_type {
+        DeliveryType::Cloudwatch => &CLOUDWATCH_CHECKS,
+        DeliveryType::S3 => &S3_CHECKS,
+    };
+    let Some(mut state) = ConfigChecks::new(settings, central, config) else {
         return; // a valid cloudwatch config always names its role
     };
-    let region = step.region.clone().unwrap_or_else(|| region_of(central));
-    let external_id_sent = step.external_id.is_some();
-    let session = match assume_role_chain(central, std::slice::from_ref(&step)).await {
-        Ok(session) => {
-            let caller = caller_arn(&session).await;
-            report.push(Step::new(
-                "cloudwatch.assume_role",
-                "cloudwatch: assume customer role",
-                StepStatus::Pass,
-                format!(
-                    "assumed {} in {region}{caller} (ExternalId sent: {}, session tags tenant_id, cluster_id)",
-                    step.role_arn,
-                    if external_id_sent { "yes" } else { "no" }
-                ),
-            ));
-            session
+    let mut stopped: Option<&'static str> = None;
+    for &check in checks {
+        if let Some(why) = stopped {
+            report.push(check.step(StepStatus::Skip, why));
+            continue;
         }
-        Err(error) => {
-            report.push(
-                Step::new(
-                    "cloudwatch.assume_role",
-                    "cloudwatch: assume customer role",
-                    StepStatus::Fail,
-                    error.to_string(),
-                )
-                .with_code(hints::shown_code(error.code(), error.class()))
-                .with_hint(hints::customer_role(
-                    &error,
+        let checked = state.run(check).await;
+        report.push(checked.step);
+        stopped = checked.stop;
+    }
+}
+
+/// What the checks of one config share as they run.
+struct ConfigChecks<'a> {
+    settings: &'a DoctorSettings,
+    central: &'a SdkConfig,
+    config: &'a DeliveryConfig,
+    /// The region the config delivers to.
+    region: String,
+    /// The customer role hop (cloudwatch configs).
+    role_step: Option<RoleStep>,
+    /// CloudWatch Logs in the customer's account, once the role is assumed.
+    logs: Option<aws_sdk_cloudwatchlogs::Client>,
+    /// Who writes to the bucket (s3 configs): the central role, or the processor's identity.
+    writer: String,
+    /// S3 in the config's region with the central identity (s3 configs).
+    s3: Option<aws_sdk_s3::Client>,
+}
+
+impl<'a> ConfigChecks<'a> {
+    /// `None` for a cloudwatch config without a role (invalid, never reaches doctor's checks).
+    fn new(
+        settings: &'a DoctorSettings,
+        central: &'a SdkConfig,
+        config: &'a DeliveryConfig,
+    ) -> Option<Self> {
+        let mut checks = Self {
+            settings,
+            central,
+            config,
+            region: region_of(central),
+            role_step: None,
+            logs: None,
+            writer: settings
+                .central_role_arn
+                .clone()
+                .unwrap_or_else(|| "the processor's identity".to_owned()),
+            s3: None,
+        };
+        match config.delivery_type {
+            DeliveryType::Cloudwatch => {
+                let step = tenant_step(
                     config,
-                    settings.central_role_arn.as_deref(),
-                    external_id_sent,
-                    &region,
-                )),
-            );
-            skip(
-                report,
-                "cloudwatch.log_group",
-                "cloudwatch: log group",
-                "skipped: the customer role could not be assumed",
-            );
-            skip(
-                report,
-                "cloudwatch.write",
-                "cloudwatch: write test event",
-                "skipped: the customer role could not be assumed",
-            );
-            return;
-        }
-    };
-    let client = logs_client(&session, settings.logs_endpoint_url.as_deref());
-    let group = config.log_group_name.clone().unwrap_or_default();
-    log_group_step(settings, &client, config, &group, &region, report).await;
-    if !settings.write {
-        skip(
-            report,
-            "cloudwatch.write",
-            "cloudwatch: write test event",
-            "not run (add --write to put one marked test event)",
-        );
-        return;
-    }
-    let destination = format!("{}@{region}", step.role_arn);
-    let service = LogsService::new(
-        client,
-        &config.tenant_id,
-        destination,
-        group.clone(),
-        config.retention_days,
-        RetryPolicy {
-            attempts: 1,
-            ..RetryPolicy::default()
-        },
-        Arc::default(),
-    );
-    let now = chrono::Utc::now();
-    let event = LogEvent {
-        timestamp_ms: now.timestamp_millis(),
-        message: probe_message(&config.tenant_id, &now.to_rfc3339()),
-    };
-    match service.deliver(DOCTOR_LOG_STREAM, vec![event]).await {
-        Ok(outcome) if outcome.accepted == 1 => report.push(Step::new(
-            "cloudwatch.write",
-            "cloudwatch: write test event",
-            StepStatus::Pass,
-            format!("wrote 1 test event to {group} / {DOCTOR_LOG_STREAM} in {region}"),
-        )),
-        Ok(outcome) => report.push(
-            Step::new(
-                "cloudwatch.write",
-                "cloudwatch: write test event",
-                StepStatus::Fail,
-                format!("CloudWatch did not store the event: {:?}", outcome.rejected),
-            )
-            .with_hint("Check the host clock (events more than 2 hours ahead or 14 days behind are rejected)."),
-        ),
-        Err(error) => {
-            let code = hints::delivery_code(&error);
-            report.push(
-                Step::new("cloudwatch.write", "cloudwatch: write test event", StepStatus::Fail, error.message.clone())
-                    .with_code(code)
-                    .with_hint(hints::logs_write(&error, &group, &region)),
-            );
-        }
-    }
-}
-
-/// Checks that the log group exists (DescribeLogGroups with its name as prefix).
-async fn log_group_step(
-    settings: &DoctorSettings,
-    client: &aws_sdk_cloudwatchlogs::Client,
-    config: &DeliveryConfig,
-    group: &str,
-    region: &str,
-    report: &mut DoctorReport,
-) {
-    const ID: &str = "cloudwatch.log_group";
-    const TITLE: &str = "cloudwatch: log group";
-    let result = client
-        .describe_log_groups()
-        .log_group_name_prefix(group)
-        .send()
-        .await;
-    let output = match result {
-        Ok(output) => output,
-        Err(error) => {
-            let failure = Classified::from_aws(AwsError::from_sdk("logs:DescribeLogGroups", error));
-            if failure.class == ErrorClass::AccessDenied {
-                let next = if settings.write {
-                    "the write step below proves delivery"
-                } else {
-                    "run with --write to prove delivery"
-                };
-                report.push(
-                    Step::new(ID, TITLE, StepStatus::Warn, format!("cannot list log groups in {region}: the role may not call logs:DescribeLogGroups"))
-                        .with_code(hints::shown_code(failure.code.as_deref(), failure.class))
-                        .with_hint(format!("The customer template grants only writing, not listing, so this is expected; {next}.")),
-                );
-            } else {
-                report.push(
-                    Step::new(ID, TITLE, StepStatus::Fail, failure.message.clone())
-                        .with_code(hints::shown_code(failure.code.as_deref(), failure.class))
-                        .with_hint(hints::log_group_check(&failure, region)),
-                );
-            }
-            return;
-        }
-    };
-    let found = output
-        .log_groups()
-        .iter()
-        .find(|candidate| candidate.log_group_name() == Some(group));
-    match found {
-        Some(existing) => {
-            let mut detail = format!("{group} exists in {region}");
-            match existing.retention_in_days() {
-                Some(days) => {
-                    let _ = write!(detail, ", retention {days} days");
+                    &settings.cluster_id,
+                    settings.default_external_id.as_deref(),
+                )?;
+                if let Some(region) = &step.region {
+                    checks.region.clone_from(region);
                 }
-                None => detail.push_str(", never expires"),
+                checks.role_step = Some(step);
             }
-            if let Some(key) = existing.kms_key_id() {
-                let _ = write!(detail, ", encrypted with KMS key {key}");
+            DeliveryType::S3 => {
+                if let Some(region) = &config.target_region {
+                    checks.region.clone_from(region);
+                }
+                let regional = central
+                    .clone()
+                    .into_builder()
+                    .region(Region::new(checks.region.clone()))
+                    .build();
+                checks.s3 = Some(s3_client(&regional));
             }
-            if let Some(wanted) = config.retention_days
-                && existing.retention_in_days() != Some(wanted)
-            {
-                let _ = write!(
-                    detail,
-                    " (the config's retention_days {wanted} applies only to groups logrelay creates)"
-                );
-            }
-            report.push(Step::new(ID, TITLE, StepStatus::Pass, detail));
         }
-        None if settings.write => {
-            report.push(Step::new(
-                ID,
-                TITLE,
-                StepStatus::Warn,
-                format!("{group} not found in {region}; the write step below creates it there"),
-            ));
-        }
-        None => {
-            report.push(
-                Step::new(
-                    ID,
-                    TITLE,
-                    StepStatus::Fail,
-                    format!("{group} not found in {region}"),
-                )
-                .with_code("ResourceNotFound")
-                .with_hint(hints::log_group_missing(config, group, region)),
-            );
+        Some(checks)
+    }
+
+    async fn run(&mut self, check: Check) -> Checked {
+        match check {
+            Check::CloudwatchAssumeRole => self.assume_customer_role().await,
+            Check::CloudwatchLogGroup => self.log_group().await.into(),
+            Check::CloudwatchWrite => self.write_event().await.into(),
+            Check::S3Bucket => self.bucket().await,
+            Check::S3Write => self.write_object().await.into(),
         }
     }
-}
 
-/// Steps of an s3 config: HeadBucket and a test object, with the central identity (single hop).
-async fn s3_steps(
-    settings: &DoctorSettings,
-    central: &SdkConfig,
-    config: &DeliveryConfig,
-    report: &mut DoctorReport,
-) {
-    let bucket = config.bucket_name.clone().unwrap_or_default();
-    let region = config
-        .target_region
-        .clone()
-        .unwrap_or_else(|| region_of(central));
-    let writer = settings
-        .central_role_arn
-        .clone()
-        .unwrap_or_else(|| "the processor's identity".to_owned());
-    let regional = central
-        .clone()
-        .into_builder()
-        .region(Region::new(region.clone()))
-        .build();
-    let client = s3_client(&regional);
-    match client.head_bucket().bucket(&bucket).send().await {
-        Ok(output) => match output.bucket_region() {
-            Some(actual) if actual != region => {
-                report.push(
-                    Step::new(
-                        "s3.bucket",
-                        "s3: bucket",
-                        StepStatus::Fail,
-                        format!("{bucket} is in {actual}, not in {region}"),
-                    )
-                    .with_code("BucketRegionMismatch")
-                    .with_hint(hints::bucket(
-                        None,
-                        &bucket,
-                        &region,
-                        Some(actual),
-                        &writer,
-                    )),
-                );
-                skip(
-                    report,
-                    "s3.write",
-                    "s3: write test object",
-                    "skipped: the bucket check failed",
-                );
-                return;
-            }
-            _ => report.push(Step::new(
-                "s3.bucket",
-                "s3: bucket",
-                StepStatus::Pass,
-                format!("{bucket} reachable in {region}"),
-            )),
-        },
-        Err(error) => {
-            let status = error
-                .raw_response()
-                .map(|response| response.status().as_u16());
-            let bucket_region = error
-                .raw_response()
-                .and_then(|response| response.headers().get("x-amz-bucket-region"))
-                .map(str::to_owned);
-            let code = error.code().map(str::to_owned);
-            let failure = AwsError::from_sdk(format!("s3:HeadBucket {bucket}"), error);
-            let shown = code
-                .or_else(|| status.map(|s| format!("HTTP {s}")))
-                .unwrap_or_else(|| hints::shown_code(None, failure.class()));
-            let hint = hints::bucket(status, &bucket, &region, bucket_region.as_deref(), &writer);
-            let wrong_region = bucket_region
-                .as_deref()
-                .is_some_and(|actual| actual != region);
-            if status == Some(403) && !wrong_region {
-                // Delivery needs s3:PutObject only; a bucket policy without s3:ListBucket refuses
-                // HeadBucket although delivery works. The write step decides.
-                let next = if settings.write {
-                    "the write step below decides"
-                } else {
-                    "run with --write to prove delivery"
-                };
-                report.push(
-                    Step::new(
-                        "s3.bucket",
-                        "s3: bucket",
-                        StepStatus::Warn,
+    fn group(&self) -> String {
+        self.config.log_group_name.clone().unwrap_or_default()
+    }
+
+    /// The customer role, assumed as the credential broker assumes it.
+    async fn assume_customer_role(&mut self) -> Checked {
+        let check = Check::CloudwatchAssumeRole;
+        let Some(step) = &self.role_step else {
+            return check.step(StepStatus::Skip, "no role").into();
+        };
+        let external_id_sent = step.external_id.is_some();
+        match assume_role_chain(self.central, std::slice::from_ref(step)).await {
+            Ok(session) => {
+                let caller = caller_arn(&session).await;
+                self.logs = Some(logs_client(
+                    &session,
+                    self.settings.logs_endpoint_url.as_deref(),
+                ));
+                check
+                    .step(
+                        StepStatus::Pass,
                         format!(
-                            "cannot check {bucket}: HeadBucket refused (no s3:ListBucket); {next}"
+                            "assumed {} in {}{caller} (ExternalId sent: {}, session tags tenant_id, cluster_id)",
+                            step.role_arn,
+                            self.region,
+                            if external_id_sent { "yes" } else { "no" }
                         ),
                     )
-                    .with_code(shown)
-                    .with_hint(hint),
-                );
-            } else {
-                report.push(
-                    Step::new(
-                        "s3.bucket",
-                        "s3: bucket",
-                        StepStatus::Fail,
-                        failure.to_string(),
-                    )
-                    .with_code(shown)
-                    .with_hint(hint),
-                );
-                skip(
-                    report,
-                    "s3.write",
-                    "s3: write test object",
-                    "skipped: the bucket check failed",
-                );
-                return;
+                    .into()
+            }
+            Err(error) => {
+                let failed = check
+                    .step(StepStatus::Fail, error.to_string())
+                    .with_code(hints::shown_code(error.code(), error.class()))
+                    .with_hint(hints::customer_role(
+                        &error,
+                        self.config,
+                        self.settings.central_role_arn.as_deref(),
+                        external_id_sent,
+                        &self.region,
+                    ));
+                Checked::stop(failed, "skipped: the customer role could not be assumed")
             }
         }
     }
-    if !settings.write {
-        skip(
-            report,
-            "s3.write",
-            "s3: write test object",
-            "not run (add --write to put one marked test object)",
-        );
-        return;
+
+    /// Checks that the log group exists (DescribeLogGroups with its name as prefix).
+    async fn log_group(&self) -> Step {
+        let check = Check::CloudwatchLogGroup;
+        let (group, region) = (self.group(), &self.region);
+        let Some(client) = &self.logs else {
+            return check.step(StepStatus::Skip, "no session");
+        };
+        let result = client
+            .describe_log_groups()
+            .log_group_name_prefix(&group)
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(error) => {
+                let failure =
+                    Classified::from_aws(AwsError::from_sdk("logs:DescribeLogGroups", error));
+                return self.log_group_unlisted(&failure);
+            }
+        };
+        let found = output
+            .log_groups()
+            .iter()
+            .find(|candidate| candidate.log_group_name() == Some(group.as_str()));
+        match found {
+            Some(existing) => check.step(StepStatus::Pass, self.log_group_detail(existing)),
+            None if self.settings.write => check.step(
+                StepStatus::Warn,
+                format!("{group} not found in {region}; the write step below creates it there"),
+            ),
+            None => check
+                .step(StepStatus::Fail, format!("{group} not found in {region}"))
+                .with_code("ResourceNotFound")
+                .with_hint(hints::log_group_missing(self.config, &group, region)),
+        }
     }
-    let now = chrono::Utc::now();
-    let key = format!(
-        "{}{}/{DOCTOR_OBJECT_FOLDER}/probe-{}.txt",
-        config.effective_bucket_prefix(),
-        config.tenant_id,
-        now.format("%Y%m%dT%H%M%SZ")
-    );
-    let result = client
-        .put_object()
-        .bucket(&bucket)
-        .key(&key)
-        .acl(ObjectCannedAcl::BucketOwnerFullControl)
-        .content_type("text/plain; charset=utf-8")
-        .body(ByteStream::from(
-            probe_message(&config.tenant_id, &now.to_rfc3339()).into_bytes(),
-        ))
-        .send()
-        .await;
-    match result {
-        Ok(_) => report.push(Step::new(
-            "s3.write",
-            "s3: write test object",
-            StepStatus::Pass,
-            format!("wrote s3://{bucket}/{key}"),
-        )),
-        Err(error) => {
-            let failure = AwsError::from_sdk(format!("s3:PutObject s3://{bucket}/{key}"), error);
-            let message = failure.to_string();
-            report.push(
-                Step::new(
-                    "s3.write",
-                    "s3: write test object",
-                    StepStatus::Fail,
-                    message.clone(),
-                )
-                .with_code(hints::shown_code(failure.code(), failure.class()))
-                .with_hint(hints::s3_write(
-                    failure.class(),
-                    &message,
-                    &bucket,
-                    &writer,
-                )),
+
+    /// The log group step when DescribeLogGroups failed: expected when only writing is granted.
+    fn log_group_unlisted(&self, failure: &Classified) -> Step {
+        let check = Check::CloudwatchLogGroup;
+        let code = hints::shown_code(failure.code.as_deref(), failure.class);
+        if failure.class != ErrorClass::AccessDenied {
+            return check
+                .step(StepStatus::Fail, failure.message.clone())
+                .with_code(code)
+                .with_hint(hints::log_group_check(failure, &self.region));
+        }
+        let next = if self.settings.write {
+            "the write step below proves delivery"
+        } else {
+            "run with --write to prove delivery"
+        };
+        check
+            .step(
+                StepStatus::Warn,
+                format!(
+                    "cannot list log groups in {}: the role may not call logs:DescribeLogGroups",
+                    self.region
+                ),
+            )
+            .with_code(code)
+            .with_hint(format!(
+                "The customer template grants only writing, not listing, so this is expected; {next}."
+            ))
+    }
+
+    /// What doctor says about an existing log group: region, retention, encryption.
+    fn log_group_detail(&self, existing: &aws_sdk_cloudwatchlogs::types::LogGroup) -> String {
+        let mut detail = format!("{} exists in {}", self.group(), self.region);
+        match existing.retention_in_days() {
+            Some(days) => {
+                let _ = write!(detail, ", retention {days} days");
+            }
+            None => detail.push_str(", never expires"),
+        }
+        if let Some(key) = existing.kms_key_id() {
+            let _ = write!(detail, ", encrypted with KMS key {key}");
+        }
+        if let Some(wanted) = self.config.retention_days
+            && existing.retention_in_days() != Some(wanted)
+        {
+            let _ = write!(
+                detail,
+                " (the config's retention_days {wanted} applies only to groups logrelay creates)"
             );
+        }
+        detail
+    }
+
+    /// One marked test event through the delivery code, which creates a missing group and stream.
+    async fn write_event(&self) -> Step {
+        let check = Check::CloudwatchWrite;
+        if !self.settings.write {
+            return check.step(
+                StepStatus::Skip,
+                "not run (add --write to put one marked test event)",
+            );
+        }
+        let (Some(client), Some(step)) = (&self.logs, &self.role_step) else {
+            return check.step(StepStatus::Skip, "no session");
+        };
+        let (group, region) = (self.group(), &self.region);
+        let service = LogsService::new(
+            client.clone(),
+            &self.config.tenant_id,
+            format!("{}@{region}", step.role_arn),
+            group.clone(),
+            self.config.retention_days,
+            RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            },
+            Arc::default(),
+        );
+        let now = chrono::Utc::now();
+        let event = LogEvent {
+            timestamp_ms: now.timestamp_millis(),
+            message: probe_message(&self.config.tenant_id, &now.to_rfc3339()),
+        };
+        match service.deliver(DOCTOR_LOG_STREAM, vec![event]).await {
+            Ok(outcome) if outcome.accepted == 1 => check.step(
+                StepStatus::Pass,
+                format!("wrote 1 test event to {group} / {DOCTOR_LOG_STREAM} in {region}"),
+            ),
+            Ok(outcome) => check
+                .step(
+                    StepStatus::Fail,
+                    format!("CloudWatch did not store the event: {:?}", outcome.rejected),
+                )
+                .with_hint("Check the host clock (events more than 2 hours ahead or 14 days behind are rejected)."),
+            Err(error) => check
+                .step(StepStatus::Fail, error.message.clone())
+                .with_code(hints::delivery_code(&error))
+                .with_hint(hints::logs_write(&error, &group, region)),
+        }
+    }
+
+    /// HeadBucket with the central identity, in the config's region.
+    async fn bucket(&self) -> Checked {
+        let check = Check::S3Bucket;
+        let Some(client) = &self.s3 else {
+            return check.step(StepStatus::Skip, "no client").into();
+        };
+        let bucket = self.config.bucket_name.clone().unwrap_or_default();
+        let region = &self.region;
+        let failed_why = "skipped: the bucket check failed";
+        let error = match client.head_bucket().bucket(&bucket).send().await {
+            Ok(output) => match output.bucket_region() {
+                Some(actual) if actual != region => {
+                    let failed = check
+                        .step(
+                            StepStatus::Fail,
+                            format!("{bucket} is in {actual}, not in {region}"),
+                        )
+                        .with_code("BucketRegionMismatch")
+                        .with_hint(hints::bucket(
+                            None,
+                            &bucket,
+                            region,
+                            Some(actual),
+                            &self.writer,
+                        ));
+                    return Checked::stop(failed, failed_why);
+                }
+                _ => {
+                    return check
+                        .step(StepStatus::Pass, format!("{bucket} reachable in {region}"))
+                        .into();
+                }
+            },
+            Err(error) => error,
+        };
+        let status = error
+            .raw_response()
+            .map(|response| response.status().as_u16());
+        let bucket_region = error
+            .raw_response()
+            .and_then(|response| response.headers().get("x-amz-bucket-region"))
+            .map(str::to_owned);
+        let code = error.code().map(str::to_owned);
+        let failure = AwsError::from_sdk(format!("s3:HeadBucket {bucket}"), error);
+        let shown = code
+            .or_else(|| status.map(|s| format!("HTTP {s}")))
+            .unwrap_or_else(|| hints::shown_code(None, failure.class()));
+        let hint = hints::bucket(
+            status,
+            &bucket,
+            region,
+            bucket_region.as_deref(),
+            &self.writer,
+        );
+        let wrong_region = bucket_region
+            .as_deref()
+            .is_some_and(|actual| actual != region);
+        if status == Some(403) && !wrong_region {
+            // Delivery needs s3:PutObject only; a bucket policy without s3:ListBucket refuses
+            // HeadBucket although delivery works. The write step decides.
+            let next = if self.settings.write {
+                "the write step below decides"
+            } else {
+                "run with --write to prove delivery"
+            };
+            return check
+                .step(
+                    StepStatus::Warn,
+                    format!("cannot check {bucket}: HeadBucket refused (no s3:ListBucket); {next}"),
+                )
+                .with_code(shown)
+                .with_hint(hint)
+                .into();
+        }
+        let failed = check
+            .step(StepStatus::Fail, failure.to_string())
+            .with_code(shown)
+            .with_hint(hint);
+        Checked::stop(failed, failed_why)
+    }
+
+    /// One marked test object below the config's prefix, written as delivery writes.
+    async fn write_object(&self) -> Step {
+        let check = Check::S3Write;
+        if !self.settings.write {
+            return check.step(
+                StepStatus::Skip,
+                "not run (add --write to put one marked test object)",
+            );
+        }
+        let Some(client) = &self.s3 else {
+            return check.step(StepStatus::Skip, "no client");
+        };
+        let config = self.config;
+        let bucket = config.bucket_name.clone().unwrap_or_default();
+        let now = chrono::Utc::now();
+        let key = format!(
+            "{}{}/{DOCTOR_OBJECT_FOLDER}/probe-{}.txt",
+            config.effective_bucket_prefix(),
+            config.tenant_id,
+            now.format("%Y%m%dT%H%M%SZ")
+        );
+        let result = client
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .acl(ObjectCannedAcl::BucketOwnerFullControl)
+            .content_type("text/plain; charset=utf-8")
+            .body(ByteStream::from(
+                probe_message(&config.tenant_id, &now.to_rfc3339()).into_bytes(),
+            ))
+            .send()
+            .await;
+        match result {
+            Ok(_) => check.step(StepStatus::Pass, format!("wrote s3://{bucket}/{key}")),
+            Err(error) => {
+                let failure =
+                    AwsError::from_sdk(format!("s3:PutObject s3://{bucket}/{key}"), error);
+                let message = failure.to_string();
+                check
+                    .step(StepStatus::Fail, message.clone())
+                    .with_code(hints::shown_code(failure.code(), failure.class()))
+                    .with_hint(hints::s3_write(
+                        failure.class(),
+                        &message,
+                        &bucket,
+                        &self.writer,
+                    ))
+            }
         }
     }
 }
@@ -717,10 +819,6 @@ pub fn probe_message(tenant_id: &str, time: &str) -> String {
     format!(
         "logrelay doctor probe: a test written by `logrelay-processor tenants doctor --write` for tenant {tenant_id} at {time} to check delivery; it can be ignored"
     )
-}
-
-fn skip(report: &mut DoctorReport, id: &str, title: &str, detail: &str) {
-    report.push(Step::new(id, title, StepStatus::Skip, detail));
 }
 
 /// A CloudWatch Logs client of a tenant session, built like the processor's (endpoint override,
