@@ -37,6 +37,7 @@ use fake_s3::FakeS3;
 use lambda_init::Subject;
 use logrelay_common::key::{ObjectKey, Partition};
 use logrelay_common::tenant::DeliveryConfig;
+use logrelay_processor::tenant::DynamoItem;
 use logrelay_testkit::fake_logs::FakeLogs;
 use logrelay_testkit::{
     DEFAULT_ACCOUNT_ID, Moto, create_bucket, create_progress_table, create_tenant_table,

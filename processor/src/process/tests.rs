@@ -5,6 +5,7 @@ use super::*;
 use crate::object::DeliveryReport;
 use crate::retry::RetryPolicy;
 use crate::telemetry::events::{ASSUME_ROLE_DENIED_TOTAL, RECORDS_MISATTRIBUTED_TOTAL};
+use crate::tenant::DynamoItem;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;

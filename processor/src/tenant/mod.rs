@@ -3,8 +3,10 @@
 //!
 //! Invalid configs are reported (logged and counted) once per lookup, not once per object.
 
+pub mod item;
 mod store;
 
+pub use item::{DynamoItem, ItemError};
 pub use store::{ConfigItem, MAX_QUERY_PAGES, query_tenant, read_item};
 
 use crate::retry::RetryPolicy;
