@@ -338,25 +338,15 @@ fn check_tenant_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses a duration: a number with an optional unit `ms`, `s`, `m` (bare = seconds).
+/// Parses a duration in the shared syntax (`logrelay_common::units`) but without hours: a demo
+/// run is minutes long, so an `h` is refused as a likely typo.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration like 60s, 2m or 500ms"))?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => number
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "too large".into()),
-        other => Err(format!("unknown duration unit {other:?} (use ms, s or m)")),
+    if value.trim().ends_with('h') {
+        return Err(format!(
+            "{value:?}: unknown duration unit \"h\" (use ms, s or m)"
+        ));
     }
+    logrelay_common::units::parse_duration(value)
 }
 
 #[cfg(test)]
