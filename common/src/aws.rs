@@ -319,51 +319,6 @@ pub async fn assume_role_chain(
     Ok(config)
 }
 
-/// Assumes one role from `base`'s credentials and returns the raw, uncached credentials.
-/// Prefer [`assume_role_chain`], which caches and refreshes; this is for callers that manage
-/// expiry themselves.
-pub async fn assume_role_once(base: &SdkConfig, step: &RoleStep) -> Result<Credentials, AwsError> {
-    step.validate()
-        .map_err(|reason| AwsError::InvalidRoleStep { step: 1, reason })?;
-    let mut request = sts_client(base)
-        .assume_role()
-        .role_arn(&step.role_arn)
-        .role_session_name(session_name(&[&step.session_name]))
-        .duration_seconds(i32::try_from(step.duration.as_secs()).unwrap_or(i32::MAX))
-        .set_external_id(step.external_id.clone());
-    for (key, value) in &step.session_tags {
-        let tag = aws_sdk_sts::types::Tag::builder()
-            .key(key)
-            .value(value)
-            .build()
-            .map_err(|err| AwsError::InvalidRoleStep {
-                step: 1,
-                reason: err.to_string(),
-            })?;
-        request = request.tags(tag);
-    }
-    let operation = || format!("sts:AssumeRole {}", step.role_arn);
-    let output = request
-        .send()
-        .await
-        .map_err(|err| AwsError::from_sdk(operation(), err))?;
-    let creds = output.credentials.ok_or_else(|| AwsError::Call {
-        operation: operation(),
-        class: ErrorClass::Permanent,
-        code: None,
-        message: "STS returned no credentials".to_owned(),
-        source: None,
-    })?;
-    let expiry = SystemTime::try_from(creds.expiration).ok();
-    Ok(Credentials::new(
-        creds.access_key_id,
-        creds.secret_access_key,
-        Some(creds.session_token),
-        expiry,
-        "logrelay-assume-role-once",
-    ))
-}
-
 /// Caches another provider's credentials and fetches new ones `refresh_before` their expiry. If a
 /// refresh fails while the cached credentials are still valid, those are returned (and the
 /// failure logged), so a brief STS outage does not stop delivery.
