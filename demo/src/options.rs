@@ -341,9 +341,13 @@ fn check_tenant_id(id: &str) -> anyhow::Result<()> {
 /// Parses a duration in the shared syntax (`logrelay_common::units`) but without hours: a demo
 /// run is minutes long, so an `h` is refused as a likely typo.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    if value.trim().ends_with('h') {
+    let unit = value
+        .trim()
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim();
+    if !matches!(unit, "" | "ms" | "s" | "m") {
         return Err(format!(
-            "{value:?}: unknown duration unit \"h\" (use ms, s or m)"
+            "{value:?}: unknown duration unit {unit:?} (use ms, s or m)"
         ));
     }
     logrelay_common::units::parse_duration(value)
@@ -466,6 +470,8 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("1h").is_err());
+        let unknown = parse_duration("1d").expect_err("no days");
+        assert!(unknown.contains("(use ms, s or m)"), "{unknown}");
         assert!(parse_duration("soon").is_err());
     }
 }
