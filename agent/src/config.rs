@@ -10,6 +10,8 @@ use crate::tail::DEFAULT_MAX_OPEN_ROTATED_PER_POD;
 use clap::{Parser, ValueEnum};
 use logrelay_common::aws::{AwsOptions, RoleStep};
 use logrelay_common::logging::LogFormat;
+/// Sizes and durations of the agent's flags, in the syntax every logrelay binary shares.
+pub use logrelay_common::units::{parse_bytes, parse_duration};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -364,60 +366,6 @@ fn check_name(field: &'static str, value: &str) -> Result<(), ConfigError> {
         return Err(invalid(field, "must not contain control characters"));
     }
     Ok(())
-}
-
-/// Parses a byte size: a number with an optional binary unit (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`;
-/// case-insensitive; `B` or none = bytes).
-pub fn parse_bytes(value: &str) -> Result<u64, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a size like 10MiB or 65536"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} (use B, KiB, MiB or GiB)"
-            ));
-        }
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{value:?} is too large"))
-}
-
-/// Parses a duration: a number with an optional unit `ms`, `s`, `m` or `h` (bare = seconds).
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration like 300s, 5m or 500ms"))?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => number
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "too large".into()),
-        "h" => number
-            .checked_mul(3600)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "too large".into()),
-        other => Err(format!(
-            "unknown duration unit {other:?} (use ms, s, m or h)"
-        )),
-    }
 }
 
 #[cfg(test)]

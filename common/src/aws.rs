@@ -1,7 +1,8 @@
-//! AWS setup, and the only place AWS configuration and clients are built: the base [`SdkConfig`]
-//! from the environment (region, endpoint override, default credential chain incl. profiles and
-//! IRSA web identity), S3/STS/DynamoDB clients, assume-role chains with cached, self-refreshing
-//! credentials, and the classification of AWS errors (access denied vs. throttling vs. transient).
+//! AWS setup shared by every binary: the base [`SdkConfig`] from the environment (region, endpoint
+//! override, default credential chain incl. profiles and IRSA web identity), the client behaviour
+//! every caller that retries on its own needs ([`without_sdk_retries`]), S3/STS clients, assume-role
+//! chains with cached, self-refreshing credentials, and the classification of AWS errors (access
+//! denied vs. throttling vs. transient).
 //!
 //! HTTP goes through one explicit hyper 1 + rustls + ring client (see the shared toolchain notes):
 //! the SDK crates are built without their default HTTP client.
@@ -11,7 +12,9 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
@@ -113,6 +116,23 @@ pub fn has_custom_endpoint(config: &SdkConfig) -> bool {
     config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
 }
 
+/// `config` for clients whose caller retries on its own: the SDK's retries off, so the caller's
+/// attempt budget is the whole budget, and, when given, a timeout on every request attempt (the
+/// other timeouts of `config` are kept). Build any service's client from the result.
+pub fn without_sdk_retries(config: &SdkConfig, attempt_timeout: Option<Duration>) -> SdkConfig {
+    let mut builder = config.to_builder().retry_config(RetryConfig::disabled());
+    if let Some(timeout) = attempt_timeout {
+        let mut timeouts = TimeoutConfig::builder()
+            .operation_attempt_timeout(timeout)
+            .build();
+        if let Some(base) = config.timeout_config() {
+            timeouts.take_defaults_from(base);
+        }
+        builder = builder.timeout_config(timeouts);
+    }
+    builder.build()
+}
+
 /// S3 client; path-style addressing when a custom endpoint is set.
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     let s3_config = aws_sdk_s3::config::Builder::from(config)
@@ -124,11 +144,6 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 /// STS client.
 pub fn sts_client(config: &SdkConfig) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::new(config)
-}
-
-/// DynamoDB client.
-pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(config)
 }
 
 /// One `sts:AssumeRole` hop of a chain.
@@ -302,51 +317,6 @@ pub async fn assume_role_chain(
             .build();
     }
     Ok(config)
-}
-
-/// Assumes one role from `base`'s credentials and returns the raw, uncached credentials.
-/// Prefer [`assume_role_chain`], which caches and refreshes; this is for callers that manage
-/// expiry themselves.
-pub async fn assume_role_once(base: &SdkConfig, step: &RoleStep) -> Result<Credentials, AwsError> {
-    step.validate()
-        .map_err(|reason| AwsError::InvalidRoleStep { step: 1, reason })?;
-    let mut request = sts_client(base)
-        .assume_role()
-        .role_arn(&step.role_arn)
-        .role_session_name(session_name(&[&step.session_name]))
-        .duration_seconds(i32::try_from(step.duration.as_secs()).unwrap_or(i32::MAX))
-        .set_external_id(step.external_id.clone());
-    for (key, value) in &step.session_tags {
-        let tag = aws_sdk_sts::types::Tag::builder()
-            .key(key)
-            .value(value)
-            .build()
-            .map_err(|err| AwsError::InvalidRoleStep {
-                step: 1,
-                reason: err.to_string(),
-            })?;
-        request = request.tags(tag);
-    }
-    let operation = || format!("sts:AssumeRole {}", step.role_arn);
-    let output = request
-        .send()
-        .await
-        .map_err(|err| AwsError::from_sdk(operation(), err))?;
-    let creds = output.credentials.ok_or_else(|| AwsError::Call {
-        operation: operation(),
-        class: ErrorClass::Permanent,
-        code: None,
-        message: "STS returned no credentials".to_owned(),
-        source: None,
-    })?;
-    let expiry = SystemTime::try_from(creds.expiration).ok();
-    Ok(Credentials::new(
-        creds.access_key_id,
-        creds.secret_access_key,
-        Some(creds.session_token),
-        expiry,
-        "logrelay-assume-role-once",
-    ))
 }
 
 /// Caches another provider's credentials and fetches new ones `refresh_before` their expiry. If a
@@ -673,6 +643,14 @@ impl AwsError {
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Call { code, .. } => code.as_deref(),
+            Self::InvalidRoleStep { .. } => None,
+        }
+    }
+
+    /// What was attempted (`"logs:CreateLogGroup"`, …), when a call failed.
+    pub fn operation(&self) -> Option<&str> {
+        match self {
+            Self::Call { operation, .. } => Some(operation),
             Self::InvalidRoleStep { .. } => None,
         }
     }

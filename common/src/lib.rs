@@ -1,5 +1,6 @@
-//! What the logrelay agent and processor share, and nothing else: the record schema, the S3 key
-//! layout, the tenant delivery config, the gzip NDJSON codec, AWS client setup and logging setup.
+//! What the logrelay binaries share, and nothing else: the record schema, the S3 key layout, the
+//! tenant delivery config, the gzip NDJSON codec, AWS client setup, logging setup and the syntax of
+//! sizes and durations in flags ([`units`]).
 
 pub mod aws;
 pub mod codec;
@@ -7,3 +8,4 @@ pub mod key;
 pub mod logging;
 pub mod record;
 pub mod tenant;
+pub mod units;

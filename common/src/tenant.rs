@@ -1,12 +1,12 @@
-//! Tenant delivery config: the DynamoDB item model (also read from YAML/JSON files), its
-//! validation, the application filter and the CloudWatch log stream template.
+//! Tenant delivery config: the model of the tenant table's items (also read from YAML/JSON files;
+//! the processor maps it to and from DynamoDB items), its validation, the application filter and
+//! the CloudWatch log stream template.
 //!
 //! Each item is keyed by `tenant_id` (HASH) and `type` (RANGE: `cloudwatch` or `s3`); one flat
 //! struct mirrors the item. See `docs/tenant-config.md` for every field and rule.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The stream template used when none is set: one stream per pod.
@@ -97,7 +97,7 @@ impl fmt::Display for DeliveryType {
 /// One delivery of one tenant: a DynamoDB item keyed by `tenant_id` + `type`.
 ///
 /// Fields of the other delivery type are ignored. Attributes this version does not know are kept
-/// in `extra` and written back by [`DeliveryConfig::to_item`].
+/// in `extra` and written back when the config is saved again (the processor's `tenant::item`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryConfig {
     /// Tenant id (partition key): 1–128 of `[A-Za-z0-9_-]`.
@@ -223,22 +223,6 @@ impl StreamFields<'_> {
 /// Reading or writing a config failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
-    /// A DynamoDB item could not be read as a config.
-    #[error(
-        "cannot read tenant config item (tenant_id {tenant_id:?}, type {delivery_type:?}): {source}"
-    )]
-    Item {
-        /// The item's `tenant_id`, if it is a string.
-        tenant_id: Option<String>,
-        /// The item's `type`, if it is a string.
-        delivery_type: Option<String>,
-        /// What serde_dynamo reported.
-        #[source]
-        source: serde_dynamo::Error,
-    },
-    /// A config could not be written as a DynamoDB item.
-    #[error("cannot write tenant config item: {0}")]
-    Encode(#[source] serde_dynamo::Error),
     /// A YAML or JSON config file could not be read.
     #[error("cannot read tenant config file: {0}")]
     File(#[source] serde_yaml::Error),
@@ -389,26 +373,6 @@ impl DeliveryConfig {
     /// Whether this config is enabled and [wants](DeliveryConfig::wants) `application`.
     pub fn delivers(&self, application: &str) -> bool {
         self.enabled && self.wants(application)
-    }
-
-    /// Reads a DynamoDB item. Unknown attributes go to `extra`; this does not validate.
-    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, TenantError> {
-        serde_dynamo::from_item(item.clone()).map_err(|source| {
-            let text = |name: &str| match item.get(name) {
-                Some(AttributeValue::S(value)) => Some(value.clone()),
-                _ => None,
-            };
-            TenantError::Item {
-                tenant_id: text("tenant_id"),
-                delivery_type: text("type"),
-                source,
-            }
-        })
-    }
-
-    /// Writes a DynamoDB item (unset optional fields are left out, `extra` is written back).
-    pub fn to_item(&self) -> Result<HashMap<String, AttributeValue>, TenantError> {
-        serde_dynamo::to_item(self).map_err(TenantError::Encode)
     }
 
     /// Reads a YAML (or JSON) file holding a list of configs. This does not validate.
@@ -1144,90 +1108,6 @@ mod tests {
         assert_eq!(cloudwatch().effective_log_stream_template(), "{pod_name}");
     }
 
-    fn s(value: &str) -> AttributeValue {
-        AttributeValue::S(value.to_owned())
-    }
-
-    #[test]
-    fn item_with_defaults_reads() {
-        let item = HashMap::from([
-            ("tenant_id".to_owned(), s("acme")),
-            ("type".to_owned(), s("s3")),
-            ("bucket_name".to_owned(), s("acme-logs")),
-        ]);
-        let config = DeliveryConfig::from_item(&item).expect("reads");
-        assert_eq!(config, s3());
-        assert!(config.enabled);
-        assert_eq!(config.effective_bucket_prefix(), "ROSA/cluster-logs/");
-    }
-
-    #[test]
-    fn item_round_trips_and_keeps_unknown_attributes() {
-        let item = HashMap::from([
-            ("tenant_id".to_owned(), s("acme")),
-            ("type".to_owned(), s("cloudwatch")),
-            ("enabled".to_owned(), AttributeValue::Bool(false)),
-            (
-                "desired_logs".to_owned(),
-                AttributeValue::L(vec![s("a"), s("b")]),
-            ),
-            ("groups".to_owned(), AttributeValue::Ss(vec!["API".into()])),
-            ("ttl".to_owned(), AttributeValue::N("1700000000".into())),
-            ("retention_days".to_owned(), AttributeValue::N("30".into())),
-            ("log_distribution_role_arn".to_owned(), s(ROLE)),
-            ("log_group_name".to_owned(), s("/rosa/acme")),
-            ("future_flag".to_owned(), AttributeValue::Bool(true)),
-            (
-                "future_map".to_owned(),
-                AttributeValue::M(HashMap::from([(
-                    "n".to_owned(),
-                    AttributeValue::N("1.5".into()),
-                )])),
-            ),
-        ]);
-        let config = DeliveryConfig::from_item(&item).expect("reads");
-        assert!(!config.enabled);
-        assert_eq!(config.desired_logs, ["a", "b"]);
-        assert_eq!(config.groups, ["API"]);
-        assert_eq!(config.ttl, Some(1_700_000_000));
-        assert_eq!(config.retention_days, Some(30));
-        assert_eq!(config.extra["future_flag"], serde_json::json!(true));
-        assert_eq!(config.extra["future_map"], serde_json::json!({"n": 1.5}));
-        assert_eq!(config.validate(), Ok(()));
-        let written = config.to_item().expect("writes");
-        assert_eq!(written["type"], s("cloudwatch"));
-        assert_eq!(written["future_flag"], AttributeValue::Bool(true));
-        assert!(
-            !written.contains_key("bucket_name"),
-            "unset fields are left out"
-        );
-        assert_eq!(
-            DeliveryConfig::from_item(&written).expect("reads back"),
-            config
-        );
-    }
-
-    #[test]
-    fn bad_item_error_names_the_tenant() {
-        let item = HashMap::from([
-            ("tenant_id".to_owned(), s("acme")),
-            ("type".to_owned(), s("email")),
-        ]);
-        let error = DeliveryConfig::from_item(&item).expect_err("unknown type");
-        assert!(
-            matches!(&error, TenantError::Item { tenant_id: Some(t), delivery_type: Some(d), .. } if t == "acme" && d == "email"),
-            "{error}"
-        );
-        let missing = HashMap::from([("type".to_owned(), s("s3"))]);
-        assert!(DeliveryConfig::from_item(&missing).is_err());
-        let wrong_type = HashMap::from([
-            ("tenant_id".to_owned(), s("acme")),
-            ("type".to_owned(), s("s3")),
-            ("retention_days".to_owned(), s("thirty")),
-        ]);
-        assert!(DeliveryConfig::from_item(&wrong_type).is_err());
-    }
-
     #[test]
     fn yaml_and_json_files_read() {
         let yaml = r#"
@@ -1270,37 +1150,6 @@ mod tests {
             .to_owned()
     }
 
-    /// Converts DynamoDB JSON (as the AWS CLI takes it) into an attribute value.
-    fn from_dynamodb_json(value: &serde_json::Value) -> AttributeValue {
-        let (kind, inner) = value
-            .as_object()
-            .and_then(|o| o.iter().next())
-            .expect("typed value");
-        let text = || inner.as_str().expect("string").to_owned();
-        match kind.as_str() {
-            "S" => AttributeValue::S(text()),
-            "N" => AttributeValue::N(text()),
-            "BOOL" => AttributeValue::Bool(inner.as_bool().expect("bool")),
-            "L" => AttributeValue::L(
-                inner
-                    .as_array()
-                    .expect("list")
-                    .iter()
-                    .map(from_dynamodb_json)
-                    .collect(),
-            ),
-            "SS" => AttributeValue::Ss(
-                inner
-                    .as_array()
-                    .expect("list")
-                    .iter()
-                    .map(|v| v.as_str().expect("string").to_owned())
-                    .collect(),
-            ),
-            other => panic!("type {other} not used in the docs"),
-        }
-    }
-
     #[test]
     fn documented_examples_are_valid() {
         let configs =
@@ -1309,15 +1158,6 @@ mod tests {
         for config in &configs {
             assert_eq!(config.validate(), Ok(()), "{config:?}");
         }
-        let json: serde_json::Value =
-            serde_json::from_str(&doc_block("```json")).expect("JSON example");
-        let item: HashMap<String, AttributeValue> = json
-            .as_object()
-            .expect("an item")
-            .iter()
-            .map(|(k, v)| (k.clone(), from_dynamodb_json(v)))
-            .collect();
-        let config = DeliveryConfig::from_item(&item).expect("item example reads");
-        assert_eq!(config, configs[0], "the item is the first YAML entry");
+        // The documented DynamoDB item is read by the processor: `processor/src/tenant/item.rs`.
     }
 }

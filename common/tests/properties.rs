@@ -10,7 +10,6 @@
 //! Default case counts keep the whole file to a few seconds in debug; `PROPTEST_CASES=N` raises
 //! every property to N cases (see `docs/reliability.md` for a longer campaign).
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
 use flate2::write::GzEncoder;
 use logrelay_common::codec::{CodecError, LineError, NdjsonGzReader, ReadLimits};
@@ -22,9 +21,8 @@ use logrelay_common::record::LogRecord;
 use logrelay_common::tenant::{
     DeliveryConfig, DeliveryType, MAX_LOG_STREAM_NAME_CHARS, StreamFields, validate_tenant_id,
 };
-use proptest::collection::{hash_map, vec};
+use proptest::collection::vec;
 use proptest::prelude::*;
-use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -521,64 +519,6 @@ proptest! {
 // Tenant configs
 // ---------------------------------------------------------------------------------------------
 
-/// Arbitrary DynamoDB attribute values, nested a few levels.
-fn attribute_value() -> impl Strategy<Value = AttributeValue> {
-    let leaf = prop_oneof![
-        "\\PC{0,20}".prop_map(AttributeValue::S),
-        prop_oneof![
-            "-?[0-9]{1,30}(\\.[0-9]{1,5})?(e-?[0-9]{1,4})?",
-            "[0-9a-z.+-]{0,8}"
-        ]
-        .prop_map(AttributeValue::N),
-        any::<bool>().prop_map(AttributeValue::Bool),
-        any::<bool>().prop_map(AttributeValue::Null),
-        vec(any::<u8>(), 0..8).prop_map(|b| AttributeValue::B(aws_smithy_types::Blob::new(b))),
-        vec("\\PC{0,6}", 0..4).prop_map(AttributeValue::Ss),
-        vec("[0-9]{1,5}", 0..4).prop_map(AttributeValue::Ns),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            vec(inner.clone(), 0..4).prop_map(AttributeValue::L),
-            hash_map("[a-z_]{1,8}", inner, 0..4).prop_map(AttributeValue::M),
-        ]
-    })
-}
-
-/// Items: arbitrary attributes mixed with the real field names, right or wrong types.
-fn item() -> impl Strategy<Value = HashMap<String, AttributeValue>> {
-    let field = prop_oneof![
-        Just("tenant_id"),
-        Just("type"),
-        Just("enabled"),
-        Just("desired_logs"),
-        Just("groups"),
-        Just("external_id"),
-        Just("ttl"),
-        Just("log_group_name"),
-        Just("log_distribution_role_arn"),
-        Just("log_stream_template"),
-        Just("retention_days"),
-        Just("bucket_name"),
-        Just("bucket_prefix"),
-        Just("target_region"),
-        Just("extra_attr"),
-    ];
-    let typed = prop_oneof![
-        Just(AttributeValue::S("cloudwatch".into())),
-        Just(AttributeValue::S("s3".into())),
-        Just(AttributeValue::S("acme".into())),
-        attribute_value(),
-    ];
-    (
-        hash_map(field.prop_map(str::to_owned), typed, 0..10),
-        hash_map("[a-z]{1,6}", attribute_value(), 0..3),
-    )
-        .prop_map(|(mut fields, extra)| {
-            fields.extend(extra);
-            fields
-        })
-}
-
 /// Configs with hostile values in every field.
 fn hostile_config() -> impl Strategy<Value = DeliveryConfig> {
     let text = || prop_oneof![hostile_value(), "[a-z0-9:/._{}-]{0,30}"];
@@ -706,21 +646,9 @@ proptest! {
         prop_assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     }
 
-    /// DynamoDB items of any shape never panic `from_item`; what reads writes back to an item
-    /// that reads to the same config.
-    #[test]
-    fn items_of_any_shape_read_or_fail_cleanly(item in item()) {
-        if let Ok(config) = DeliveryConfig::from_item(&item) {
-            let _ = config.validate();
-            let written = config.to_item().expect("a read config writes");
-            let again = DeliveryConfig::from_item(&written).expect("a written config reads");
-            prop_assert_eq!(again, config);
-        }
-    }
-
     /// Validation is total on hostile configs. A config it accepts has a tenant id that is its own
     /// key segment (no escaping can make two tenants share a prefix), and round-trips through a
-    /// YAML file and a DynamoDB item. Stream names from any template and any record values are
+    /// YAML file (through a DynamoDB item: `processor/tests/item_properties.rs`). Stream names from any template and any record values are
     /// valid CloudWatch names (1-512 characters, no `:` or `*`).
     #[test]
     fn validation_is_total_and_accepted_configs_are_safe(
@@ -740,8 +668,6 @@ proptest! {
             prop_assert_eq!(encode_segment(&config.tenant_id), config.tenant_id.clone());
             let yaml = serde_yaml::to_string(&vec![config.clone()]).expect("yaml");
             prop_assert_eq!(DeliveryConfig::list_from_yaml(&yaml).expect("reads back"), vec![config.clone()]);
-            let item = config.to_item().expect("item");
-            prop_assert_eq!(DeliveryConfig::from_item(&item).expect("reads back"), config.clone());
         }
         let (pod, namespace, application, cluster) = &fields;
         let name = config.log_stream_name(&StreamFields {

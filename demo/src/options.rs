@@ -13,7 +13,7 @@ use crate::chaos::{
     DEFAULT_KILLS, FaultClass,
 };
 
-/// Default `--duration`: one minute of log generation (issue 8).
+/// Default `--duration`: one minute of log generation (enough to see every stage deliver).
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
 
 /// Default `--tenants`: tenant A (CloudWatch) and tenant B (CloudWatch + S3 copy, filtered).
@@ -338,25 +338,19 @@ fn check_tenant_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses a duration: a number with an optional unit `ms`, `s`, `m` (bare = seconds).
+/// Parses a duration in the shared syntax (`logrelay_common::units`) but without hours: a demo
+/// run is minutes long, so an `h` is refused as a likely typo.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration like 60s, 2m or 500ms"))?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => number
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "too large".into()),
-        other => Err(format!("unknown duration unit {other:?} (use ms, s or m)")),
+    let unit = value
+        .trim()
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim();
+    if !matches!(unit, "" | "ms" | "s" | "m") {
+        return Err(format!(
+            "{value:?}: unknown duration unit {unit:?} (use ms, s or m)"
+        ));
     }
+    logrelay_common::units::parse_duration(value)
 }
 
 #[cfg(test)]
@@ -476,6 +470,8 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("1h").is_err());
+        let unknown = parse_duration("1d").expect_err("no days");
+        assert!(unknown.contains("(use ms, s or m)"), "{unknown}");
         assert!(parse_duration("soon").is_err());
     }
 }

@@ -396,7 +396,7 @@ fn agent_command(
     }
 }
 
-/// The processor's environment (the seed's variable names, see docs/processor.md).
+/// The processor's environment (the variable names docs/processor.md lists).
 fn processor_env(
     options: &DemoOptions,
     provisioned: &Provisioned,

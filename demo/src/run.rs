@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::accounts::{CENTRAL_ACCOUNT_ID, CUSTOMER_ADMIN_ROLE, INSPECTOR_ROLE, Identity};
 use crate::chaos::log_group::{self, Deletion};
+use crate::chaos::report::ChaosReport;
 use crate::chaos::runner::{ChaosRunner, DeletionTarget};
 use crate::chaos::schedule::Schedule;
 use crate::child::log_tail;
@@ -74,29 +75,7 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
         provisioned.central.bucket,
         provisioned.tenants.len()
     ));
-    if !provisioned.central.moto_skipped.is_empty() {
-        let skipped: Vec<&str> = provisioned
-            .central
-            .moto_skipped
-            .values()
-            .map(String::as_str)
-            .collect();
-        notes.push(format!(
-            "moto's CloudFormation skipped {} and ignores the bucket's NotificationConfiguration: \
-             the demo made the S3 → SNS notification and the SNS → SQS subscription through the SDK",
-            skipped.join(", ")
-        ));
-    }
-    if provisioned.iam_enforced {
-        notes.push(
-            "IAM enforced in the emulator (denied-tenant scenario): agent and processor act as an \
-             operator user without the writer/central role hops (moto cannot evaluate their trust \
-             for a user); the tenants' role policies were restated with Resource \"*\" (moto \
-             cannot read or match the template's resource-scoped log group ARNs); the denied \
-             tenant's role has an explicit Deny on logs:*"
-                .into(),
-        );
-    }
+    provisioning_notes(&provisioned, &mut notes);
 
     progress.step("starting the fake node, Kubernetes API, agent and processor");
     let mut pipeline = Pipeline::start(options, emulator.url(), &provisioned, &binaries, &work)
@@ -192,7 +171,65 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
     pipeline.stop_processor().await;
     let drain_seconds = drain_started.elapsed().as_secs_f64();
     notes.push(format!("drained in {drain_seconds:.1} s"));
-    if let Some(metrics) = &agent_metrics {
+    metrics_notes(
+        agent_metrics.as_ref(),
+        processor_metrics.as_ref(),
+        chaos.is_some(),
+        &mut notes,
+    );
+
+    progress.step("verifying every destination against the generator's ledger");
+    let deletion = chaos.as_ref().and_then(ChaosRunner::deletion);
+    let mut summary =
+        summarize(options, &provisioned, &pipeline, &binaries, &work, deletion).await?;
+    summary.notes.extend(notes);
+    if let Some(runner) = &chaos {
+        let mut report = chaos_report(runner, options, &provisioned, &pipeline, &summary).await;
+        report.drain_seconds = drain_seconds;
+        summary.chaos = Some(report);
+    }
+    summary.inspection = inspection(options, &emulator, &provisioned, &work).await;
+    summary.judge();
+    drop(pipeline);
+    Ok(summary)
+}
+
+/// What the emulator made the provisioning do differently from AWS, as notes of the summary.
+fn provisioning_notes(provisioned: &Provisioned, notes: &mut Vec<String>) {
+    if !provisioned.central.moto_skipped.is_empty() {
+        let skipped: Vec<&str> = provisioned
+            .central
+            .moto_skipped
+            .values()
+            .map(String::as_str)
+            .collect();
+        notes.push(format!(
+            "moto's CloudFormation skipped {} and ignores the bucket's NotificationConfiguration: \
+             the demo made the S3 → SNS notification and the SNS → SQS subscription through the SDK",
+            skipped.join(", ")
+        ));
+    }
+    if provisioned.iam_enforced {
+        notes.push(
+            "IAM enforced in the emulator (denied-tenant scenario): agent and processor act as an \
+             operator user without the writer/central role hops (moto cannot evaluate their trust \
+             for a user); the tenants' role policies were restated with Resource \"*\" (moto \
+             cannot read or match the template's resource-scoped log group ARNs); the denied \
+             tenant's role has an explicit Deny on logs:*"
+                .into(),
+        );
+    }
+}
+
+/// The components' own counts from their last `/metrics` scrape, as notes of the summary
+/// (`restarted`: chaos restarted the processor, so its counts start at its last restart).
+fn metrics_notes(
+    agent_metrics: Option<&Metrics>,
+    processor_metrics: Option<&Metrics>,
+    restarted: bool,
+    notes: &mut Vec<String>,
+) {
+    if let Some(metrics) = agent_metrics {
         notes.push(format!(
             "agent (last run): {} lines read, {} objects stored, {} rotations followed",
             metrics.sum("logrelay_agent_lines_read_total"),
@@ -200,14 +237,14 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
             metrics.sum("logrelay_agent_rotations_total"),
         ));
     }
-    if let Some(metrics) = &processor_metrics {
+    if let Some(metrics) = processor_metrics {
         let objects = |outcome: &str| {
             metrics.sum_where("logrelay_processor_objects_total", "outcome", outcome)
         };
         notes.push(format!(
             "processor{}: objects {} delivered, {} skipped as unwanted (desired_logs), {} duplicates skipped, \
              {} failed transiently (retried), {} failed permanently; {} events delivered; {} messages dead-lettered",
-            if chaos.is_some() {
+            if restarted {
                 " (since its last restart)"
             } else {
                 ""
@@ -221,45 +258,43 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
             metrics.sum("logrelay_processor_messages_dead_lettered_total"),
         ));
     }
+}
 
-    progress.step("verifying every destination against the generator's ledger");
-    let deletion = chaos.as_ref().and_then(ChaosRunner::deletion);
-    let mut summary =
-        summarize(options, &provisioned, &pipeline, &binaries, &work, deletion).await?;
-    summary.notes.extend(notes);
-    if let Some(runner) = &chaos {
-        let mut report = runner.report(&pipeline);
-        let planned = QueueSettings::for_run(options);
-        let central_config = provisioned.operator.config().await;
-        match inspect::queue_settings(&central_config, &provisioned.central.queue.url).await {
-            Ok((visibility, max_receive_count)) => {
-                report.visibility_timeout_seconds = visibility;
-                report.max_receive_count = max_receive_count;
-                if (visibility, max_receive_count)
-                    != (
-                        planned.visibility_timeout_seconds,
-                        planned.max_receive_count,
-                    )
-                {
-                    report.errors.push(format!(
-                        "the queue has visibility {visibility} s and maxReceiveCount {max_receive_count}, \
-                         not the planned {} s and {}",
-                        planned.visibility_timeout_seconds, planned.max_receive_count
-                    ));
-                }
+/// The chaos section: what the runner injected, the queue's settings as the run planned them,
+/// and the duplicates the verification found.
+async fn chaos_report(
+    runner: &ChaosRunner,
+    options: &DemoOptions,
+    provisioned: &Provisioned,
+    pipeline: &Pipeline,
+    summary: &Summary,
+) -> ChaosReport {
+    let mut report = runner.report(pipeline);
+    let planned = QueueSettings::for_run(options);
+    let central_config = provisioned.operator.config().await;
+    match inspect::queue_settings(&central_config, &provisioned.central.queue.url).await {
+        Ok((visibility, max_receive_count)) => {
+            report.visibility_timeout_seconds = visibility;
+            report.max_receive_count = max_receive_count;
+            if (visibility, max_receive_count)
+                != (
+                    planned.visibility_timeout_seconds,
+                    planned.max_receive_count,
+                )
+            {
+                report.errors.push(format!(
+                    "the queue has visibility {visibility} s and maxReceiveCount {max_receive_count}, \
+                     not the planned {} s and {}",
+                    planned.visibility_timeout_seconds, planned.max_receive_count
+                ));
             }
-            Err(error) => report
-                .errors
-                .push(format!("reading the queue's settings: {error:#}")),
         }
-        report.duplicates = summary.destinations.iter().map(|d| d.duplicated).sum();
-        report.drain_seconds = drain_seconds;
-        summary.chaos = Some(report);
+        Err(error) => report
+            .errors
+            .push(format!("reading the queue's settings: {error:#}")),
     }
-    summary.inspection = inspection(options, &emulator, &provisioned, &work).await;
-    summary.judge();
-    drop(pipeline);
-    Ok(summary)
+    report.duplicates = summary.destinations.iter().map(|d| d.duplicated).sum();
+    report
 }
 
 /// The generation phase: waits for the generator to finish, kills and restarts the agent when
@@ -457,6 +492,86 @@ async fn summarize(
     let node = generator_stats(&log_tail(pipeline.generator.log_path(), 50));
     let generated_bytes = node.get("bytes").copied().unwrap_or(0);
 
+    let (checks, latency_readers) = planned_checks(provisioned).await?;
+    let mut latencies = BTreeMap::new();
+    for (tenant, group, reader) in &latency_readers {
+        if let Some(latency) = inspect::log_group_latency(&reader.config().await, group).await {
+            latencies.insert(tenant.clone(), latency);
+        }
+    }
+    let mut destinations = Vec::new();
+    for (account, expect_nothing, check) in checks {
+        let deleted = match (&check.tenant, &check.destination, deletion) {
+            (Some(tenant), Destination::CloudWatch { group }, Some(d))
+                if *tenant == d.tenant && *group == d.group =>
+            {
+                Some(d)
+            }
+            _ => None,
+        };
+        let result = match deleted {
+            Some(deletion) => verify_deleted_group(&check, deletion, work).await,
+            None => verify::run_check(&binaries.testgen, &work.ledger, check, &work.logs).await,
+        };
+        let tenant_generated = match &result.check.tenant {
+            Some(tenant) => generated.get(tenant.as_str()).copied().unwrap_or(0),
+            None => generated_lines,
+        };
+        let latency = match (&result.check.tenant, &result.check.destination) {
+            (Some(tenant), Destination::CloudWatch { .. }) => latencies.get(tenant).copied(),
+            _ => None,
+        };
+        let mut row = destination_row(result, account, tenant_generated, latency, expect_nothing);
+        if deleted.is_some() {
+            row.destination.push_str(" (archive + recreated)");
+        }
+        destinations.push(row);
+    }
+
+    let central_config = provisioned.operator.config().await;
+    let buckets = bucket_rows(provisioned, &central_config).await?;
+    let requests = request_rows(pipeline, generated_bytes);
+    let dead_letters =
+        inspect::dead_letters(&central_config, &provisioned.central.queue.dlq_url).await?;
+    let per_tenant_objects =
+        inspect::objects_per_tenant(&central_config, &provisioned.central.bucket).await?;
+    let denied = denied_rows(provisioned, &per_tenant_objects, &dead_letters);
+    Ok(Summary {
+        duration_seconds: options.duration.as_secs(),
+        rate: options.rate,
+        processor_mode: match options.processor {
+            ProcessorMode::Sqs => "sqs".into(),
+            ProcessorMode::Lambda => "lambda".into(),
+        },
+        generated_lines,
+        generated_bytes,
+        destinations,
+        buckets,
+        requests,
+        dead_letters,
+        denied,
+        notes: node_notes(&node),
+        inspection: Inspection {
+            endpoint: None,
+            emulator_pid: None,
+            work_dir: work.root.display().to_string(),
+            commands: Vec::new(),
+        },
+        chaos: None,
+        failures: Vec::new(),
+    })
+}
+
+/// A destination to verify: its account, whether nothing may arrive there, and the check.
+type PlannedCheck = (String, bool, Check);
+/// Who reads a tenant's log group for the latency measurement: tenant, group, reader.
+type LatencyReader = (String, String, Identity);
+
+/// Every destination to verify (each tenant's log group and copy bucket, then the central
+/// bucket), and the readers of the latency measurement.
+async fn planned_checks(
+    provisioned: &Provisioned,
+) -> anyhow::Result<(Vec<PlannedCheck>, Vec<LatencyReader>)> {
     let operator = &provisioned.operator;
     let mut checks = Vec::new();
     let mut latency_readers = Vec::new();
@@ -505,51 +620,25 @@ async fn summarize(
             reader: operator.clone(),
         },
     ));
+    Ok((checks, latency_readers))
+}
 
-    let mut latencies = BTreeMap::new();
-    for (tenant, group, reader) in &latency_readers {
-        if let Some(latency) = inspect::log_group_latency(&reader.config().await, group).await {
-            latencies.insert(tenant.clone(), latency);
-        }
-    }
-    let mut destinations = Vec::new();
-    for (account, expect_nothing, check) in checks {
-        let deleted = match (&check.tenant, &check.destination, deletion) {
-            (Some(tenant), Destination::CloudWatch { group }, Some(d))
-                if *tenant == d.tenant && *group == d.group =>
-            {
-                Some(d)
-            }
-            _ => None,
-        };
-        let result = match deleted {
-            Some(deletion) => verify_deleted_group(&check, deletion, work).await,
-            None => verify::run_check(&binaries.testgen, &work.ledger, check, &work.logs).await,
-        };
-        let tenant_generated = match &result.check.tenant {
-            Some(tenant) => generated.get(tenant.as_str()).copied().unwrap_or(0),
-            None => generated_lines,
-        };
-        let latency = match (&result.check.tenant, &result.check.destination) {
-            (Some(tenant), Destination::CloudWatch { .. }) => latencies.get(tenant).copied(),
-            _ => None,
-        };
-        let mut row = destination_row(result, account, tenant_generated, latency, expect_nothing);
-        if deleted.is_some() {
-            row.destination.push_str(" (archive + recreated)");
-        }
-        destinations.push(row);
-    }
-
-    let central_config = operator.config().await;
+/// What the central bucket and each tenant's copy bucket hold.
+async fn bucket_rows(
+    provisioned: &Provisioned,
+    central_config: &aws_config::SdkConfig,
+) -> anyhow::Result<Vec<BucketRow>> {
     let mut buckets = vec![BucketRow {
         label: "central bucket".into(),
         bucket: provisioned.central.bucket.clone(),
-        usage: inspect::bucket_usage(&central_config, &provisioned.central.bucket).await?,
+        usage: inspect::bucket_usage(central_config, &provisioned.central.bucket).await?,
     }];
     for tenant in &provisioned.tenants {
         if let Some(bucket) = &tenant.plan.s3_bucket {
-            let reader = operator.assume(&tenant.inspector_role_arn).await?;
+            let reader = provisioned
+                .operator
+                .assume(&tenant.inspector_role_arn)
+                .await?;
             buckets.push(BucketRow {
                 label: format!("{} copy bucket", tenant.plan.id),
                 bucket: bucket.clone(),
@@ -557,6 +646,11 @@ async fn summarize(
             });
         }
     }
+    Ok(buckets)
+}
+
+/// The AWS requests each component made, per service and operation, also per generated GB.
+fn request_rows(pipeline: &Pipeline, generated_bytes: u64) -> Vec<RequestRow> {
     let mut requests = Vec::new();
     for (component, counts) in [
         ("agent", pipeline.agent_proxy.counts()),
@@ -572,11 +666,17 @@ async fn summarize(
             });
         }
     }
-    let dead_letters =
-        inspect::dead_letters(&central_config, &provisioned.central.queue.dlq_url).await?;
-    let per_tenant_objects =
-        inspect::objects_per_tenant(&central_config, &provisioned.central.bucket).await?;
-    let denied = provisioned
+    requests
+}
+
+/// For each tenant whose role refuses the processor: its objects in the central bucket and how
+/// many of them were dead-lettered.
+fn denied_rows(
+    provisioned: &Provisioned,
+    per_tenant_objects: &BTreeMap<String, u64>,
+    dead_letters: &inspect::DeadLetters,
+) -> Vec<DeniedRow> {
+    provisioned
         .tenants
         .iter()
         .filter(|t| t.plan.denies_access)
@@ -589,7 +689,11 @@ async fn summarize(
                 .copied()
                 .unwrap_or(0),
         })
-        .collect();
+        .collect()
+}
+
+/// The fake node's counts (rotations, pods) as a note, when the generator reported them.
+fn node_notes(node: &BTreeMap<String, u64>) -> Vec<String> {
     let mut notes = Vec::new();
     if !node.is_empty() {
         notes.push(format!(
@@ -602,30 +706,7 @@ async fn summarize(
             node.get("restarts").copied().unwrap_or(0),
         ));
     }
-    Ok(Summary {
-        duration_seconds: options.duration.as_secs(),
-        rate: options.rate,
-        processor_mode: match options.processor {
-            ProcessorMode::Sqs => "sqs".into(),
-            ProcessorMode::Lambda => "lambda".into(),
-        },
-        generated_lines,
-        generated_bytes,
-        destinations,
-        buckets,
-        requests,
-        dead_letters,
-        denied,
-        notes,
-        inspection: Inspection {
-            endpoint: None,
-            emulator_pid: None,
-            work_dir: work.root.display().to_string(),
-            commands: Vec::new(),
-        },
-        chaos: None,
-        failures: Vec::new(),
-    })
+    notes
 }
 
 /// Verifies the CloudWatch delivery of a tenant whose group was deleted: the archive taken before

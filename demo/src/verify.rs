@@ -67,34 +67,8 @@ pub struct Check {
     pub reader: Identity,
 }
 
-/// The totals of a `verify --json` report (the fields the summary uses).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct Totals {
-    /// Lines expected here.
-    pub expected: u64,
-    /// Distinct expected lines found.
-    pub delivered: u64,
-    /// Expected lines not found.
-    pub missing: u64,
-    /// Extra copies.
-    pub duplicated: u64,
-    /// Lines of another tenant.
-    pub misrouted: u64,
-    /// Lines of this tenant's applications that were not wanted here.
-    pub unexpected: u64,
-    /// Lines without a sequence token.
-    #[serde(default)]
-    pub untokened: u64,
-    /// Lines whose token names an unknown source.
-    #[serde(default)]
-    pub unknown_source: u64,
-    /// Objects (S3) or pages (CloudWatch) read.
-    #[serde(default)]
-    pub objects_read: u64,
-    /// Lines read.
-    #[serde(default)]
-    pub lines_read: u64,
-}
+/// The totals of a `verify --json` report, as the test generator writes them.
+pub use logrelay_testgen::verify::report::Totals;
 
 /// A `verify --json` report.
 #[derive(Debug, Clone, Deserialize)]

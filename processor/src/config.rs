@@ -1,8 +1,8 @@
-//! The processor's configuration: one clap struct from flags and environment (the seed's env names
-//! are kept), validated at start with messages naming the bad field. The mode comes from a
-//! subcommand (`lambda | sqs | manual | replay`) or `EXECUTION_MODE`; in a Lambda environment
-//! without either, `lambda` is assumed. New subcommands (e.g. the planned `tenants`) add a variant
-//! to [`Command`].
+//! The processor's configuration: one clap struct from flags and environment (the environment names
+//! `docs/processor.md` lists, which deployments already set), validated at start with messages naming
+//! the bad field. The mode comes from a subcommand (`lambda | sqs | manual | replay`) or
+//! `EXECUTION_MODE`; in a Lambda environment without either, `lambda` is assumed. The `tenants`
+//! subcommand hands its flags to [`crate::admin`] with [`ProcessorConfig::admin_settings`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,17 +16,7 @@ use crate::intake::replay::TimeBasis;
 use crate::progress::{MAX_LEASE, MIN_LEASE};
 use logrelay_common::aws::MAX_EXTERNAL_ID_LEN;
 
-/// Exit code: everything succeeded.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: at least one object or message failed (manual, replay).
-pub const EXIT_FAILURES: u8 = 1;
-/// Exit code: invalid flags or configuration (clap uses 2 for usage errors too).
-pub const EXIT_CONFIG: u8 = 2;
-/// Exit code: a fatal runtime error (queue unreachable, metrics port taken, Lambda runtime failed,
-/// listing failed).
-pub const EXIT_RUNTIME: u8 = 3;
-
-/// Default tenant config table (the seed's name).
+/// Default tenant config table (the name deployments use, `docs/processor.md`).
 pub const DEFAULT_TENANT_CONFIG_TABLE: &str = "tenant-configurations";
 /// Default listen address of `/metrics` and `/healthz` in SQS mode.
 pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9090";
@@ -83,7 +73,7 @@ pub struct ProcessorConfig {
     /// Attempts per AWS call on transient failures, the first included (default 5).
     #[arg(long, env = "RETRY_ATTEMPTS", global = true)]
     pub retry_attempts: Option<u32>,
-    /// ExternalId for tenants whose config has none (seed compatibility; per-tenant ids are preferred).
+    /// ExternalId for tenants whose config has none (deployments with one ExternalId for every tenant; per-tenant ids are preferred).
     #[arg(
         long,
         env = "DEFAULT_EXTERNAL_ID",
@@ -142,7 +132,7 @@ pub enum Command {
     /// Deliver a tenant's objects again (backfill).
     Replay(ReplayArgs),
     /// Onboard and diagnose tenants (validate, put, get, list, delete, enable, disable, onboard, doctor).
-    Tenants(crate::tenants::TenantsArgs),
+    Tenants(crate::admin::TenantsArgs),
 }
 
 /// Flags of `replay`.
@@ -330,6 +320,18 @@ impl ProcessorConfig {
         Ok(mode)
     }
 
+    /// What the `tenants` commands use of the processor's settings.
+    pub fn admin_settings(&self) -> crate::admin::AdminSettings {
+        crate::admin::AdminSettings {
+            log_format: self.log_format,
+            region: self.region.clone(),
+            tenant_config_table: self.tenant_config_table.clone(),
+            central_role_arn: self.central_role_arn.clone(),
+            default_external_id: self.default_external_id.clone(),
+            logs_endpoint_url: self.logs_endpoint_url.clone(),
+        }
+    }
+
     /// The log format: as configured, else JSON for the unattended modes and text for operators.
     pub fn effective_log_format(&self, mode: &Mode) -> LogFormat {
         self.log_format.unwrap_or(match mode {
@@ -375,7 +377,7 @@ impl ProcessorConfig {
             Command::Tenants(_) => {
                 return Err(ConfigError::new(
                     "command",
-                    "`tenants` is run by logrelay_processor::tenants::main",
+                    "`tenants` is run by logrelay_processor::admin::main",
                 ));
             }
             Command::Sqs => {

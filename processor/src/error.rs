@@ -6,7 +6,8 @@
 //! per-config results and the counts of what *was* delivered, so a dead-lettered message still says
 //! exactly what happened.
 
-use crate::object::{DeliveryReport, FailureKind};
+use crate::report::{DeliveryReport, FailureKind};
+use logrelay_common::aws::{AwsError, ErrorClass};
 use logrelay_common::tenant::DeliveryType;
 use std::fmt;
 
@@ -148,6 +149,29 @@ fn summary(failures: &[ConfigFailure]) -> String {
         .join("; ")
 }
 
+/// The AWS answer behind a failure, kept typed so callers (the `tenants doctor` hints) read the
+/// call and AWS's error code from it instead of from the message text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsCause {
+    /// The call that failed, e.g. `logs:CreateLogGroup`.
+    pub operation: String,
+    /// What the caller should do about it.
+    pub class: ErrorClass,
+    /// AWS's error code, when AWS answered with one.
+    pub code: Option<String>,
+}
+
+impl AwsCause {
+    /// The cause of a failed call; `None` when no call was made (an invalid role step).
+    pub fn of(error: &AwsError) -> Option<Self> {
+        Some(Self {
+            operation: error.operation()?.to_owned(),
+            class: error.class(),
+            code: error.code().map(str::to_owned),
+        })
+    }
+}
+
 /// A failure of one delivery (one config, or one request of it), classified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} ({reason}, {})", kind_name(*.kind))]
@@ -158,6 +182,8 @@ pub struct DeliveryError {
     pub reason: &'static str,
     /// Human-readable detail.
     pub message: String,
+    /// The AWS error behind it, when an AWS call failed.
+    pub cause: Option<AwsCause>,
 }
 
 impl DeliveryError {
@@ -167,6 +193,7 @@ impl DeliveryError {
             kind: FailureKind::Transient,
             reason,
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -176,7 +203,14 @@ impl DeliveryError {
             kind: FailureKind::Permanent,
             reason,
             message: message.into(),
+            cause: None,
         }
+    }
+
+    /// The same failure with the AWS error behind it.
+    pub fn with_cause(mut self, cause: Option<AwsCause>) -> Self {
+        self.cause = cause;
+        self
     }
 
     /// Whether trying again later may succeed.

@@ -1,5 +1,5 @@
 //! `logrelay-processor`: parses flags, builds the core [`Processor`] and runs the chosen intake.
-//! Exit codes are in `config.rs` (`EXIT_*`) and `docs/processor.md`.
+//! Exit codes are in `exit.rs` and `docs/processor.md`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,9 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use logrelay_common::aws::{AwsOptions, base_config, s3_client};
-use logrelay_processor::config::{
-    Command, EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME, Mode, ProcessorConfig,
-};
+use logrelay_processor::config::{Command, Mode, ProcessorConfig};
+use logrelay_processor::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 use logrelay_processor::intake::dead_letter::DeadLetterQueue;
 use logrelay_processor::intake::lambda::LambdaIntake;
 use logrelay_processor::intake::replay::{ReplayError, ReplayRequest};
@@ -21,7 +20,10 @@ use logrelay_processor::telemetry::{emf, prometheus};
 fn main() -> ExitCode {
     let config = ProcessorConfig::parse();
     if let Some(Command::Tenants(args)) = &config.command {
-        return ExitCode::from(logrelay_processor::tenants::main(&config, args));
+        return ExitCode::from(logrelay_processor::admin::main(
+            &config.admin_settings(),
+            args,
+        ));
     }
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     let mode = match config.validate(in_lambda) {

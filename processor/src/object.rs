@@ -1,6 +1,9 @@
 //! The processor's core contract: an object to process ([`ObjectRef`]), what became of it
 //! ([`Outcome`]), and the handler every intake drives ([`ObjectHandler`]).
 
+pub use crate::report::{DeliveryReport, FailureKind};
+
+use crate::error::ProcessError;
 use chrono::{DateTime, Utc};
 use std::future::Future;
 
@@ -23,15 +26,6 @@ pub struct ObjectRef {
     pub event_time: Option<DateTime<Utc>>,
 }
 
-/// Whether a failure may succeed if tried again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// Trying again later may succeed (throttling, 5xx, timeouts): leave for redelivery.
-    Transient,
-    /// Trying again cannot help (malformed key, tenant not configured, access denied): dead-letter.
-    Permanent,
-}
-
 /// Why an object was acknowledged without delivering anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkipReason {
@@ -39,27 +33,6 @@ pub enum SkipReason {
     AlreadyDelivered,
     /// No delivery config wants any of the object's records.
     NothingWanted,
-}
-
-/// Counts from delivering one object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeliveryReport {
-    /// Tenant the object belongs to (from the key).
-    pub tenant_id: String,
-    /// Records read from the object.
-    pub records_read: u64,
-    /// Events accepted by CloudWatch Logs, over all configs.
-    pub events_delivered: u64,
-    /// Records not wanted by a config's filter.
-    pub records_filtered: u64,
-    /// Events dropped before sending or rejected by CloudWatch (too old, too new, expired).
-    pub events_rejected: u64,
-    /// Records whose own `customer_id` disagrees with the key's tenant (never delivered).
-    pub records_misattributed: u64,
-    /// Lines that could not be parsed as records.
-    pub bad_lines: u64,
-    /// S3 copies made.
-    pub s3_copies: u64,
 }
 
 /// What became of one object.
@@ -74,7 +47,7 @@ pub enum Outcome {
         /// Transient (retry) or permanent (dead-letter).
         kind: FailureKind,
         /// What went wrong, for logs and the DLQ.
-        error: crate::error::ProcessError,
+        error: ProcessError,
     },
 }
 

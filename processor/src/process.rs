@@ -6,33 +6,36 @@
 //! hold no other tenant's records) → progress completed, per-tenant counts emitted.
 //! `docs/processor-delivery.md` explains the rules and guarantees.
 //!
-//! [`settings`] holds what the core is built from; [`attempt`](self) runs one object.
+//! [`settings`] holds what the core is built from. One object's attempt (`run` below) takes its
+//! steps from the files in this order: `attempt` (key, tenant, GetObject) → `claim` (progress
+//! leases) → `targets` (credentials, services) → `read` (one read feeding the CloudWatch sink) →
+//! `settle` (complete or release every lease, copy to S3, the report).
 
 mod attempt;
-mod dispatch;
+mod claim;
 mod read;
-mod records;
-mod route;
 mod settings;
+mod settle;
+mod targets;
 #[cfg(test)]
 mod tests;
 
-pub use dispatch::{DEFAULT_MAX_IN_FLIGHT_PER_OBJECT, MAX_BATCHES_AHEAD};
-pub use records::{BadLine, Record, parse_record, parse_timestamp_text};
+pub use crate::deliver::cloudwatch::sink::{DEFAULT_MAX_IN_FLIGHT_PER_OBJECT, MAX_BATCHES_AHEAD};
+pub use crate::record::{BadLine, Record, parse_record, parse_timestamp_text};
 pub use settings::{DEFAULT_REQUEST_TIMEOUT, ProcessorLimits, ProcessorSettings, SettingsError};
 
 use crate::credentials::{CredentialBroker, CredentialSettings};
 use crate::deliver::TenantPermits;
 use crate::deliver::cloudwatch::batch::BatchLimits;
 use crate::deliver::cloudwatch::service::KnownStreams;
-use crate::object::{FailureKind, ObjectHandler, ObjectRef, Outcome, SkipReason};
+use crate::error::ProcessError;
+use crate::object::{DeliveryReport, FailureKind, ObjectHandler, ObjectRef, Outcome, SkipReason};
 use crate::progress::{ProgressSettings, ProgressStore};
 use crate::telemetry::InternalEvent;
 use crate::telemetry::events::ObjectFinished;
 use crate::tenant::TenantDirectory;
 use attempt::{Attempt, Finished};
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
+use logrelay_common::aws::without_sdk_retries;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -65,26 +68,10 @@ impl Processor {
     pub fn new(settings: ProcessorSettings) -> Result<Self, SettingsError> {
         settings::check_settings(&settings)?;
         let limits = settings.limits.clone();
-        let timeouts = TimeoutConfig::builder()
-            .operation_attempt_timeout(limits.request_timeout)
-            .build();
         // Every client retries through `RetryPolicy` only, so RETRY_ATTEMPTS is the whole budget.
-        let s3 = {
-            let client = logrelay_common::aws::s3_client(&settings.aws);
-            let config = client
-                .config()
-                .to_builder()
-                .retry_config(RetryConfig::disabled())
-                .timeout_config(timeouts.clone())
-                .build();
-            aws_sdk_s3::Client::from_conf(config)
-        };
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&settings.aws)
-                .retry_config(RetryConfig::disabled())
-                .timeout_config(timeouts)
-                .build(),
-        );
+        let aws = without_sdk_retries(&settings.aws, Some(limits.request_timeout));
+        let s3 = logrelay_common::aws::s3_client(&aws);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         let progress = ProgressStore::new(
             dynamodb.clone(),
             ProgressSettings {
@@ -137,7 +124,7 @@ impl Processor {
     pub async fn process(&self, object: &ObjectRef) -> Outcome {
         let uri = format!("s3://{}/{}", object.bucket, object.key);
         let mut attempt = Attempt::new(&self.inner, object);
-        let result = attempt.run().await;
+        let result = run(&mut attempt).await;
         let tenant = attempt.tenant_id.clone().unwrap_or_default();
         match result {
             Ok(Finished::Delivered(report)) => {
@@ -182,6 +169,30 @@ impl Processor {
             }
         }
     }
+}
+
+/// Runs one attempt through its steps, in the order the object meets them.
+async fn run(attempt: &mut Attempt<'_>) -> Result<Finished, ProcessError> {
+    let key = attempt.parse_key()?;
+    let tenant_id = key.partition.customer_id.clone();
+    let wanted = attempt.wanted_configs(&key, &tenant_id).await?;
+    if wanted.is_empty() {
+        return Ok(Finished::Skipped(SkipReason::NothingWanted));
+    }
+    let (headers, body) = attempt.fetch(&tenant_id).await?;
+    let report = DeliveryReport {
+        tenant_id,
+        ..Default::default()
+    };
+    let mut targets = attempt.targets(&key, &wanted, &headers.etag).await;
+    if settle::holds_nothing(&targets) {
+        drop(body);
+        return settle::nothing_held(targets, report);
+    }
+    let read = attempt
+        .read_and_dispatch(&key, &headers, body, &mut targets)
+        .await;
+    attempt.settle(&key, &headers, targets, read, report).await
 }
 
 impl ObjectHandler for Processor {

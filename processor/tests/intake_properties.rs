@@ -29,6 +29,7 @@ use logrelay_processor::intake::event::{
     BodyError, BodySource, IntakeItem, MAX_NESTING, parse_body, parse_manual_input,
 };
 use logrelay_processor::process::{parse_record, parse_timestamp_text};
+use logrelay_processor::tenant::DynamoItem;
 use logrelay_testkit::unique_name;
 use proptest::collection::vec;
 use proptest::prelude::*;

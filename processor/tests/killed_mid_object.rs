@@ -1,4 +1,4 @@
-//! The processor killed mid-object (issue 4: "processor killed mid-object → redelivery resumes
+//! The processor killed mid-object (required: "processor killed mid-object → redelivery resumes
 //! without duplicates"), literally: the real `logrelay-processor` binary in `manual` mode delivers
 //! one notification of a many-batch object (`MAX_BATCH_SIZE` lowered) through a proxy in front of
 //! the emulator's CloudWatch Logs. The proxy holds PutLogEvents requests, so the SIGKILL lands while

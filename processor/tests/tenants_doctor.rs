@@ -7,11 +7,11 @@ mod tenants_support;
 
 use aws_config::{Region, SdkConfig};
 use logrelay_common::tenant::DeliveryType;
-use logrelay_processor::tenants::Context;
-use logrelay_processor::tenants::doctor::{
+use logrelay_processor::admin::Context;
+use logrelay_processor::admin::doctor::{
     DOCTOR_LOG_STREAM, DoctorReport, DoctorSettings, StepStatus, doctor,
 };
-use logrelay_processor::tenants::store::TenantTable;
+use logrelay_processor::admin::store::TenantTable;
 use logrelay_testkit::{
     DEFAULT_ACCOUNT_ID, Moto, allow_policy, create_bucket, create_role, create_tenant_table,
     create_user_with_access_key, static_config, unique_name,
@@ -549,8 +549,8 @@ async fn enforcing(tenant: &str, stored_external_id: &str, role_exists: bool) ->
     }
     let table = unique_name("tenants");
     create_tenant_table(&admin, &table).await.expect("table");
-    let mut config = logrelay_processor::tenants::blank_config(tenant, DeliveryType::Cloudwatch)
-        .expect("config");
+    let mut config =
+        logrelay_processor::admin::blank_config(tenant, DeliveryType::Cloudwatch).expect("config");
     config.log_distribution_role_arn = Some(customer_role.clone());
     config.log_group_name = Some(format!("/ROSA/cluster-logs/{tenant}"));
     config.external_id = Some(stored_external_id.to_owned());
@@ -563,8 +563,7 @@ async fn enforcing(tenant: &str, stored_external_id: &str, role_exists: bool) ->
     create_bucket(&in_region(&admin, TARGET_REGION), &bucket)
         .await
         .expect("bucket");
-    let mut s3 =
-        logrelay_processor::tenants::blank_config(tenant, DeliveryType::S3).expect("config");
+    let mut s3 = logrelay_processor::admin::blank_config(tenant, DeliveryType::S3).expect("config");
     s3.bucket_name = Some(bucket);
     s3.target_region = Some(TARGET_REGION.to_owned());
     TenantTable::new(&admin, &table)

@@ -5,8 +5,8 @@
 mod tenants_support;
 
 use logrelay_common::tenant::{DeliveryConfig, DeliveryType};
-use logrelay_processor::tenants::TenantsError;
-use logrelay_processor::tenants::store::TenantTable;
+use logrelay_processor::admin::TenantsError;
+use logrelay_processor::admin::store::TenantTable;
 use logrelay_testkit::{FaultProxy, Moto, static_config, test_credentials};
 use std::fmt::Write as _;
 use tenants_support::{Ran, binary, context, context_with, run, run_err};
@@ -387,7 +387,7 @@ async fn enable_and_disable_switch_a_config_and_an_invalid_config_is_never_enabl
     assert_code(&run(&context, &["disable", "nobody", "s3"]).await, 1);
 
     // An item written behind the tool's back with a broken field stays disabled.
-    let mut broken = logrelay_processor::tenants::blank_config("broken", DeliveryType::Cloudwatch)
+    let mut broken = logrelay_processor::admin::blank_config("broken", DeliveryType::Cloudwatch)
         .expect("config");
     broken.enabled = false;
     broken.log_group_name = Some("bad name".into());

@@ -389,7 +389,7 @@ mod tests {
     };
     use aws_config::SdkConfig;
     use aws_config::retry::RetryConfig;
-    use logrelay_common::aws::{ErrorClass, classify, dynamodb_client, error_code};
+    use logrelay_common::aws::{ErrorClass, classify, error_code};
 
     /// A config through the proxy with quick retries, so tests do not wait seconds per retry.
     async fn config_via(proxy: &FaultProxy, max_attempts: u32) -> SdkConfig {
@@ -440,7 +440,7 @@ mod tests {
             ..FaultPlan::default()
         });
         proxy.fail_next(2, FaultKind::Throttling);
-        let err = dynamodb_client(&via)
+        let err = aws_sdk_dynamodb::Client::new(&via)
             .list_tables()
             .send()
             .await
@@ -449,7 +449,7 @@ mod tests {
         assert_eq!(classify(&err), ErrorClass::Throttling);
         assert_eq!(proxy.faults_injected(), 2);
 
-        dynamodb_client(&via)
+        aws_sdk_dynamodb::Client::new(&via)
             .list_tables()
             .send()
             .await
@@ -494,7 +494,7 @@ mod tests {
             .expect("S3 is not matched");
         assert_eq!(proxy.faults_injected(), 0);
 
-        let err = dynamodb_client(&via)
+        let err = aws_sdk_dynamodb::Client::new(&via)
             .list_tables()
             .send()
             .await
@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(proxy.faults_injected(), 1);
 
         proxy.heal();
-        dynamodb_client(&via)
+        aws_sdk_dynamodb::Client::new(&via)
             .list_tables()
             .send()
             .await

@@ -10,5 +10,5 @@ pub mod moto;
 pub mod resources;
 
 pub use fault_proxy::{FaultKind, FaultMatch, FaultPlan, FaultProxy};
-pub use moto::{DEFAULT_ACCOUNT_ID, Moto, TEST_REGION};
+pub use moto::{DEFAULT_ACCOUNT_ID, Moto};
 pub use resources::*;

@@ -26,9 +26,6 @@ pub const MOTO_URL_ENV: &str = "LOGRELAY_MOTO_URL";
 /// The account that moto's default (unknown) credentials act in.
 pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 
-/// Region every test config uses.
-pub const TEST_REGION: &str = "us-east-1";
-
 /// Role assumed to act in an account other than the default one (moto maps the assumed role's
 /// credentials into the role's account; the role need not exist unless IAM is enforced).
 pub const ACCOUNT_ROLE_NAME: &str = "logrelay-testkit";

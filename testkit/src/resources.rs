@@ -18,9 +18,10 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use logrelay_common::aws::{AwsOptions, base_config, dynamodb_client, s3_client};
+use logrelay_common::aws::{AwsOptions, base_config, s3_client};
 
-use crate::moto::TEST_REGION;
+/// Region every test config uses.
+pub const TEST_REGION: &str = "us-east-1";
 
 /// Longest S3 bucket name (S3 bucket naming rules); also fine for queues, topics and tables.
 const MAX_NAME_LEN: usize = 63;
@@ -309,7 +310,7 @@ async fn create_table(
     hash_key: &str,
     range_key: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut request = dynamodb_client(config)
+    let mut request = aws_sdk_dynamodb::Client::new(config)
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest);

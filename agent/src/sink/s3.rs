@@ -13,7 +13,6 @@ use super::service::PutError;
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sink::SinkRequest;
 use aws_config::SdkConfig;
-use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -69,14 +68,10 @@ impl S3Service {
         bucket: impl Into<String>,
         settings: S3Settings,
     ) -> Self {
-        let client = aws::s3_client(config);
-        let no_sdk_retries = client
-            .config()
-            .to_builder()
-            .retry_config(RetryConfig::disabled())
-            .build();
+        // The uploader retries on its own; the SDK's retries would multiply its budget.
+        let client = aws::s3_client(&aws::without_sdk_retries(config, None));
         Self {
-            client: aws_sdk_s3::Client::from_conf(no_sdk_retries),
+            client,
             bucket: bucket.into(),
             settings,
         }

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-/// Default `--fault-rate`: 30 % of all AWS requests of both components get a fault (issue 9).
+/// Default `--fault-rate`: 30 % of all AWS requests of both components get a fault (the chaos run's required fault rate).
 pub const DEFAULT_FAULT_RATE: f64 = 0.30;
 
-/// Default `--agent-kills` and `--processor-kills` of the full run (issue 9: at least 20 each).
+/// Default `--agent-kills` and `--processor-kills` of the full run (the chaos run requires at least 20 each).
 pub const DEFAULT_KILLS: u32 = 20;
 
-/// Default `--s3-outage` of the full run (issue 9: a 5-minute S3 outage).
+/// Default `--s3-outage` of the full run (the chaos run requires a 5-minute S3 outage).
 pub const DEFAULT_S3_OUTAGE: Duration = Duration::from_secs(300);
 
 /// Default `--duration` of `chaos`: room for 20 kills of each component at least 2 s apart and a

@@ -1,4 +1,4 @@
-//! The processor benchmark (issue 4, "Benchmark"): `cargo bench --workspace --bench processor`.
+//! The processor benchmark (its targets are in `BENCHMARKS.md`): `cargo bench --workspace --bench processor`.
 //!
 //! One run generates realistic gzip NDJSON objects (64 MiB decompressed, 4× and 15× that),
 //! stores them in the AWS emulator (moto), puts the tenant's config in its DynamoDB, and delivers
@@ -37,6 +37,7 @@ use fake_s3::FakeS3;
 use lambda_init::Subject;
 use logrelay_common::key::{ObjectKey, Partition};
 use logrelay_common::tenant::DeliveryConfig;
+use logrelay_processor::tenant::DynamoItem;
 use logrelay_testkit::fake_logs::FakeLogs;
 use logrelay_testkit::{
     DEFAULT_ACCOUNT_ID, Moto, create_bucket, create_progress_table, create_tenant_table,

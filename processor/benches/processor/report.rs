@@ -1,12 +1,12 @@
 //! Turning measurements into the report: medians, the machine notes, the Markdown tables that go
-//! into `BENCHMARKS.md`, and the verdict on each target of issue 4.
+//! into `BENCHMARKS.md`, and the verdict on each target of the processor (`BENCHMARKS.md`).
 
 use crate::child::{BaselineMeasured, Measured};
 use crate::lambda_init::InitSample;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// Events per CPU-second the core must reach (issue 4: "≥ 200k events/s per core").
+/// Events per CPU-second the core must reach (the target: at least 200k events/s per core).
 pub const TARGET_EVENTS_PER_CPU_SECOND: f64 = 200_000.0;
 /// How far, MiB, the largest object's median peak RSS may lie above the control's — the same
 /// bytes as copies of the smallest object delivered by one process, so the same run length — and
@@ -15,7 +15,7 @@ pub const TARGET_EVENTS_PER_CPU_SECOND: f64 = 200_000.0;
 /// copies) and of the allocator's fragmentation, so it creeps up with run length whatever the
 /// object size; 8 MiB is about two in-flight batches.
 pub const FLAT_RSS_ALLOWANCE_MIB: f64 = 8.0;
-/// Lambda init target (issue 4: "init ≤ 50 ms").
+/// Lambda init target (the target: init at most 50 ms).
 pub const TARGET_INIT: Duration = Duration::from_millis(50);
 
 /// The median of `values` by `key` (the upper one of an even count); `None` when empty.

@@ -15,7 +15,7 @@ pub use step::{
     TAG_CLUSTER_ID, TAG_TENANT_ID, central_step, tag_value, tenant_step,
 };
 
-use crate::error::DeliveryError;
+use crate::error::{AwsCause, DeliveryError};
 use crate::telemetry::InternalEvent;
 use crate::telemetry::events::AssumeRoleDenied;
 use aws_config::{Region, SdkConfig};
@@ -41,7 +41,7 @@ const IDLE_SESSION: Duration = Duration::from_secs(60 * 60);
 pub struct CredentialSettings {
     /// The central distribution role; `None` uses the processor's own identity as the central hop.
     pub central_role_arn: Option<String>,
-    /// ExternalId for tenants whose config has none (seed compatibility).
+    /// ExternalId for tenants whose config has none (deployments with one ExternalId for every tenant).
     pub default_external_id: Option<String>,
     /// Bound on concurrent AssumeRole calls.
     pub max_concurrent_assume_role: usize,
@@ -256,8 +256,9 @@ impl CredentialBroker {
 /// A refused central hop is the operator's problem, not a tenant's: transient, so messages wait
 /// (and reach the DLQ only through the queue's redrive policy) while the role is fixed.
 fn central_error(error: AwsError) -> DeliveryError {
+    let cause = AwsCause::of(&error);
     let message = format!("assuming the central role failed: {error}");
-    match error.class() {
+    let error = match error.class() {
         ErrorClass::AccessDenied => DeliveryError::transient("central_role_denied", message),
         ErrorClass::Throttling | ErrorClass::Transient => {
             DeliveryError::transient("sts_unavailable", message)
@@ -265,7 +266,8 @@ fn central_error(error: AwsError) -> DeliveryError {
         ErrorClass::NotFound | ErrorClass::Permanent => {
             DeliveryError::transient("central_role_failed", message)
         }
-    }
+    };
+    error.with_cause(cause)
 }
 
 fn closed() -> DeliveryError {
@@ -274,8 +276,9 @@ fn closed() -> DeliveryError {
 
 /// Classifies a failed tenant hop: refusals are permanent, STS trouble transient.
 fn assume_error(error: AwsError) -> DeliveryError {
+    let cause = AwsCause::of(&error);
     let message = format!("assuming the tenant role failed: {error}");
-    match error.class() {
+    let error = match error.class() {
         ErrorClass::AccessDenied => DeliveryError::permanent("access_denied", message),
         ErrorClass::Throttling | ErrorClass::Transient => {
             DeliveryError::transient("sts_unavailable", message)
@@ -283,7 +286,8 @@ fn assume_error(error: AwsError) -> DeliveryError {
         ErrorClass::NotFound | ErrorClass::Permanent => {
             DeliveryError::permanent("assume_role_failed", message)
         }
-    }
+    };
+    error.with_cause(cause)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub fn central_step(role_arn: &str) -> RoleStep {
 }
 
 /// The hop into a tenant's role for `config`, for objects of `cluster_id`. The external id is the
-/// config's, or `default_external_id` when the config has none (seed compatibility). `None` when the
+/// config's, or `default_external_id` when the config has none (deployments with one ExternalId for every tenant). `None` when the
 /// config names no role.
 pub fn tenant_step(
     config: &DeliveryConfig,

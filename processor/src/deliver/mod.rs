@@ -1,11 +1,10 @@
 //! Delivery into tenants' accounts: [`cloudwatch`] (PutLogEvents under every limit) and [`s3`]
-//! (CopyObject), with [`retry`] shared by both and [`TenantPermits`] keeping one tenant from using
-//! every connection.
+//! (CopyObject), with [`TenantPermits`] keeping one tenant from using every connection. Both retry
+//! through [`crate::retry`].
 
 pub mod cloudwatch;
 #[cfg(test)]
 pub(crate) mod fake_http;
-pub mod retry;
 pub mod s3;
 
 use std::collections::HashMap;

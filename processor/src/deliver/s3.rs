@@ -3,13 +3,15 @@
 //! encoded segments), with `bucket-owner-full-control` and metadata tracing the copy back to its
 //! source. Single hop: the central role writes, the tenant's bucket policy grants it.
 
-use crate::deliver::retry::{RetryPolicy, with_retries};
 use crate::error::DeliveryError;
+use crate::retry::{RetryPolicy, with_retries};
+use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{MetadataDirective, ObjectCannedAcl};
-use logrelay_common::aws::ErrorClass;
+use logrelay_common::aws::{ErrorClass, s3_client, without_sdk_retries};
 use logrelay_common::tenant::DeliveryConfig;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::time::Duration;
 
 /// Largest object one `CopyObject` can copy: "You can store individual objects of up to 5 TB in
 /// Amazon S3. You create a copy of your object up to 5 GB in size in a single atomic action using
@@ -28,6 +30,12 @@ const COPY_SOURCE_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
 /// Bytes escaped in metadata values: controls, `%` and non-ASCII, so every value is a valid HTTP
 /// header value.
 const METADATA_ESCAPED: &AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+
+/// An S3 client with the central credentials `central`, retried only by [`copy_object`]'s policy,
+/// each request attempt bounded by `attempt_timeout`.
+pub fn client(central: &SdkConfig, attempt_timeout: Duration) -> Client {
+    s3_client(&without_sdk_retries(central, Some(attempt_timeout)))
+}
 
 /// One copy to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,28 +143,33 @@ pub async fn copy_object(
             .send()
     })
     .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(failure) if failure.has_code("NoSuchBucket") => Err(DeliveryError::permanent(
+    let failure = match result {
+        Ok(_) => return Ok(()),
+        Err(failure) => failure,
+    };
+    let cause = Some(failure.cause());
+    let error = match failure {
+        failure if failure.has_code("NoSuchBucket") => DeliveryError::permanent(
             "no_such_bucket",
             format!(
                 "bucket {} does not exist: {}",
                 request.bucket, failure.message
             ),
-        )),
-        Err(failure) if failure.has_code("PreconditionFailed") => Err(DeliveryError::transient(
+        ),
+        failure if failure.has_code("PreconditionFailed") => DeliveryError::transient(
             "source_changed",
             format!("the object changed after it was read: {}", failure.message),
-        )),
-        Err(failure) if failure.class == ErrorClass::AccessDenied => Err(DeliveryError::permanent(
+        ),
+        failure if failure.class == ErrorClass::AccessDenied => DeliveryError::permanent(
             "access_denied",
             format!(
                 "copy into bucket {} refused: {}",
                 request.bucket, failure.message
             ),
-        )),
-        Err(failure) => Err(failure.into_delivery_error()),
-    }
+        ),
+        failure => failure.into_delivery_error(),
+    };
+    Err(error.with_cause(cause))
 }
 
 #[cfg(test)]

@@ -16,13 +16,10 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 use crate::intake::dead_letter::DeadLetterQueue;
 use crate::intake::event::{BodySource, parse_body};
-use crate::intake::message::{Disposition, Tally, process_items};
+use crate::intake::message::{Tally, process_items};
+use crate::intake::settle::{QueuedMessage, settle};
 use crate::object::ObjectHandler;
-use crate::telemetry::InternalEvent;
 use crate::telemetry::emf::EmfHandle;
-use crate::telemetry::intake::{
-    MessageAcknowledged, MessageDeadLettered, MessageRetried, QueueCallFailed,
-};
 
 /// Default number of messages processed at once (Lambda's default SQS batch size is 10).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 10;
@@ -159,53 +156,12 @@ impl<H: ObjectHandler + 'static> LambdaIntake<H> {
         let body = record.body.as_deref().unwrap_or("");
         let outcome = process_items(&*self.handler, parse_body(body, BodySource::Queue), id).await;
         let disposition = outcome.disposition();
-        let is_final = match &disposition {
-            Disposition::Acknowledge => {
-                MessageAcknowledged { message_id: id }.emit();
-                true
-            }
-            Disposition::Retry { reason } => {
-                MessageRetried {
-                    message_id: id,
-                    reason,
-                }
-                .emit();
-                false
-            }
-            Disposition::DeadLetter(cause) => match &self.dead_letter {
-                None => {
-                    MessageDeadLettered {
-                        message_id: id,
-                        reason: cause.reason,
-                        error: &cause.error,
-                        forwarded: false,
-                    }
-                    .emit();
-                    true
-                }
-                Some(queue) => match queue.forward(body, message_id.as_deref(), cause).await {
-                    Ok(()) => {
-                        MessageDeadLettered {
-                            message_id: id,
-                            reason: cause.reason,
-                            error: &cause.error,
-                            forwarded: true,
-                        }
-                        .emit();
-                        true
-                    }
-                    Err(error) => {
-                        QueueCallFailed {
-                            operation: "dlq_send",
-                            message_id: Some(id),
-                            error: &error,
-                        }
-                        .emit();
-                        false
-                    }
-                },
-            },
+        let message = QueuedMessage {
+            id,
+            source_id: message_id.as_deref(),
+            body,
         };
+        let is_final = settle(&disposition, self.dead_letter.as_ref(), message).await;
         let mut tally = Tally::default();
         tally.record_message(&outcome);
         if is_final {

@@ -7,6 +7,7 @@
 //! - [`sqs`]: a long-polling SQS consumer with visibility heartbeats and graceful shutdown;
 //! - [`manual`]: bodies or `s3://` lines from stdin;
 //! - [`replay`]: a tenant's objects listed from the bucket, delivered again;
+//! - [`settle`]: what becomes of a queue message once handled (acknowledged, retried, dead-lettered);
 //! - [`dead_letter`]: forwarding permanently failed messages to the DLQ;
 //! - [`signal`]: SIGTERM/SIGINT as a future.
 
@@ -16,5 +17,6 @@ pub mod lambda;
 pub mod manual;
 pub mod message;
 pub mod replay;
+pub mod settle;
 pub mod signal;
 pub mod sqs;

@@ -19,12 +19,11 @@ use tokio::task::JoinSet;
 
 use crate::intake::dead_letter::DeadLetterQueue;
 use crate::intake::event::{BodySource, parse_body};
-use crate::intake::message::{Disposition, Tally, process_items};
+use crate::intake::message::{Tally, process_items};
+use crate::intake::settle::{QueuedMessage, settle};
 use crate::object::ObjectHandler;
 use crate::telemetry::InternalEvent;
-use crate::telemetry::intake::{
-    MessageAcknowledged, MessageDeadLettered, MessageRetried, QueueCallFailed, VisibilityExtended,
-};
+use crate::telemetry::intake::{QueueCallFailed, VisibilityExtended};
 
 /// Long-poll wait per ReceiveMessage (the SQS maximum, 20 s).
 pub const WAIT_TIME_SECONDS: i32 = 20;
@@ -285,53 +284,12 @@ async fn process_message<H: ObjectHandler>(context: &MessageContext<H>, message:
     let disposition = outcome.disposition();
     let mut tally = Tally::default();
     tally.record_message(&outcome);
-    let delete = match &disposition {
-        Disposition::Acknowledge => {
-            MessageAcknowledged { message_id: id }.emit();
-            true
-        }
-        Disposition::Retry { reason } => {
-            MessageRetried {
-                message_id: id,
-                reason,
-            }
-            .emit();
-            false
-        }
-        Disposition::DeadLetter(cause) => match &context.dead_letter {
-            None => {
-                MessageDeadLettered {
-                    message_id: id,
-                    reason: cause.reason,
-                    error: &cause.error,
-                    forwarded: false,
-                }
-                .emit();
-                true
-            }
-            Some(queue) => match queue.forward(body, Some(id), cause).await {
-                Ok(()) => {
-                    MessageDeadLettered {
-                        message_id: id,
-                        reason: cause.reason,
-                        error: &cause.error,
-                        forwarded: true,
-                    }
-                    .emit();
-                    true
-                }
-                Err(error) => {
-                    QueueCallFailed {
-                        operation: "dlq_send",
-                        message_id: Some(id),
-                        error: &error,
-                    }
-                    .emit();
-                    false
-                }
-            },
-        },
+    let message = QueuedMessage {
+        id,
+        source_id: Some(id),
+        body,
     };
+    let delete = settle(&disposition, context.dead_letter.as_ref(), message).await;
     if delete {
         tally.record_disposition(&disposition);
         let deleted = context

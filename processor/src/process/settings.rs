@@ -3,14 +3,14 @@
 
 use crate::credentials::{DEFAULT_DENIED_RETRY_AFTER, DEFAULT_MAX_CONCURRENT_ASSUME_ROLE};
 use crate::deliver::DEFAULT_MAX_PARALLEL_PUTS_PER_TENANT;
-use crate::deliver::retry::RetryPolicy;
 use crate::progress::{MAX_LEASE, MIN_LEASE, ProgressSettings};
+use crate::retry::RetryPolicy;
 use crate::tenant::DEFAULT_TENANT_CACHE_TTL;
 use aws_config::SdkConfig;
 use logrelay_common::codec::ReadLimits;
 use std::time::Duration;
 
-use super::DEFAULT_MAX_IN_FLIGHT_PER_OBJECT;
+use crate::deliver::cloudwatch::sink::DEFAULT_MAX_IN_FLIGHT_PER_OBJECT;
 
 /// Default timeout of one AWS request attempt (PutLogEvents of 1 MiB normally takes well under a
 /// second; a stalled connection is retried instead of waited on).
@@ -74,7 +74,7 @@ pub struct ProcessorSettings {
     pub delivery_progress_table: Option<String>,
     /// `CENTRAL_LOG_DISTRIBUTION_ROLE_ARN`; `None` uses the processor's own identity as central hop.
     pub central_role_arn: Option<String>,
-    /// ExternalId for tenants whose config has none (seed compatibility).
+    /// ExternalId for tenants whose config has none (deployments with one ExternalId for every tenant).
     pub default_external_id: Option<String>,
     /// Deployment prefix of keys in the central bucket (`""` = none).
     pub key_prefix: String,

@@ -2,9 +2,10 @@
 //! 123456789012) → `Processor::handle` → CloudWatch Logs and S3 in customer accounts.
 
 use super::*;
-use crate::deliver::retry::RetryPolicy;
 use crate::object::DeliveryReport;
+use crate::retry::RetryPolicy;
 use crate::telemetry::events::{ASSUME_ROLE_DENIED_TOTAL, RECORDS_MISATTRIBUTED_TOTAL};
+use crate::tenant::DynamoItem;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;

@@ -107,6 +107,7 @@ impl From<ProgressError> for crate::error::DeliveryError {
             kind: error.kind,
             reason: error.reason,
             message: error.message,
+            cause: None,
         }
     }
 }

@@ -4,8 +4,8 @@
 //! object never both advance it. Without a table, progress is off: every attempt starts afresh.
 
 use super::{BatchCursor, ProgressError, ProgressKey, ProgressState};
-use crate::deliver::retry::{Classified, RetryPolicy, with_retries};
 use crate::object::FailureKind;
+use crate::retry::{Classified, RetryPolicy, with_retries};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use logrelay_common::aws::ErrorClass;

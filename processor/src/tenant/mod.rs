@@ -3,11 +3,13 @@
 //!
 //! Invalid configs are reported (logged and counted) once per lookup, not once per object.
 
+pub mod item;
 mod store;
 
+pub use item::{DynamoItem, ItemError};
 pub use store::{ConfigItem, MAX_QUERY_PAGES, query_tenant, read_item};
 
-use crate::deliver::retry::RetryPolicy;
+use crate::retry::RetryPolicy;
 use crate::telemetry::InternalEvent;
 use crate::telemetry::events::ConfigInvalid;
 use aws_sdk_dynamodb::Client;
@@ -16,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a tenant's configs are reused before they are read again (issue 4 §2: short, so a
+/// How long a tenant's configs are reused before they are read again (short, so a
 /// config change reaches the processor within a minute).
 pub const DEFAULT_TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Tenants kept in the cache; past this, expired entries are dropped, then the oldest.
@@ -108,7 +110,7 @@ impl TenantDirectory {
     pub async fn configs(
         &self,
         tenant_id: &str,
-    ) -> Result<Arc<TenantConfigs>, crate::deliver::retry::Classified> {
+    ) -> Result<Arc<TenantConfigs>, crate::retry::Classified> {
         let slot = self.slot(tenant_id);
         let mut entry = slot.lock().await;
         if let Some((fetched, configs)) = entry.as_ref()

@@ -1,7 +1,8 @@
 //! Reading a tenant's delivery configs from the tenant table: `Query(tenant_id)` over every page,
 //! each item decoded and validated on its own.
 
-use crate::deliver::retry::{Classified, RetryPolicy, with_retries};
+use super::item::DynamoItem;
+use crate::retry::{Classified, RetryPolicy, with_retries};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use logrelay_common::tenant::DeliveryConfig;

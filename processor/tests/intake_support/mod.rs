@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use logrelay_common::key::{ObjectKey, Partition};
 use logrelay_common::record::{LogRecord, Stream};
 use logrelay_common::tenant::DeliveryConfig;
+use logrelay_processor::tenant::DynamoItem;
 use logrelay_testkit::{DEFAULT_ACCOUNT_ID, Moto, TestQueue, unique_name};
 
 /// A customer account.

@@ -6,8 +6,8 @@
 
 use aws_config::SdkConfig;
 use clap::Parser;
+use logrelay_processor::admin::{Context, Output, TenantsError, run_with};
 use logrelay_processor::config::{Command, ProcessorConfig};
-use logrelay_processor::tenants::{Context, Output, TenantsError, run_with};
 use logrelay_testkit::{DEFAULT_ACCOUNT_ID, Moto, create_role, create_tenant_table, unique_name};
 use std::collections::HashMap;
 

@@ -1,6 +1,6 @@
 //! The verification report: per source and totals, as a text table or JSON, and the exit code.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 /// Exit code when everything expected arrived and nothing was misrouted.
@@ -55,8 +55,10 @@ pub struct SourceReport {
     pub beyond_ledger: u64,
 }
 
-/// Sums over all sources, plus what could not be attributed to a source.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Sums over all sources, plus what could not be attributed to a source. Readers of a `verify
+/// --json` report (the demo) deserialize it; a field missing there reads as 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Totals {
     /// Sources expected.
     pub sources: u64,

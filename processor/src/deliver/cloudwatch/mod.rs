@@ -4,8 +4,10 @@
 //! its service, its progress and its counts.
 
 pub mod batch;
+pub mod request_builder;
 pub mod retry;
 pub mod service;
+pub mod sink;
 
 use crate::error::DeliveryError;
 use crate::progress::{ProgressKey, ProgressState};

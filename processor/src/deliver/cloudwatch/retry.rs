@@ -1,9 +1,9 @@
 //! What to do when a CloudWatch Logs call has failed for good: create the missing group or stream,
 //! bisect the batch (invalid events), accept (already stored), or give up (access denied, retries
 //! used up, other client errors). Throttling, 5xx and timeouts were already retried with backoff by
-//! [`crate::deliver::retry::with_retries`] before a failure gets here.
+//! [`crate::retry::with_retries`] before a failure gets here.
 
-use crate::deliver::retry::Classified;
+use crate::retry::Classified;
 
 /// AWS code: the log group or stream does not exist.
 pub const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
@@ -48,6 +48,7 @@ mod tests {
 
     fn failure(class: ErrorClass, code: &str) -> Classified {
         Classified {
+            operation: "logs:PutLogEvents".into(),
             class,
             code: Some(code.into()),
             message: code.into(),

@@ -5,14 +5,17 @@
 
 use super::batch::{LogEvent, Rejected};
 use super::retry::{Next, RESOURCE_ALREADY_EXISTS, RESOURCE_NOT_FOUND, decide};
-use crate::deliver::retry::{Classified, RetryPolicy, with_retries};
 use crate::error::DeliveryError;
+use crate::retry::{Classified, RetryPolicy, with_retries};
 use crate::telemetry::InternalEvent;
 use crate::telemetry::events::LogResourceCreated;
+use aws_config::SdkConfig;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use logrelay_common::aws::without_sdk_retries;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Requests one batch may spend on bisection before the whole batch is given up (enough to isolate
 /// a few bad events in 10,000: about 2·log2(10,000) ≈ 27 requests per bad event).
@@ -66,6 +69,18 @@ pub struct PutOutcome {
     pub invalid: u64,
     /// PutLogEvents requests made (retries not counted).
     pub requests: u32,
+}
+
+/// A CloudWatch Logs client over a tenant's session `config`, retried only by [`LogsService`]'s
+/// policy, each request attempt bounded by `attempt_timeout`; `endpoint_url` overrides the endpoint
+/// (an emulator or a proxy in tests).
+pub fn client(config: &SdkConfig, attempt_timeout: Duration, endpoint_url: Option<&str>) -> Client {
+    let config = without_sdk_retries(config, Some(attempt_timeout));
+    let mut builder = aws_sdk_cloudwatchlogs::config::Builder::from(&config);
+    if let Some(url) = endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    Client::from_conf(builder.build())
 }
 
 /// One tenant config's log group, reached with that tenant's credentials.
@@ -220,13 +235,16 @@ impl LogsService {
                         .map_err(PutFailure::Other)?;
                 }
                 Next::CreateResources(failure) => {
-                    return Err(PutFailure::Other(DeliveryError::transient(
-                        "log_stream_unavailable",
-                        format!(
-                            "log stream still missing after creating it: {}",
-                            failure.message
-                        ),
-                    )));
+                    return Err(PutFailure::Other(
+                        DeliveryError::transient(
+                            "log_stream_unavailable",
+                            format!(
+                                "log stream still missing after creating it: {}",
+                                failure.message
+                            ),
+                        )
+                        .with_cause(Some(failure.cause())),
+                    ));
                 }
                 Next::Fail(failure) => {
                     return Err(PutFailure::Other(failure.into_delivery_error()));
@@ -333,7 +351,6 @@ impl LogsService {
 mod tests {
     use super::*;
     use crate::deliver::fake_http::{self, FakeHttp, Request};
-    use aws_config::retry::RetryConfig;
     use aws_credential_types::Credentials;
     use logrelay_common::aws::{AwsOptions, base_config};
     use std::time::Duration;
@@ -345,11 +362,7 @@ mod tests {
             credentials: Some(Credentials::from_keys("AKID", "secret", None)),
         })
         .await;
-        let client = Client::from_conf(
-            aws_sdk_cloudwatchlogs::config::Builder::from(&config)
-                .retry_config(RetryConfig::disabled())
-                .build(),
-        );
+        let client = Client::new(&without_sdk_retries(&config, None));
         let policy = RetryPolicy {
             attempts: 3,
             base_delay: Duration::from_millis(1),

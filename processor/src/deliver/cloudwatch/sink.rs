@@ -2,10 +2,10 @@
 //! CloudWatch would reject, sends with bounded parallelism (per object and per tenant), and records
 //! progress after every accepted batch. Stops sending for a config at its first failure.
 
-use super::route::Routed;
-use crate::deliver::cloudwatch::CloudWatchTarget;
-use crate::deliver::cloudwatch::batch::{SealedBatch, drop_out_of_window};
-use crate::deliver::cloudwatch::service::PutOutcome;
+use super::CloudWatchTarget;
+use super::batch::{SealedBatch, drop_out_of_window};
+use super::request_builder::Routed;
+use super::service::PutOutcome;
 use crate::error::DeliveryError;
 use crate::progress::ProgressStore;
 use std::collections::HashMap;

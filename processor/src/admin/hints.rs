@@ -1,23 +1,16 @@
 //! What `tenants doctor` suggests when a step fails: the likely fix, from the AWS error code or
 //! class, the operation that failed and the tenant's config. Hints never contain the ExternalId.
 
-use crate::deliver::retry::Classified;
+use crate::error::DeliveryError;
+use crate::retry::Classified;
 use logrelay_common::aws::{AwsError, ErrorClass};
 use logrelay_common::tenant::DeliveryConfig;
 
+/// The call that creates a missing log group.
+const CREATE_LOG_GROUP: &str = "logs:CreateLogGroup";
+
 /// Role names the central role may assume (the customer template's `RoleName` pattern).
 pub const CUSTOMER_ROLE_NAME_PREFIX: &str = "CustomerLogDistribution";
-
-/// The AWS error code inside an error text written by [`AwsError`]'s `Display`
-/// (`"<operation> failed (<class>): <Code>: <message>"`), if there is one.
-pub fn code_in(text: &str) -> Option<String> {
-    let after_class = text.split_once("): ")?.1;
-    let (code, _) = after_class.split_once(": ")?;
-    let looks_like_code = !code.is_empty()
-        && code.len() <= 64
-        && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
-    looks_like_code.then(|| code.to_owned())
-}
 
 /// The code to show for an error: AWS's code, else the class (moto's refusals carry no code).
 pub fn shown_code(code: Option<&str>, class: ErrorClass) -> String {
@@ -33,7 +26,15 @@ pub fn shown_code(code: Option<&str>, class: ErrorClass) -> String {
     }
 }
 
-/// The code to show for a delivery error whose text names no AWS code, from its reason label.
+/// The code to show for a delivery error: AWS's code from its cause, else one from its reason label.
+pub fn delivery_code(error: &DeliveryError) -> String {
+    match error.cause.as_ref().and_then(|cause| cause.code.as_deref()) {
+        Some(code) => code.to_owned(),
+        None => reason_code(error.reason),
+    }
+}
+
+/// The code to show for a delivery error without an AWS code, from its reason label.
 pub fn reason_code(reason: &str) -> String {
     let class = match reason {
         "access_denied" => ErrorClass::AccessDenied,
@@ -141,15 +142,19 @@ pub fn log_group_check(failure: &Classified, region: &str) -> String {
     }
 }
 
-/// Writing the test event failed; `message` is the delivery error's text.
-pub fn logs_write(reason: &str, message: &str, group: &str, region: &str) -> String {
-    if mentions_kms(message) {
+/// Writing the test event failed with `error`.
+pub fn logs_write(error: &DeliveryError, group: &str, region: &str) -> String {
+    if mentions_kms(&error.message) {
         return format!(
             "{group} is encrypted with a KMS key CloudWatch Logs may not use (or the key is disabled): the customer must allow the service principal logs.{region}.amazonaws.com in the key policy, or re-enable the key."
         );
     }
-    match reason {
-        "access_denied" if message.contains("logs:CreateLogGroup") => format!(
+    let creating_group = error
+        .cause
+        .as_ref()
+        .is_some_and(|cause| cause.operation == CREATE_LOG_GROUP);
+    match error.reason {
+        "access_denied" if creating_group => format!(
             "The role may not create {group}: its name must start with the stack's LogGroupPrefix, or the customer deploys with CreateLogGroup=true so the group exists."
         ),
         "access_denied" => format!(
@@ -218,6 +223,7 @@ fn mentions_kms(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AwsCause;
 
     fn config(role: &str) -> DeliveryConfig {
         serde_json::from_value(serde_json::json!({
@@ -240,19 +246,36 @@ mod tests {
         }
     }
 
+    fn write_failure(operation: &str, code: Option<&str>, message: &str) -> DeliveryError {
+        let class = ErrorClass::AccessDenied;
+        DeliveryError::permanent("access_denied", message).with_cause(Some(AwsCause {
+            operation: operation.into(),
+            class,
+            code: code.map(str::to_owned),
+        }))
+    }
+
     #[test]
-    fn codes_are_read_from_aws_error_texts() {
+    fn codes_come_from_the_typed_aws_cause() {
         assert_eq!(
-            code_in(
-                "logs:PutLogEvents failed (access denied): AccessDeniedException: User x is not authorized"
-            ),
-            Some("AccessDeniedException".into())
+            delivery_code(&write_failure(
+                "logs:PutLogEvents",
+                Some("AccessDeniedException"),
+                "User x is not authorized"
+            )),
+            "AccessDeniedException"
         );
+        let unreachable = DeliveryError::transient("aws_unavailable", "dispatch failure: io")
+            .with_cause(Some(AwsCause {
+                operation: "logs:PutLogEvents".into(),
+                class: ErrorClass::Transient,
+                code: None,
+            }));
+        assert_eq!(delivery_code(&unreachable), "unreachable or 5xx");
         assert_eq!(
-            code_in("logs:PutLogEvents failed (transient): dispatch failure: io"),
-            None
+            delivery_code(&DeliveryError::permanent("plain", "plain text")),
+            "plain"
         );
-        assert_eq!(code_in("plain text"), None);
     }
 
     #[test]
@@ -306,33 +329,12 @@ mod tests {
 
     #[test]
     fn write_hints_distinguish_kms_creation_and_writing() {
-        assert!(
-            logs_write(
-                "access_denied",
-                "kms:Decrypt denied: KMS key",
-                "/g",
-                "eu-west-1"
-            )
-            .contains("logs.eu-west-1.amazonaws.com")
-        );
-        assert!(
-            logs_write(
-                "access_denied",
-                "logs:CreateLogGroup failed (access denied)",
-                "/g",
-                "r"
-            )
-            .contains("CreateLogGroup=true")
-        );
-        assert!(
-            logs_write(
-                "access_denied",
-                "logs:PutLogEvents failed (access denied)",
-                "/g",
-                "r"
-            )
-            .contains("LogGroupPrefix")
-        );
+        let kms = write_failure("logs:PutLogEvents", None, "kms:Decrypt denied: KMS key");
+        assert!(logs_write(&kms, "/g", "eu-west-1").contains("logs.eu-west-1.amazonaws.com"));
+        let create = write_failure("logs:CreateLogGroup", None, "access denied");
+        assert!(logs_write(&create, "/g", "r").contains("CreateLogGroup=true"));
+        let put = write_failure("logs:PutLogEvents", None, "access denied");
+        assert!(logs_write(&put, "/g", "r").contains("LogGroupPrefix"));
     }
 
     #[test]

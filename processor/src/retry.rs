@@ -1,10 +1,12 @@
-//! Retrying delivery calls: jittered exponential backoff within a budget of attempts
-//! (`RETRY_ATTEMPTS`), and turning AWS errors into [`DeliveryError`]s with stable reasons.
+//! Retrying the processor's AWS calls (tenant lookups, progress, delivery): jittered exponential
+//! backoff within a budget of attempts (`RETRY_ATTEMPTS`), and turning AWS errors into
+//! [`DeliveryError`]s with stable reasons and their typed [`AwsCause`].
 //!
-//! The SDK clients used for delivery are built with the SDK's own retries off, so the budget here
-//! is the only one and `RETRY_ATTEMPTS` means what it says.
+//! The SDK clients are built with the SDK's own retries off
+//! (`logrelay_common::aws::without_sdk_retries`), so the budget here is the only one and
+//! `RETRY_ATTEMPTS` means what it says.
 
-use crate::error::DeliveryError;
+use crate::error::{AwsCause, DeliveryError};
 use crate::telemetry::InternalEvent;
 use crate::telemetry::events::CallRetried;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -15,7 +17,7 @@ use rand::Rng;
 use std::future::Future;
 use std::time::Duration;
 
-/// Default number of attempts per call, the first included (the seed's `RETRY_ATTEMPTS` default).
+/// Default number of attempts per call, the first included (`RETRY_ATTEMPTS`' documented default, `docs/processor.md`).
 pub const DEFAULT_RETRY_ATTEMPTS: u32 = 5;
 /// Default first backoff (AWS SDKs' standard retry mode uses a 100 ms base for non-throttling errors).
 pub const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(100);
@@ -67,6 +69,8 @@ impl RetryPolicy {
 /// A classified AWS failure, as delivery code needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classified {
+    /// The call that failed, e.g. `logs:PutLogEvents`.
+    pub operation: String,
     /// The common classification (access denied, throttling, …).
     pub class: ErrorClass,
     /// The AWS error code, if AWS answered with one.
@@ -79,9 +83,19 @@ impl Classified {
     /// Classifies a failed SDK call of any service.
     pub fn from_aws(error: AwsError) -> Self {
         Self {
+            operation: error.operation().unwrap_or_default().to_owned(),
             class: error.class(),
             code: error.code().map(str::to_owned),
             message: error.to_string(),
+        }
+    }
+
+    /// The typed AWS error, for a [`DeliveryError`] built from this failure.
+    pub fn cause(&self) -> AwsCause {
+        AwsCause {
+            operation: self.operation.clone(),
+            class: self.class,
+            code: self.code.clone(),
         }
     }
 
@@ -104,10 +118,11 @@ impl Classified {
             ErrorClass::NotFound => "not_found",
             ErrorClass::Permanent => "aws_rejected",
         };
+        let cause = Some(self.cause());
         if self.is_retryable() {
-            DeliveryError::transient(reason, self.message)
+            DeliveryError::transient(reason, self.message).with_cause(cause)
         } else {
-            DeliveryError::permanent(reason, self.message)
+            DeliveryError::permanent(reason, self.message).with_cause(cause)
         }
     }
 }
@@ -199,6 +214,7 @@ mod tests {
     #[test]
     fn classes_map_to_delivery_errors() {
         let denied = Classified {
+            operation: "logs:PutLogEvents".into(),
             class: ErrorClass::AccessDenied,
             code: Some("AccessDenied".into()),
             message: "no".into(),
@@ -209,6 +225,7 @@ mod tests {
             ("access_denied", false)
         );
         let throttled = Classified {
+            operation: "logs:PutLogEvents".into(),
             class: ErrorClass::Throttling,
             code: None,
             message: "slow".into(),

@@ -14,7 +14,7 @@ pub mod hints;
 pub mod onboard;
 pub mod store;
 
-use crate::config::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME, ProcessorConfig};
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 use aws_config::SdkConfig;
 use clap::{Args, Subcommand};
 use logrelay_common::aws::{AwsOptions, base_config};
@@ -254,6 +254,23 @@ pub struct DoctorArgs {
     pub cluster_id: String,
 }
 
+/// The processor settings the commands use (from `ProcessorConfig::admin_settings`).
+#[derive(Debug, Clone, Default)]
+pub struct AdminSettings {
+    /// Log format (`LOGRELAY_LOG_FORMAT`); text when unset.
+    pub log_format: Option<LogFormat>,
+    /// `AWS_REGION` override.
+    pub region: Option<String>,
+    /// `TENANT_CONFIG_TABLE`, unless `--table` names another.
+    pub tenant_config_table: String,
+    /// `CENTRAL_LOG_DISTRIBUTION_ROLE_ARN`.
+    pub central_role_arn: Option<String>,
+    /// `DEFAULT_EXTERNAL_ID`.
+    pub default_external_id: Option<String>,
+    /// `LOGRELAY_LOGS_ENDPOINT_URL`.
+    pub logs_endpoint_url: Option<String>,
+}
+
 /// Where the commands act: the processor's identity and settings.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -325,7 +342,7 @@ impl TenantsError {
 }
 
 /// Entry point from `main`: logging, a runtime, the command; returns the exit code.
-pub fn main(config: &ProcessorConfig, args: &TenantsArgs) -> u8 {
+pub fn main(config: &AdminSettings, args: &TenantsArgs) -> u8 {
     logrelay_common::logging::init(config.log_format.unwrap_or(LogFormat::Text));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -358,7 +375,7 @@ pub fn main(config: &ProcessorConfig, args: &TenantsArgs) -> u8 {
 
 /// Runs one command with the processor's settings (`validate` touches no AWS).
 pub async fn run(
-    config: &ProcessorConfig,
+    config: &AdminSettings,
     args: &TenantsArgs,
     output: &mut Output<'_>,
 ) -> Result<u8, TenantsError> {

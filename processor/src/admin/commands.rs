@@ -11,7 +11,7 @@ use super::{
     Context, DoctorArgs, GetArgs, KeyArgs, ListArgs, OnboardArgs, Output, PutArgs, TenantsError,
     ValidateArgs, blank_config, now_rfc3339,
 };
-use crate::config::{EXIT_FAILURES, EXIT_OK};
+use crate::exit::{EXIT_FAILURES, EXIT_OK};
 use logrelay_common::tenant::{DeliveryConfig, DeliveryType};
 use std::io::Write;
 use std::path::Path;

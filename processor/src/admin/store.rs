@@ -4,14 +4,15 @@
 //!
 //! The processor itself only reads the table (`crate::tenant`).
 
+use crate::tenant::{DynamoItem, ItemError};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use logrelay_common::aws::{AwsError, dynamodb_client};
-use logrelay_common::tenant::{DeliveryConfig, DeliveryType, TenantError};
+use logrelay_common::aws::AwsError;
+use logrelay_common::tenant::{DeliveryConfig, DeliveryType};
 use std::collections::HashMap;
 
 /// One DynamoDB item, as the SDK returns it.
@@ -57,7 +58,7 @@ pub enum StoreError {
     },
     /// A config could not be written as an item.
     #[error(transparent)]
-    Encode(#[from] TenantError),
+    Encode(#[from] ItemError),
 }
 
 /// One stored item: its config (or why it cannot be read) and its raw `updated_at`, the guard of
@@ -65,7 +66,7 @@ pub enum StoreError {
 #[derive(Debug)]
 pub struct Stored {
     /// The decoded config.
-    pub config: Result<DeliveryConfig, TenantError>,
+    pub config: Result<DeliveryConfig, ItemError>,
     /// `updated_at` as stored, when it is a string.
     pub updated_at: Option<String>,
 }
@@ -74,7 +75,7 @@ pub struct Stored {
 #[derive(Debug, Default)]
 pub struct ScanPage {
     /// The items of the page, decoded (undecodable items are errors naming their key).
-    pub configs: Vec<Result<DeliveryConfig, TenantError>>,
+    pub configs: Vec<Result<DeliveryConfig, ItemError>>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Item>,
 }
@@ -90,7 +91,7 @@ impl TenantTable {
     /// The table `table`, reached with `aws`.
     pub fn new(aws: &SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: dynamodb_client(aws),
+            client: aws_sdk_dynamodb::Client::new(aws),
             table: table.into(),
         }
     }

@@ -1,9 +1,10 @@
-//! Routing records to deliveries: the isolation check (a record claiming another tenant than its
-//! object's key is counted and dropped), the timestamp fallback, each config's filter, the log
-//! stream name from the config's template, and the config's [`Batcher`].
+//! Building an object's PutLogEvents requests from its records: the isolation check (a record
+//! claiming another tenant than its object's key is counted and dropped), the timestamp fallback,
+//! each config's filter, the log stream name from the config's template, and the config's
+//! [`Batcher`] (which keeps every request under CloudWatch's limits).
 
-use super::records::{BadLine, Record};
-use crate::deliver::cloudwatch::batch::{BatchLimits, Batcher, SealedBatch};
+use super::batch::{BatchLimits, Batcher, SealedBatch};
+use crate::record::{BadLine, Record};
 use logrelay_common::key::Partition;
 use logrelay_common::tenant::{DeliveryConfig, StreamFields};
 use std::sync::Arc;
