@@ -340,6 +340,7 @@ impl TrackedFile {
     /// Tells the registry about the file (again, after its identity or path changed).
     pub fn register(&mut self, output: &Output) {
         self.ident.register(self.id, self.source.as_ref(), output);
+        output.registry.set_size(self.id, self.size);
     }
 
     /// Reads and processes up to `buf.len()` bytes, sending events as lines complete.

@@ -189,13 +189,10 @@ impl State {
             file.splitter.skip_leading_holes();
         }
         let id = file.id;
-        // A file resumed mid-way, and every rotated or gzipped file (the kubelet gzips or deletes
-        // those next), is announced before it is read: delivery checkpoints it at once, so a
-        // restart finds it (or its `.gz`) again even if it was stopped before reading it.
-        if file.splitter.offset() > 0
-            || file.is_resumed()
-            || (file.kind != FileKind::Live && file.ident.fingerprint.is_some())
-        {
+        // Every file with a known identity is announced before it is read: delivery checkpoints
+        // it (with its size) at once, so a restart finds it (or its `.gz`) again even if it was
+        // stopped before reading it, and counts its unread bytes as lost if it is gone by then.
+        if file.splitter.offset() > 0 || file.is_resumed() || file.ident.fingerprint.is_some() {
             file.announce_start(&self.output)?;
         }
         self.insert(file);
