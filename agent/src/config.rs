@@ -1,6 +1,7 @@
-//! The agent's configuration: one typed struct from flags and environment (seed-compatible names
-//! `S3_BUCKET_NAME`, `S3_WRITER_ROLE_ARN`, `CLUSTER_ID`, `AWS_REGION`, `NODE_NAME`; `LOGRELAY_*`
-//! for the rest), validated at start into a [`ValidConfig`] with a message naming the bad field.
+//! The agent's configuration: one typed struct from flags and environment (the names the proof of
+//! concept's deployment used, `S3_BUCKET_NAME`, `S3_WRITER_ROLE_ARN`, `CLUSTER_ID`, `AWS_REGION`,
+//! `NODE_NAME`; `LOGRELAY_*` for the rest), validated at start into a [`ValidConfig`] with a
+//! message naming the bad field.
 
 use crate::batch::chunked::CHUNK_BYTES;
 use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES};
@@ -73,13 +74,13 @@ pub struct AgentConfig {
     /// when that is set, else `file://<data-dir>/objects`.
     #[arg(long, env = "LOGRELAY_SINK")]
     pub sink: Option<String>,
-    /// Central bucket (seed-compatible); used when `--sink` is not given.
+    /// Central bucket (the proof of concept's name); used when `--sink` is not given.
     #[arg(long, env = "S3_BUCKET_NAME")]
     pub s3_bucket_name: Option<String>,
     /// Key prefix in the central bucket when the bucket comes from `S3_BUCKET_NAME`.
     #[arg(long, env = "LOGRELAY_S3_PREFIX", default_value = "")]
     pub s3_prefix: String,
-    /// Role assumed (from the base credential chain) for S3 writes (seed-compatible).
+    /// Role assumed (from the base credential chain) for S3 writes (the proof of concept's name).
     #[arg(long, env = "S3_WRITER_ROLE_ARN")]
     pub s3_writer_role_arn: Option<String>,
     /// AWS region (falls back to the profile, then us-east-1).
@@ -137,7 +138,7 @@ pub struct AgentConfig {
     /// Log format: text or json.
     #[arg(long, env = "LOGRELAY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
-    // metadata (issue 5): Kubernetes metadata flags; validated by `MetadataArgs::validate`.
+    // Kubernetes metadata flags; validated by `MetadataArgs::validate`.
     /// Kubernetes metadata: derivation, selection and timing flags.
     #[command(flatten)]
     pub metadata: crate::metadata::config::MetadataArgs,

@@ -1,5 +1,5 @@
 //! The stdin source (`--source stdin`): NDJSON records in the common schema, one per line, as
-//! `logrelay-testgen ndjson` prints them (the seed's `fake_log_generator.py | vector` pipeline).
+//! `logrelay-testgen ndjson` prints them (the `fake_log_generator.py | vector` pipeline of the proof of concept logrelay replaces).
 //!
 //! Nothing is dropped: a record missing a partition field (`customer_id`, `cluster_id`,
 //! `application`, `pod_name`) gets `_unknown` there, other missing fields get `_unknown`, `""` or

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_logrelay-agent");
 
-/// SIGKILL restarts while the generator writes (issue 3: at least 20).
+/// SIGKILL restarts while the generator writes: at least 20.
 const KILLS: usize = 20;
 
 /// Set to keep the test directory and write each agent run's debug log there (for diagnosis).

@@ -1,4 +1,4 @@
-//! Model-based rotation test (issue 3): proptest generates sequences of writer operations (write
+//! Model-based rotation test: proptest generates sequences of writer operations (write
 //! CRI lines, split `P` lines and lines written in two halves, rename rotation with a stale
 //! writer, gzip of the newest rotated file, copytruncate, deletion of the oldest rotated file,
 //! short sleeps) and agent operations (SIGTERM restart, SIGTERM stop, SIGKILL, start), and applies

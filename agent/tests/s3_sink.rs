@@ -2,7 +2,7 @@
 //! keys as valid gzip NDJSON with the right headers; multipart above the threshold; uploads retry
 //! through injected 5xx / SlowDown / resets / delays and never duplicate (same keys overwritten);
 //! the `S3_WRITER_ROLE_ARN` role is assumed (IAM enforced); and the real binary ships stdin to S3
-//! with the seed-compatible environment.
+//! with the environment the proof of concept's deployment sets.
 
 use aws_config::SdkConfig;
 use bytes::Bytes;

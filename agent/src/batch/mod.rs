@@ -26,11 +26,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Default `--batch-max-bytes`: 10 MiB of uncompressed NDJSON per object, like the seed's Vector
-/// `aws_s3` sink (`batch.max_bytes = 10485760`).
+/// Default `--batch-max-bytes`: 10 MiB of uncompressed NDJSON per object, like the Vector
+/// `aws_s3` sink of the proof of concept logrelay replaces (`batch.max_bytes = 10485760`).
 pub const DEFAULT_BATCH_MAX_BYTES: u64 = 10 << 20;
 
-/// Default `--batch-timeout`: 300 s, like the seed's Vector sink (`batch.timeout_secs = 300`).
+/// Default `--batch-timeout`: 300 s, like the proof of concept's Vector sink
+/// (`batch.timeout_secs = 300`).
 pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Default `--batch-memory-limit`: 64 MiB for open batches plus sealed batches not yet

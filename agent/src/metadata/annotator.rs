@@ -35,7 +35,7 @@ pub const NODE_NAME_FIELD: &str = "node_name";
 /// Key in the record's `kubernetes` object for a static pod's config hash (the UID in its path).
 pub const CONFIG_HASH_FIELD: &str = "config_hash";
 
-/// Default `--metadata-wait`: 5 s (issue 5). A pod's API object normally appears within a second of
+/// Default `--metadata-wait`: 5 s. A pod's API object normally appears within a second of
 /// its sandbox starting; the wait covers a slow apiserver without delaying lines for long.
 pub const DEFAULT_METADATA_WAIT: Duration = Duration::from_secs(5);
 

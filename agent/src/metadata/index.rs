@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// How long a gone pod's metadata is kept at least: 120 s (issue 5), enough for the tailer to
+/// How long a gone pod's metadata is kept at least: 120 s, enough for the tailer to
 /// drain a deleted pod's files and for lines held back by delivery to be read.
 pub const DEFAULT_GONE_RETENTION: Duration = Duration::from_secs(120);
 

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-/// Default namespace selector: the seed's (Vector) selection of HyperShift hosted control planes.
+/// Default namespace selector: HyperShift hosted control planes, as the Vector DaemonSet logrelay
+/// replaces selected them.
 pub const DEFAULT_NAMESPACE_SELECTOR: &str = "hypershift.openshift.io/hosted-control-plane=true";
 
 /// Pod label that opts a pod out of shipping when its value is `true`.

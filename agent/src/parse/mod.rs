@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use logrelay_common::record::Stream;
 use std::borrow::Cow;
 
-/// Default cap on a message (after partial lines are merged), in bytes: 1 MiB, the limit issue 3
-/// sets; far above containerd's 16 KiB chunks, far below what would strain the agent's memory.
+/// Default cap on a message (after partial lines are merged), in bytes: 1 MiB, CloudWatch Logs'
+/// event size limit; far above containerd's 16 KiB chunks, far below what would strain the agent's memory.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Record field set to `true` on a message cut at the line-length cap.

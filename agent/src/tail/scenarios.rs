@@ -760,6 +760,8 @@ async fn gz_of_a_container_never_seen_is_ignored_and_counted() {
     fs::write(unknown.join("0.log"), &live_text).expect("write");
     let tail = Harness::start((dir, root), vec![checkpoint], |_| {});
     tail.wait_lines(6 + 5).await;
+    tail.wait_counter("logrelay_agent_compressed_files_ignored_total", 1)
+        .await;
     let ignored = tail.counter("logrelay_agent_compressed_files_ignored_total", &[]);
     let resumed = tail.counter("logrelay_agent_compressed_files_resumed_total", &[]);
     let events = tail.stop().await;

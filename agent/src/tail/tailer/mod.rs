@@ -37,8 +37,8 @@ mod start;
 
 use start::Truncated;
 
-/// How often the whole pods root is listed even without inotify events: 1 s, the discovery
-/// latency issue 3 requires, and cheap: one `stat` per directory (only directories that changed
+/// How often the whole pods root is listed even without inotify events: 1 s, so a new file is
+/// read within a second when inotify misses it, and cheap: one `stat` per directory (only directories that changed
 /// are read again, see [`super::discovery::Lister`]) and one `fstat` per open file.
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -286,6 +286,10 @@ struct CompressedFile {
     path: PathBuf,
     /// Fingerprint of the decompressed content (`None`: unreadable).
     fingerprint: Option<u64>,
+    /// Compressed size at the last listing.
+    size: Option<u64>,
+    /// Its size changed since the listing before (still being written): not read yet.
+    growing: bool,
     /// Being read (or read) as the continuation of a followed or checkpointed file.
     claimed: bool,
     /// Rotated and compressed while the agent was down, from a file it never checkpointed: read

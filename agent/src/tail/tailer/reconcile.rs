@@ -110,17 +110,25 @@ impl State {
                 .entry(key)
                 .or_insert_with(|| CompressedFile {
                     path: gz.path.clone(),
-                    // A `.gz` never grows: a content shorter than a line is fingerprinted whole,
-                    // as the checkpoint of its plain file was.
-                    fingerprint: read_gz_first_bytes(&gz.path)
-                        .ok()
-                        .map(|first| final_fingerprint(&first)),
+                    fingerprint: None,
+                    size: None,
+                    growing: true,
                     claimed: false,
                     recover: false,
                     reported: false,
                     appeared_in_run: self.listed_once,
                 });
             entry.path = gz.path.clone();
+            // A finished `.gz` never grows; one still being written (gzip writing in place) is
+            // fingerprinted again once its size holds. A content shorter than a line is
+            // fingerprinted whole, as the checkpoint of its plain file was.
+            entry.growing = entry.size != Some(gz.size);
+            if entry.growing || entry.fingerprint.is_none() {
+                entry.size = Some(gz.size);
+                entry.fingerprint = read_gz_first_bytes(&gz.path)
+                    .ok()
+                    .map(|first| final_fingerprint(&first));
+            }
         }
         if complete {
             self.compressed.retain(|key, _| present.contains(key));
@@ -202,12 +210,29 @@ impl State {
             return Ok(());
         };
         let unread = file.size > file.splitter.offset();
+        if unread && self.gz_being_written(&file) {
+            self.insert(file); // looked at again once its `.gz` is complete
+            return Ok(());
+        }
         if unread && self.continue_in_gz(&mut file) {
             self.insert(file);
             self.enqueue(id);
             return Ok(());
         }
         self.retire(file, Some(LossReason::RemovedUnread))
+    }
+
+    /// Whether a `.gz` in the file's directory with its content is still being written.
+    fn gz_being_written(&self, file: &TrackedFile) -> bool {
+        let dir = file.ident.path.parent();
+        file.ident.fingerprint.is_some_and(|fingerprint| {
+            self.compressed.values().any(|gz| {
+                !gz.claimed
+                    && gz.growing
+                    && gz.fingerprint == Some(fingerprint)
+                    && gz.path.parent() == dir
+            })
+        })
     }
 
     /// Ends a file: ships what it held, reports it closed, and counts its unread bytes as lost
@@ -248,7 +273,10 @@ impl State {
         };
         let dir = file.ident.path.parent();
         let candidate = self.compressed.iter_mut().find(|(_, gz)| {
-            !gz.claimed && gz.fingerprint == Some(fingerprint) && gz.path.parent() == dir
+            !gz.claimed
+                && !gz.growing
+                && gz.fingerprint == Some(fingerprint)
+                && gz.path.parent() == dir
         });
         let Some((&(dev, inode), gz)) = candidate else {
             return false;

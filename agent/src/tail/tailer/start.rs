@@ -440,7 +440,7 @@ impl State {
         let Some(gz) = self.compressed.get(&key) else {
             return Ok(());
         };
-        if gz.claimed {
+        if gz.claimed || gz.growing {
             return Ok(());
         }
         let dir = found.path.parent();
