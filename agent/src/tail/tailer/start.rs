@@ -60,31 +60,15 @@ impl State {
     pub(super) fn consider_plain(&mut self, found: &Found, now: Instant) -> Result<(), Halt> {
         let descriptor = match File::open(&found.path) {
             Ok(descriptor) => descriptor,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                // A checkpointed file may continue in its `.gz`; anything else is lost.
+            Err(error) => {
+                // A checkpointed file that is gone may continue in its `.gz`.
                 let checkpointed = self
                     .resume
                     .iter()
                     .any(|point| (point.dev, point.inode) == (found.dev, found.inode));
-                if found.size > 0 && !checkpointed {
-                    let pod = PodLogPath::from_path(&self.config.root, &found.path);
-                    BytesLost {
-                        namespace: &pod.namespace,
-                        pod: &pod.pod_name,
-                        path: &found.path,
-                        bytes: found.size,
-                        reason: LossReason::DeletedBeforeOpen,
-                    }
-                    .emit();
+                if !(checkpointed && error.kind() == io::ErrorKind::NotFound) {
+                    self.open_failed(found, &error);
                 }
-                return Ok(());
-            }
-            Err(error) => {
-                DiscoveryFailed {
-                    path: &found.path,
-                    error: &error,
-                }
-                .emit();
                 return Ok(());
             }
         };
