@@ -262,7 +262,7 @@ impl Tailer {
             loaded: self.resume.clone(),
             resume: self.resume,
             claimed_content: HashSet::new(),
-            closed_content: VecDeque::new(),
+            closed_content: RecentSet::new(CLOSED_CONTENT_MEMORY),
             listed_once: false,
             resume_until: now + self.config.resume_grace,
             next_id: FileId::STDIN.0 + 1,
@@ -328,7 +328,7 @@ struct State {
     claimed_content: HashSet<(u64, Option<PathBuf>)>,
     /// Content (fingerprint, directory) of files closed in this run, oldest first (bounded by
     /// [`CLOSED_CONTENT_MEMORY`]).
-    closed_content: VecDeque<(u64, Option<PathBuf>)>,
+    closed_content: RecentSet<(u64, Option<PathBuf>)>,
     /// Whether the first listing is done: `.gz` files listed later were made while the agent ran.
     listed_once: bool,
     resume_until: Instant,
@@ -553,5 +553,55 @@ impl State {
             self.by_path.remove(&file.ident.path);
         }
         Some(file)
+    }
+}
+
+/// A set that forgets its oldest entries beyond a capacity: O(1) inserts and look-ups.
+#[derive(Debug)]
+struct RecentSet<T> {
+    capacity: usize,
+    members: HashSet<T>,
+    order: VecDeque<T>,
+}
+
+impl<T: Clone + Eq + std::hash::Hash> RecentSet<T> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            members: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, value: T) {
+        if !self.members.insert(value.clone()) {
+            return;
+        }
+        self.order.push_back(value);
+        while self.order.len() > self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.members.remove(&oldest);
+            }
+        }
+    }
+
+    fn contains(&self, value: &T) -> bool {
+        self.members.contains(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecentSet;
+
+    #[test]
+    fn a_recent_set_forgets_its_oldest_entries_beyond_its_capacity() {
+        let mut set = RecentSet::new(2);
+        set.insert(1);
+        set.insert(2);
+        set.insert(2);
+        set.insert(3);
+        assert!(!set.contains(&1));
+        assert!(set.contains(&2) && set.contains(&3));
     }
 }

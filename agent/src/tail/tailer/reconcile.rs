@@ -3,7 +3,7 @@
 //! and files without a descriptor that vanished (continued in their `.gz`, or counted as lost).
 
 use super::start::Truncated;
-use super::{CLOSED_CONTENT_MEMORY, CompressedFile, State, TRUNCATED_MEMORY, WATCH_RETRY_INTERVAL};
+use super::{CompressedFile, State, TRUNCATED_MEMORY, WATCH_RETRY_INTERVAL};
 use crate::internal_events::tail::{
     BytesLost, CompressedFileResumed, FileClosed, FileRotated, FileTruncated, LossReason,
     ReadFailed, WatchFailed,
@@ -239,11 +239,8 @@ impl State {
     /// for `reason` (when some are).
     fn retire(&mut self, mut file: TrackedFile, reason: Option<LossReason>) -> Result<(), Halt> {
         if let Some(fingerprint) = file.ident.fingerprint {
-            if self.closed_content.len() >= CLOSED_CONTENT_MEMORY {
-                self.closed_content.pop_front();
-            }
             let dir = file.ident.path.parent().map(Path::to_path_buf);
-            self.closed_content.push_back((fingerprint, dir));
+            self.closed_content.insert((fingerprint, dir));
         }
         let unread = file.size.saturating_sub(file.splitter.offset());
         if let Some(reason) = reason {

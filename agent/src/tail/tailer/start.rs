@@ -452,6 +452,9 @@ impl State {
         {
             return self.continue_truncated_in_gz(index, found);
         }
+        if gz.reported {
+            return Ok(()); // decided: only a truncated file's copy can still claim it (above)
+        }
         // Made while the agent ran from a file it never saw (rotated and gzipped while it was
         // busy elsewhere): nothing of it was read.
         let missed = gz.appeared_in_run
@@ -562,8 +565,7 @@ impl State {
                 .any(|truncated| same(&truncated.file))
             || self
                 .closed_content
-                .iter()
-                .any(|(closed, closed_dir)| *closed == fingerprint && closed_dir.as_deref() == dir)
+                .contains(&(fingerprint, dir.map(Path::to_path_buf)))
     }
 
     /// Continues the truncated file `truncations[index]` in the `.gz` of its copy.
