@@ -3,17 +3,21 @@
 
 use std::time::Duration;
 
-/// Parses a byte size: a number with an optional binary unit (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`;
-/// case-insensitive; `B` or none = bytes).
-pub fn parse_bytes(value: &str) -> Result<u64, String> {
-    let value = value.trim();
+/// Splits `value` into its leading whole number and the unit after it.
+fn number_and_unit(value: &str) -> Option<(u64, &str)> {
     let split = value
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a size like 10MiB or 65536"))?;
+    Some((number.parse().ok()?, unit))
+}
+
+/// Parses a byte size: a number with an optional binary unit (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`;
+/// case-insensitive; `B` or none = bytes).
+pub fn parse_bytes(value: &str) -> Result<u64, String> {
+    let value = value.trim();
+    let (number, unit) = number_and_unit(value)
+        .ok_or_else(|| format!("{value:?} is not a size like 10MiB or 65536"))?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -33,13 +37,8 @@ pub fn parse_bytes(value: &str) -> Result<u64, String> {
 /// Parses a duration: a number with an optional unit `ms`, `s`, `m` or `h` (bare = seconds).
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration like 300s, 5m or 500ms"))?;
+    let (number, unit) = number_and_unit(value)
+        .ok_or_else(|| format!("{value:?} is not a duration like 300s, 5m or 500ms"))?;
     match unit.trim() {
         "ms" => Ok(Duration::from_millis(number)),
         "" | "s" => Ok(Duration::from_secs(number)),
