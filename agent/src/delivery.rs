@@ -17,6 +17,7 @@ use crate::internal_events::batch::{Backpressure, BatchMemory, LineEncodeFailed}
 use crate::internal_events::sink::UploadsAbandoned;
 use crate::pipeline::{Line, SourceEvent};
 use crate::sink::Uploader;
+use crate::timer::sleep_until_opt;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,7 +133,7 @@ impl Delivery {
                 biased;
                 Some(joined) = self.uploading.join_next(), if !self.uploading.is_empty() => {
                     let (batch, bytes, lines) = joined?;
-                    lock_acks(&self.acks).confirm(batch);
+                    self.acks.confirm(batch);
                     self.sealed_bytes = self.sealed_bytes.saturating_sub(bytes);
                     self.sealed_batches = self.sealed_batches.saturating_sub(1);
                     self.sealed_lines = self.sealed_lines.saturating_sub(lines);
@@ -168,7 +169,7 @@ impl Delivery {
         events: &mut mpsc::Receiver<SourceEvent>,
     ) -> Result<(), DeliveryError> {
         let now = Instant::now();
-        let acks = Arc::clone(&self.acks);
+        let acks = self.acks.clone();
         let mut acks = lock_acks(&acks);
         let mut next = Some(first);
         let mut taken = 0;
@@ -286,14 +287,6 @@ impl Delivery {
             sealed_batches: self.sealed_batches,
         }
         .emit();
-    }
-}
-
-/// Sleeps until `deadline`, or forever without one (the `select!` branch is disabled then).
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -143,12 +143,8 @@ pub const MARKER_BYTES: usize = 64;
 /// Stored with each checkpoint and checked on resume: a file that reuses a checkpointed inode but
 /// holds other bytes there is read from 0 instead (counted), never from a wrong offset.
 pub fn offset_marker(bytes_before_offset: &[u8]) -> u64 {
-    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
     let window = &bytes_before_offset[bytes_before_offset.len().saturating_sub(MARKER_BYTES)..];
-    window.iter().fold(FNV_OFFSET, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(FNV_PRIME)
-    })
+    crate::fnv::fnv1a(window)
 }
 
 #[cfg(test)]

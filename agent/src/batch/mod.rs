@@ -427,7 +427,7 @@ impl Batcher {
                 .map_err(BatchError::Finish)?,
         );
         BatchSealed {
-            reason,
+            reason: reason.as_str(),
             lines,
             uncompressed_bytes,
             compressed_bytes: body.len() as u64,

@@ -1,11 +1,12 @@
-//! The save loop: once a second (when something changed) and at shutdown, collects every file's
-//! acknowledged position, merges it into the entries loaded at start, drops entries of files gone
+//! The save loop: soon after every acknowledgement (at most every [`MIN_SAVE_SPACING`]), once a
+//! second for everything else, and at shutdown, collects every file's acknowledged position, merges it into the entries loaded at start, drops entries of files gone
 //! for over [`GONE_RETENTION`], and writes the checkpoint file. A tick where no position changed
 //! and every entry's file is open does no I/O and starts no blocking task (an idle agent).
 
 use super::ack::AckTracker;
 use super::registry::{FileIdentity, FileRegistry};
 use super::store::{CheckpointError, CheckpointStore, FileCheckpoint};
+use crate::batch::BatchId;
 use crate::internal_events::InternalEvent;
 use crate::internal_events::checkpoint::{
     CheckpointAge, CheckpointEntriesDropped, CheckpointSaveFailed, CheckpointSaved, Unacknowledged,
@@ -15,12 +16,18 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-/// Checkpoints are written at most this often: once a second bounds what a crash re-sends to
-/// what was acknowledged in the last second, at one small fsync'd write per second.
+/// Positions that change without an acknowledgement (files opened, gone, retired) are saved on
+/// this tick.
 pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An acknowledgement is saved this long after the previous save at the latest: what a crash
+/// re-sends is what was acknowledged in the last tenth of a second (plus the save itself), at
+/// no more than ten small fsync'd writes a second.
+pub const MIN_SAVE_SPACING: Duration = Duration::from_millis(100);
 
 /// An idle agent still rewrites the checkpoint file this often, so its `saved_at` bounds how
 /// long a later start finds the agent was down (to within this interval).
@@ -31,13 +38,33 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 /// entry) and keeps the file small on nodes with pod churn.
 pub const GONE_RETENTION: Duration = Duration::from_secs(60);
 
-/// The acknowledgement tracker, shared by the delivery loop (writer) and the saver (reader).
-pub type SharedAcks = Arc<Mutex<AckTracker>>;
+/// The acknowledgement tracker, shared by the delivery loop (writer) and the saver (reader), with
+/// the signal that wakes the saver when a batch is acknowledged.
+#[derive(Clone, Default)]
+pub struct SharedAcks {
+    tracker: Arc<Mutex<AckTracker>>,
+    acknowledged: Arc<Notify>,
+}
+
+impl SharedAcks {
+    /// Records that `batch` was acknowledged and wakes the saver.
+    pub fn confirm(&self, batch: BatchId) {
+        lock_acks(self).confirm(batch);
+        self.acknowledged.notify_one();
+    }
+
+    /// Resolves after the next acknowledgement (at once if one came since the last call).
+    async fn acknowledged(&self) {
+        self.acknowledged.notified().await;
+    }
+}
 
 /// Locks the shared tracker; a panic elsewhere cannot leave it half-updated in a way that matters
 /// more than stopping would, so a poisoned lock is used as is.
 pub fn lock_acks(acks: &SharedAcks) -> MutexGuard<'_, AckTracker> {
-    acks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    acks.tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Debug)]
@@ -225,14 +252,21 @@ impl Saver {
         }
     }
 
-    /// Saves once a second until `shutdown`, then returns (call [`Self::save_now`] for the final
-    /// save once delivery has stopped).
+    /// Saves after acknowledgements and once a second until `shutdown`, then returns (call
+    /// [`Self::save_now`] for the final save once delivery has stopped).
     pub async fn run(&mut self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(SAVE_INTERVAL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                () = self.acks.acknowledged() => {
+                    let spaced = tokio::time::sleep_until(self.last_saved + MIN_SAVE_SPACING);
+                    tokio::select! {
+                        () = spaced => {}
+                        () = shutdown.cancelled() => return,
+                    }
+                }
                 () = shutdown.cancelled() => return,
             }
             if let Err(error) = self.save_now().await {
@@ -531,7 +565,7 @@ mod tests {
             fingerprint: 5,
         };
         registry.register(FileId(1), identity, file_path.clone());
-        let acks: SharedAcks = Arc::default();
+        let acks = SharedAcks::default();
         let mut saver = Saver::new(store.clone(), Vec::new(), acks.clone(), registry.clone());
         {
             let mut t = lock_acks(&acks);
@@ -563,5 +597,49 @@ mod tests {
         assert_eq!(saved[0].path, file_path);
         assert_eq!(lock_acks(&acks).tracked_files(), 0, "finished file retired");
         assert!(registry.get(FileId(1)).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_acknowledgement_is_saved_well_before_the_next_tick() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::open(dir.path()).expect("opens");
+        let registry = FileRegistry::new();
+        let identity = FileIdentity {
+            dev: 3,
+            inode: 4,
+            fingerprint: 5,
+        };
+        registry.register(FileId(1), identity, dir.path().join("0.log"));
+        let acks = SharedAcks::default();
+        let mut saver = Saver::new(store.clone(), Vec::new(), acks.clone(), registry);
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { saver.run(shutdown).await }
+        });
+        // Past the first tick, so the next one is a full interval away.
+        tokio::time::sleep(SAVE_INTERVAL / 10).await;
+        let position = crate::checkpoint::Position {
+            offset: 100,
+            marker: 77,
+            unfinished: crate::pipeline::Unfinished::NONE,
+        };
+        lock_acks(&acks).line(FileId(1), BatchId(1), 0, position);
+        let acknowledged_at = Instant::now();
+        acks.confirm(BatchId(1));
+        let saved_after = loop {
+            let saved = store.load().expect("loads").checkpoints;
+            if saved.first().is_some_and(|entry| entry.offset == 100) {
+                break acknowledged_at.elapsed();
+            }
+            assert!(acknowledged_at.elapsed() < SAVE_INTERVAL * 2, "never saved");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(
+            saved_after <= MIN_SAVE_SPACING + Duration::from_millis(20),
+            "saved {saved_after:?} after the acknowledgement"
+        );
+        shutdown.cancel();
+        running.await.expect("saver stops");
     }
 }

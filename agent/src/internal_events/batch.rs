@@ -2,7 +2,6 @@
 //! encode, memory held, backpressure.
 
 use super::InternalEvent;
-use crate::batch::SealReason;
 
 /// Registers help texts for this module's metrics.
 pub fn describe_metrics() {
@@ -51,8 +50,8 @@ pub fn describe_metrics() {
 /// A batch was sealed into an object-to-be.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchSealed {
-    /// Why.
-    pub reason: SealReason,
+    /// Why (`size`, `timeout`, …).
+    pub reason: &'static str,
     /// Records in it.
     pub lines: u64,
     /// Uncompressed NDJSON bytes.
@@ -64,13 +63,13 @@ pub struct BatchSealed {
 impl InternalEvent for BatchSealed {
     fn emit(self) {
         tracing::debug!(
-            reason = self.reason.as_str(),
+            reason = self.reason,
             lines = self.lines,
             uncompressed_bytes = self.uncompressed_bytes,
             compressed_bytes = self.compressed_bytes,
             "batch sealed"
         );
-        metrics::counter!("logrelay_agent_batches_sealed_total", "reason" => self.reason.as_str())
+        metrics::counter!("logrelay_agent_batches_sealed_total", "reason" => self.reason)
             .increment(1);
         metrics::counter!("logrelay_agent_batched_lines_total").increment(self.lines);
         metrics::counter!("logrelay_agent_batched_uncompressed_bytes_total")

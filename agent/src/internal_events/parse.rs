@@ -3,8 +3,6 @@
 //! partials shipped before their end. Each one counts and logs; per-line events log at debug level
 //! so a flood of bad input cannot flood the agent's own log.
 
-use crate::parse::{Format, ParseErrorKind};
-
 /// Registers help texts for this module's metrics.
 pub fn describe_metrics() {
     metrics::describe_counter!(
@@ -40,21 +38,21 @@ pub fn describe_metrics() {
 /// A line did not parse in its file's format; it is shipped with its raw text as the message.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseError {
-    /// The file's format.
-    pub format: Format,
-    /// What was wrong.
-    pub reason: ParseErrorKind,
+    /// The file's format (`cri`, `docker`, …).
+    pub format: &'static str,
+    /// What was wrong (`bad_timestamp`, …).
+    pub reason: &'static str,
 }
 
 impl ParseError {
     /// Logs and counts the event.
     pub fn emit(self) {
         tracing::debug!(
-            format = self.format.as_str(),
-            reason = self.reason.as_str(),
+            format = self.format,
+            reason = self.reason,
             "line did not parse; shipping its raw text"
         );
-        metrics::counter!("logrelay_agent_parse_errors_total", "format" => self.format.as_str(), "reason" => self.reason.as_str())
+        metrics::counter!("logrelay_agent_parse_errors_total", "format" => self.format, "reason" => self.reason)
             .increment(1);
     }
 }

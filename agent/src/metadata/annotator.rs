@@ -20,6 +20,7 @@ use super::events::{
 use super::index::PodIndex;
 use crate::pipeline::{FileId, Line, SourceEvent};
 use crate::tail::path::UNKNOWN;
+use crate::timer::sleep_until_opt;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,13 +173,6 @@ impl Annotator {
             }
             stage.report();
         }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -3,8 +3,7 @@
 //! is fsynced), so a reader never sees half an object and a confirmed object survives a crash.
 
 use super::request_builder::UploadRequest;
-use super::retry::ErrorClass;
-use super::service::PutError;
+use super::retry::{ErrorClass, PutError};
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sink::SinkRequest;
 use std::fs::{self, File};

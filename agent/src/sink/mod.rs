@@ -14,5 +14,6 @@ pub mod service;
 pub mod uploader;
 
 pub use config::{S3Settings, SinkTarget};
-pub use service::{ObjectService, PutError};
+pub use retry::PutError;
+pub use service::ObjectService;
 pub use uploader::{SinkHealth, Uploader};

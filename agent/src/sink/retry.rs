@@ -1,4 +1,5 @@
-//! Retry policy of uploads: which failures are which, and jittered exponential backoff.
+//! Retry policy of uploads: the failed attempt ([`PutError`]), which failures are which, and
+//! jittered exponential backoff.
 //!
 //! Uploads are retried until they succeed (or the shutdown deadline passes): dropping a batch
 //! would lose its lines. Throttling and transient failures back off exponentially from
@@ -16,6 +17,18 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Longest backoff (the AWS SDKs' standard mode caps at 20 s; 30 s keeps an outage cheap).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// One attempt to store an object failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed ({}): {message}", class.as_str())]
+pub struct PutError {
+    /// What kind of failure.
+    pub class: ErrorClass,
+    /// The operation that failed (`put_object`, `upload_part`, `write_file`, …).
+    pub operation: &'static str,
+    /// The error, human-readable with its causes.
+    pub message: String,
+}
 
 /// What kind of failure an upload met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,7 @@
 
 use super::config::{CONTENT_ENCODING, CONTENT_TYPE, S3Settings};
 use super::request_builder::{UploadRequest, content_md5};
-use super::retry::ErrorClass;
-use super::service::PutError;
+use super::retry::{ErrorClass, PutError};
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sink::SinkRequest;
 use aws_config::SdkConfig;

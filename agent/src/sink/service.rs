@@ -3,20 +3,8 @@
 
 use super::directory::DirectoryService;
 use super::request_builder::UploadRequest;
-use super::retry::ErrorClass;
+use super::retry::PutError;
 use super::s3::S3Service;
-
-/// One attempt to store an object failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{operation} failed ({}): {message}", class.as_str())]
-pub struct PutError {
-    /// What kind of failure.
-    pub class: ErrorClass,
-    /// The operation that failed (`put_object`, `upload_part`, `write_file`, …).
-    pub operation: &'static str,
-    /// The error, human-readable with its causes.
-    pub message: String,
-}
 
 /// Where objects are stored.
 #[derive(Debug, Clone)]

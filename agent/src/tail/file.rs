@@ -665,7 +665,11 @@ impl LinePipeline {
                         self.merger.push(chunk, now, &mut self.scratch);
                     }
                     Err(reason) => {
-                        ParseError { format, reason }.emit();
+                        ParseError {
+                            format: format.as_str(),
+                            reason: reason.as_str(),
+                        }
+                        .emit();
                         let line = MergedLine {
                             start: raw.start,
                             end: raw.end,

@@ -7,6 +7,7 @@
 //! newline or that many bytes, and never changes afterwards; container log lines start with a
 //! nanosecond timestamp, so first lines are as good as unique.
 
+use crate::fnv::fnv1a;
 use crate::pipeline::MARKER_BYTES;
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
@@ -72,15 +73,6 @@ fn read_at_most(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     }
     buf.truncate(filled);
     Ok(buf)
-}
-
-/// FNV-1a, 64-bit.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(FNV_OFFSET, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(FNV_PRIME)
-    })
 }
 
 #[cfg(test)]
