@@ -11,25 +11,15 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::header::CONTENT_TYPE;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-
-/// Body of proxied requests and responses.
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+use logrelay_testkit::http_proxy::{self, Listening, ProxyBody, signing_service_of, text_response};
 
 /// Largest form-encoded (query protocol) body read to find its `Action`; such bodies are small
 /// (AssumeRole, Publish, GetCallerIdentity), the 256 KiB SNS message maximum bounds them.
@@ -59,16 +49,9 @@ impl std::error::Error for UpstreamHungUp {}
 /// A running proxy; stops when dropped.
 #[derive(Debug)]
 pub struct CountingProxy {
-    addr: SocketAddr,
     counts: Arc<Mutex<RequestCounts>>,
     outcomes: Arc<Mutex<OutcomeCounts>>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    listening: Listening,
 }
 
 struct Shared {
@@ -91,8 +74,6 @@ impl CountingProxy {
         upstream: &str,
         routes: BTreeMap<String, String>,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let counts = Arc::new(Mutex::new(RequestCounts::new()));
         let outcomes = Arc::new(Mutex::new(OutcomeCounts::new()));
         let shared = Arc::new(Shared {
@@ -101,36 +82,21 @@ impl CountingProxy {
                 .into_iter()
                 .map(|(service, url)| (service, url.trim_end_matches('/').to_owned()))
                 .collect(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: http_proxy::client(),
             counts: counts.clone(),
             outcomes: outcomes.clone(),
         });
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| handle(shared.clone(), request));
-                    // A client that goes away mid-request is not the proxy's problem.
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let listening = Listening::start(move |request| handle(shared.clone(), request)).await?;
         Ok(Self {
-            addr,
             counts,
             outcomes,
-            server,
+            listening,
         })
     }
 
     /// The proxy's URL, to be used as `AWS_ENDPOINT_URL`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.listening.url()
     }
 
     /// The counts so far.
@@ -148,8 +114,8 @@ async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, UpstreamHungUp> {
-    let (mut parts, body) = request.into_parts();
-    let service = signing_service(&parts.headers)
+    let (parts, body) = request.into_parts();
+    let service = signing_service_of(&parts.headers)
         .unwrap_or("unsigned")
         .to_owned();
     let is_form = parts
@@ -169,7 +135,12 @@ async fn handle(
                         .boxed(),
                 )
             }
-            Err(err) => return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, err.to_string())),
+            Err(err) => {
+                return Ok(text_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    err.to_string(),
+                ));
+            }
         }
     } else {
         let operation = operation_of(&parts.method, &parts.uri, &parts.headers, &service);
@@ -183,44 +154,24 @@ async fn handle(
             *outcomes.entry((service.clone(), outcome)).or_default() += 1;
         }
     };
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
     let upstream = shared.routes.get(&service).unwrap_or(&shared.upstream);
-    parts.uri = match format!("{upstream}{path}").parse() {
-        Ok(uri) => uri,
-        Err(err) => return Ok(text(StatusCode::BAD_REQUEST, format!("bad path: {err}"))),
-    };
-    // The Host header stays as the client signed it (SigV4 covers it).
-    match shared
-        .client
-        .request(Request::from_parts(parts, body))
-        .await
-    {
+    match http_proxy::forward(&shared.client, upstream, Request::from_parts(parts, body)).await {
         Ok(response) => {
             tally(status_class(response.status()));
             Ok(response.map(BodyExt::boxed))
         }
-        Err(err) if upstream_hung_up(&err) => {
+        Err(error) if error.upstream_hung_up() => {
             tally(HANG_UP);
             Err(UpstreamHungUp)
         }
-        Err(err) => {
+        Err(error @ http_proxy::ForwardError::BadPath(_)) => {
+            Ok(text_response(StatusCode::BAD_REQUEST, error.to_string()))
+        }
+        Err(error) => {
             tally(status_class(StatusCode::BAD_GATEWAY));
-            Ok(text(
-                StatusCode::BAD_GATEWAY,
-                format!("upstream failed: {err}"),
-            ))
+            Ok(text_response(StatusCode::BAD_GATEWAY, error.to_string()))
         }
     }
-}
-
-/// Whether the upstream accepted the request's connection and closed it without an answer (as
-/// opposed to being unreachable, which stays a 502).
-fn upstream_hung_up(error: &hyper_util::client::legacy::Error) -> bool {
-    !error.is_connect()
 }
 
 /// `2xx`, `3xx`, `4xx` or `5xx`.
@@ -231,15 +182,6 @@ fn status_class(status: StatusCode) -> &'static str {
         400..=499 => "4xx",
         _ => "5xx",
     }
-}
-
-/// The service of the SigV4 credential scope:
-/// `AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, ...` → `s3`.
-fn signing_service(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let scope = value.split("Credential=").nth(1)?;
-    let scope = scope.split([',', ' ']).next()?;
-    scope.split('/').nth(3)
 }
 
 /// The `Action` field of a form-encoded body.
@@ -290,20 +232,14 @@ fn s3_operation(method: &Method, uri: &hyper::Uri, headers: &HeaderMap) -> &'sta
     }
 }
 
-/// A plain-text response.
-fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never: Infallible| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::net::TcpListener;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -311,17 +247,6 @@ mod tests {
             map.insert(*name, value.parse().expect("header value"));
         }
         map
-    }
-
-    #[test]
-    fn service_comes_from_the_credential_scope() {
-        let auth = "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/logs/aws4_request, \
-                    SignedHeaders=host;x-amz-date, Signature=abc";
-        assert_eq!(
-            signing_service(&headers(&[("authorization", auth)])),
-            Some("logs")
-        );
-        assert_eq!(signing_service(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -5,28 +5,19 @@
 //! requests it saw and how many faults it injected.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
-/// Body of every proxied or injected response.
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+use crate::http_proxy::{
+    self, Listening, ProxyBody, full_response, signing_service, text_response,
+};
 
 /// Message put in injected error bodies.
 const FAULT_MESSAGE: &str = "fault injected by logrelay testkit";
@@ -109,12 +100,11 @@ struct Shared {
     faults_injected: AtomicU64,
 }
 
-/// A running proxy on 127.0.0.1; stops accepting when dropped.
+/// A running fault proxy on 127.0.0.1; stops accepting when dropped.
 #[derive(Debug)]
 pub struct FaultProxy {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    accept_task: JoinHandle<()>,
+    listening: Listening,
 }
 
 /// Locks a mutex, recovering the data if a panicking test poisoned it.
@@ -134,27 +124,25 @@ impl FaultProxy {
                 format!("bad upstream URL {upstream}: {err}"),
             )
         })?;
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             upstream,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: http_proxy::client(),
             plan: Mutex::new(FaultPlan::default()),
             forced: Mutex::new(VecDeque::new()),
             requests_seen: AtomicU64::new(0),
             faults_injected: AtomicU64::new(0),
         });
-        let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
-        Ok(FaultProxy {
-            addr,
-            shared,
-            accept_task,
+        let listening = Listening::start({
+            let shared = shared.clone();
+            move |request| handle(shared.clone(), request)
         })
+        .await?;
+        Ok(FaultProxy { shared, listening })
     }
 
     /// The proxy's base URL, to use as the SDK endpoint.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.listening.url()
     }
 
     /// Replaces the fault plan.
@@ -182,33 +170,6 @@ impl FaultProxy {
     /// Faults injected so far (delays included).
     pub fn faults_injected(&self) -> u64 {
         self.shared.faults_injected.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.accept_task.abort();
-    }
-}
-
-/// Accepts connections and serves each on its own task.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                tracing::warn!(%err, "fault proxy accept failed");
-                continue;
-            }
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| handle(shared.clone(), request));
-            // Errors here are injected resets or clients going away.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 
@@ -291,59 +252,15 @@ impl Protocol {
     }
 }
 
-/// The service of a SigV4 `Authorization` header: `Credential=KEY/DATE/REGION/<service>/aws4_request`.
-fn signing_service(authorization: &str) -> Option<&str> {
-    let scope = authorization.split("Credential=").nth(1)?;
-    let scope = scope.split([',', ' ']).next()?;
-    let mut parts = scope.rsplit('/');
-    (parts.next()? == "aws4_request").then_some(())?;
-    parts.next()
-}
-
 /// Sends the request upstream with its body streamed; upstream failures become a 502.
 async fn forward(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBody> {
-    let (mut parts, body) = request.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    parts.uri = match format!("{}{path}", shared.upstream).parse() {
-        Ok(uri) => uri,
-        Err(err) => return text_response(StatusCode::BAD_REQUEST, format!("bad path: {err}")),
-    };
-    // The Host header stays as the client signed it (SigV4 covers it).
-    match shared
-        .client
-        .request(Request::from_parts(parts, body))
-        .await
-    {
-        Ok(response) => response.map(BodyExt::boxed),
-        Err(err) => text_response(StatusCode::BAD_GATEWAY, format!("upstream failed: {err}")),
+    match http_proxy::forward(&shared.client, &shared.upstream, request).await {
+        Ok(response) => response.map(http_body_util::BodyExt::boxed),
+        Err(error @ http_proxy::ForwardError::BadPath(_)) => {
+            text_response(StatusCode::BAD_REQUEST, error.to_string())
+        }
+        Err(error) => text_response(StatusCode::BAD_GATEWAY, error.to_string()),
     }
-}
-
-/// A response with a fixed body.
-fn full_response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: String,
-) -> Response<ProxyBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never: Infallible| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-/// A plain-text response.
-fn text_response(status: StatusCode, body: String) -> Response<ProxyBody> {
-    full_response(status, "text/plain", body)
 }
 
 /// The error response AWS would send for this fault, in the request's protocol.
@@ -389,6 +306,7 @@ mod tests {
     };
     use aws_config::SdkConfig;
     use aws_config::retry::RetryConfig;
+    use http_body_util::BodyExt;
     use logrelay_common::aws::{ErrorClass, classify, error_code};
 
     /// A config through the proxy with quick retries, so tests do not wait seconds per retry.

@@ -5,6 +5,7 @@
 pub mod fake_kube;
 pub mod fake_logs;
 pub mod fault_proxy;
+pub mod http_proxy;
 pub mod lambda_runtime_api;
 pub mod moto;
 pub mod resources;

@@ -263,16 +263,6 @@ impl PodIndex {
             .get(uid)
             .is_some_and(|e| e.gone_since.is_none())
     }
-
-    /// API UIDs of the live pods in `namespace`.
-    pub fn live_in_namespace(&self, namespace: &str) -> Vec<String> {
-        self.lock()
-            .pods
-            .iter()
-            .filter(|(_, e)| e.gone_since.is_none() && e.meta.namespace == namespace)
-            .map(|(uid, _)| uid.clone())
-            .collect()
-    }
 }
 
 /// The kubelet's pod log directory name: `<namespace>_<pod name>_<uid>`.

@@ -76,11 +76,6 @@ impl S3Service {
         }
     }
 
-    /// The bucket written to.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     /// Stores one object: one `PutObject`, or a multipart upload above the threshold.
     pub async fn put(&self, request: &UploadRequest) -> Result<(), PutError> {
         if request.body.len() as u64 > self.settings.multipart_threshold {

@@ -72,11 +72,6 @@ impl Uploader {
         self.health.clone()
     }
 
-    /// The service behind this uploader.
-    pub fn service(&self) -> &ObjectService {
-        &self.service
-    }
-
     /// Stores `batch`, retrying until it is stored; returns the attempts it took.
     pub async fn upload(&self, batch: &SealedBatch) -> u32 {
         let request = build_request(batch, &self.prefix);
