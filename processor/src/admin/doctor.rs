@@ -13,7 +13,6 @@ use crate::deliver::cloudwatch::service::LogsService;
 use crate::process::DEFAULT_REQUEST_TIMEOUT;
 use crate::retry::{Classified, RetryPolicy};
 use crate::tenant::{ConfigItem, query_tenant};
-use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
@@ -512,8 +511,10 @@ impl<'a> ConfigChecks<'a> {
         match assume_role_chain(self.central, std::slice::from_ref(step)).await {
             Ok(session) => {
                 let caller = caller_arn(&session).await;
-                self.logs = Some(logs_client(
+                // The delivery path's own client: each check reports the first answer it gets.
+                self.logs = Some(crate::deliver::cloudwatch::service::client(
                     &session,
+                    DEFAULT_REQUEST_TIMEOUT,
                     self.settings.logs_endpoint_url.as_deref(),
                 ));
                 check
@@ -819,20 +820,6 @@ pub fn probe_message(tenant_id: &str, time: &str) -> String {
     format!(
         "logrelay doctor probe: a test written by `logrelay-processor tenants doctor --write` for tenant {tenant_id} at {time} to check delivery; it can be ignored"
     )
-}
-
-/// A CloudWatch Logs client of a tenant session, built like the processor's (endpoint override,
-/// per-attempt timeout); the SDK's own retries stay on, the delivery code's are set to one try.
-fn logs_client(session: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_cloudwatchlogs::Client {
-    let mut builder = aws_sdk_cloudwatchlogs::config::Builder::from(session).timeout_config(
-        TimeoutConfig::builder()
-            .operation_attempt_timeout(DEFAULT_REQUEST_TIMEOUT)
-            .build(),
-    );
-    if let Some(url) = endpoint_url {
-        builder = builder.endpoint_url(url);
-    }
-    aws_sdk_cloudwatchlogs::Client::from_conf(builder.build())
 }
 
 /// `", acting as <arn>"` when STS says who the session is; empty otherwise (informational only).
