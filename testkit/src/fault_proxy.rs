@@ -54,6 +54,9 @@ pub enum FaultMatch {
         /// Substring of its value.
         contains: String,
     },
+    /// The request body is at least this many bytes (by `Content-Length`): slows big requests
+    /// down the way a real network does, for ordering tests.
+    BodyAtLeast(u64),
 }
 
 impl FaultMatch {
@@ -73,6 +76,11 @@ impl FaultMatch {
                 .is_some_and(|pq| pq.as_str().contains(needle.as_str())),
             Self::Target(needle) => header_contains("x-amz-target", needle),
             Self::Header { name, contains } => header_contains(name, contains),
+            Self::BodyAtLeast(bytes) => request
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .is_some_and(|length| length >= *bytes),
         }
     }
 }

@@ -605,6 +605,49 @@ async fn a_redelivery_after_a_failure_mid_object_resumes_without_duplicates() {
 }
 
 #[tokio::test]
+async fn the_pieces_of_an_oversized_message_arrive_in_order_though_the_head_is_slower() {
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    let proxy = FaultProxy::start(&acme.central.moto_url)
+        .await
+        .expect("proxy");
+    // A full-size request takes longer than a small one, as on a real network.
+    proxy.set_plan(FaultPlan {
+        error_rate: 1.0,
+        kinds: vec![FaultKind::Delay(Duration::from_millis(400))],
+        only: Some(FaultMatch::BodyAtLeast(512 * 1024)),
+    });
+    let processor = acme.processor_with(|settings| {
+        settings.logs_endpoint_url = Some(proxy.url());
+        settings.limits.max_in_flight_per_object = 4;
+    });
+    // 1.1 MB in one line, every 10-byte piece numbered so any reordering shows; then a short line.
+    let oversized: String = (0..110_000).map(|i| format!("{i:09}|")).collect();
+    let mut records = acme.records(2, "o");
+    records[0].message = oversized.clone();
+    let object = acme.central.put_records(&acme.partition, &records).await;
+
+    let report = expect_delivered(processor.handle(&object).await);
+    assert_eq!(report.events_delivered, 3, "two pieces and the short line");
+    assert!(
+        proxy.faults_injected() > 0,
+        "the head request was slowed down"
+    );
+    let delivered = acme.delivered().await;
+    assert_eq!(delivered.len(), 3);
+    assert_eq!(
+        delivered[0].len() + delivered[1].len(),
+        oversized.len(),
+        "the pieces are the whole message"
+    );
+    assert!(
+        delivered[..2].concat() == oversized,
+        "the pieces, in the stream's order, are the message (head {} bytes first)",
+        delivered[0].len()
+    );
+    assert_eq!(delivered[2], "o line 1");
+}
+
+#[tokio::test]
 async fn injected_throttling_and_server_errors_lose_and_duplicate_nothing() {
     let acme = TestTenant::with_cloudwatch(|_| {}).await;
     let proxy = FaultProxy::start(&acme.central.moto_url)

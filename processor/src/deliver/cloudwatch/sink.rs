@@ -1,6 +1,11 @@
 //! Sending an object's sealed batches: skips batches an earlier attempt delivered, drops events
 //! CloudWatch would reject, sends with bounded parallelism (per object and per tenant), and records
 //! progress after every accepted batch. Stops sending for a config at its first failure.
+//!
+//! Batches of one log stream are sent one after another, in the order they were sealed: CloudWatch
+//! keeps events of equal timestamps in arrival order, and the pieces of a split message share one
+//! timestamp, so concurrent requests to one stream could store a message's tail before its head.
+//! Parallelism comes from different streams (and targets, and objects).
 
 use super::CloudWatchTarget;
 use super::batch::{SealedBatch, drop_out_of_window};
@@ -8,7 +13,7 @@ use super::request_builder::Routed;
 use super::service::PutOutcome;
 use crate::error::DeliveryError;
 use crate::progress::ProgressStore;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{Semaphore, mpsc};
@@ -36,7 +41,99 @@ pub struct DispatchContext {
     pub read_to_end: bool,
 }
 
-type Done = (usize, u64, Result<PutOutcome, DeliveryError>);
+/// A sent batch's route, sequence number, stream and result.
+type Done = (usize, u64, String, Result<PutOutcome, DeliveryError>);
+
+/// The route and stream of a batch: its batches are sent one at a time, in order.
+type Lane = (usize, String);
+
+/// Batches in flight, and those waiting for their lane's batch in flight to finish.
+#[derive(Default)]
+struct Lanes {
+    in_flight: JoinSet<Done>,
+    running: HashMap<tokio::task::Id, (usize, u64, String)>,
+    busy: HashSet<Lane>,
+    waiting: HashMap<Lane, VecDeque<Routed>>,
+    waiting_batches: usize,
+}
+
+impl Lanes {
+    /// Batches held here (sending or waiting).
+    fn held(&self) -> usize {
+        self.in_flight.len() + self.waiting_batches
+    }
+
+    /// Starts `routed`, or queues it behind its lane's batch in flight.
+    async fn submit(
+        &mut self,
+        targets: &mut [CloudWatchTarget],
+        routed: Routed,
+        context: &DispatchContext,
+    ) {
+        let lane = (routed.route, routed.batch.stream.clone());
+        if self.busy.contains(&lane) {
+            self.waiting.entry(lane).or_default().push_back(routed);
+            self.waiting_batches += 1;
+            return;
+        }
+        self.start_in_lane(targets, lane, routed, context).await;
+    }
+
+    /// Starts `routed`; when it needed no request, the lane's next waiting batch is tried.
+    async fn start_in_lane(
+        &mut self,
+        targets: &mut [CloudWatchTarget],
+        lane: Lane,
+        mut routed: Routed,
+        context: &DispatchContext,
+    ) {
+        loop {
+            if start(targets, self, routed, context).await {
+                self.busy.insert(lane);
+                return;
+            }
+            match self.next_waiting(&lane) {
+                Some(next) => routed = next,
+                None => return,
+            }
+        }
+    }
+
+    fn next_waiting(&mut self, lane: &Lane) -> Option<Routed> {
+        let queue = self.waiting.get_mut(lane)?;
+        let next = queue.pop_front();
+        if queue.is_empty() {
+            self.waiting.remove(lane);
+        }
+        if next.is_some() {
+            self.waiting_batches -= 1;
+        }
+        next
+    }
+
+    /// Waits for one batch in flight to finish, then [`Self::finished`].
+    async fn finish_one(&mut self, targets: &mut [CloudWatchTarget], context: &DispatchContext) {
+        if let Some(done) = self.in_flight.join_next_with_id().await {
+            self.finished(targets, done, context).await;
+        }
+    }
+
+    /// Records a batch that finished and starts its lane's next batch.
+    async fn finished(
+        &mut self,
+        targets: &mut [CloudWatchTarget],
+        done: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
+        context: &DispatchContext,
+    ) {
+        let Some(lane) = finish(targets, &mut self.running, done, context).await else {
+            return;
+        };
+        self.busy.remove(&lane);
+        if let Some(next) = self.next_waiting(&lane) {
+            self.start_in_lane(targets, lane, next, context).await;
+        }
+    }
+}
 
 /// Sends every batch from `batches` to its target until the channel closes or every target has
 /// failed (then, unless `read_to_end` is set, the receiver is dropped, which stops the reader).
@@ -45,8 +142,7 @@ pub async fn dispatch(
     mut batches: mpsc::Receiver<Routed>,
     context: &DispatchContext,
 ) {
-    let mut in_flight: JoinSet<Done> = JoinSet::new();
-    let mut running: HashMap<tokio::task::Id, (usize, u64)> = HashMap::new();
+    let mut lanes = Lanes::default();
     let max_in_flight = context.max_in_flight.max(1);
     loop {
         if !context.read_to_end && targets.iter().all(|target| target.failure.is_some()) {
@@ -54,24 +150,23 @@ pub async fn dispatch(
         }
         tokio::select! {
             biased;
-            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
-                finish(targets, &mut running, done, context).await;
+            // Only the join is raced (it is cancel-safe); recording runs to completion.
+            Some(done) = lanes.in_flight.join_next_with_id(), if !lanes.in_flight.is_empty() => {
+                lanes.finished(targets, done, context).await;
             }
-            routed = batches.recv(), if in_flight.len() < max_in_flight => {
+            routed = batches.recv(), if lanes.held() < max_in_flight => {
                 let Some(routed) = routed else { break };
                 // Keep the out-of-order window bounded: wait for older batches first.
-                while running_ahead(targets, &routed) && !in_flight.is_empty() {
-                    if let Some(done) = in_flight.join_next_with_id().await {
-                        finish(targets, &mut running, done, context).await;
-                    }
+                while running_ahead(targets, &routed) && !lanes.in_flight.is_empty() {
+                    lanes.finish_one(targets, context).await;
                 }
-                start(targets, &mut in_flight, &mut running, routed, context).await;
+                lanes.submit(targets, routed, context).await;
             }
         }
     }
     drop(batches);
-    while let Some(done) = in_flight.join_next_with_id().await {
-        finish(targets, &mut running, done, context).await;
+    while !lanes.in_flight.is_empty() {
+        lanes.finish_one(targets, context).await;
     }
 }
 
@@ -81,23 +176,24 @@ fn running_ahead(targets: &[CloudWatchTarget], routed: &Routed) -> bool {
         .is_some_and(|target| routed.batch.seq >= target.state.cursor.next() + MAX_BATCHES_AHEAD)
 }
 
+/// Sends `routed` on its own task; false when no request was needed (target failed, batch done
+/// earlier, or every event outside CloudWatch's window).
 async fn start(
     targets: &mut [CloudWatchTarget],
-    in_flight: &mut JoinSet<Done>,
-    running: &mut HashMap<tokio::task::Id, (usize, u64)>,
+    lanes: &mut Lanes,
     routed: Routed,
     context: &DispatchContext,
-) {
+) -> bool {
     let Routed { route, mut batch } = routed;
     let Some(target) = targets.get_mut(route) else {
-        return;
+        return false;
     };
     if target.failure.is_some() {
-        return;
+        return false;
     }
     if target.state.cursor.is_done(batch.seq) {
         target.batches_resumed += 1;
-        return;
+        return false;
     }
     let dropped = drop_out_of_window(&mut batch.events, now_ms(), target.config.retention_days);
     target.counts.dropped_too_old += dropped.too_old;
@@ -105,12 +201,13 @@ async fn start(
     if batch.events.is_empty() {
         // Nothing left to send: the batch is done as it is.
         record(target, batch.seq, &PutOutcome::default(), context).await;
-        return;
+        return false;
     }
     let service = target.service.clone();
     let permits = context.tenant_permits.clone();
     let seq = batch.seq;
-    let handle = in_flight.spawn(async move {
+    let stream = batch.stream.clone();
+    let handle = lanes.in_flight.spawn(async move {
         let SealedBatch { stream, events, .. } = batch;
         let result = match permits.acquire_owned().await {
             Ok(_permit) => service.deliver(&stream, events).await,
@@ -119,44 +216,44 @@ async fn start(
                 "request permits closed",
             )),
         };
-        (route, seq, result)
+        (route, seq, stream, result)
     });
-    running.insert(handle.id(), (route, seq));
+    lanes.running.insert(handle.id(), (route, seq, stream));
+    true
 }
 
+/// Records a finished batch; returns its lane.
 async fn finish(
     targets: &mut [CloudWatchTarget],
-    running: &mut HashMap<tokio::task::Id, (usize, u64)>,
+    running: &mut HashMap<tokio::task::Id, (usize, u64, String)>,
     done: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
     context: &DispatchContext,
-) {
-    let (route, seq, result) = match done {
+) -> Option<Lane> {
+    let (route, seq, stream, result) = match done {
         Ok((id, done)) => {
             running.remove(&id);
             done
         }
         Err(join_error) => {
-            let Some((route, seq)) = running.remove(&join_error.id()) else {
-                return;
-            };
+            let (route, seq, stream) = running.remove(&join_error.id())?;
             let error = DeliveryError::transient(
                 "internal",
                 format!("sending a batch failed: {join_error}"),
             );
-            (route, seq, Err(error))
+            (route, seq, stream, Err(error))
         }
     };
-    let Some(target) = targets.get_mut(route) else {
-        return;
-    };
-    match result {
-        Ok(outcome) => record(target, seq, &outcome, context).await,
-        Err(error) => {
-            if target.failure.is_none() {
-                target.failure = Some(error);
+    if let Some(target) = targets.get_mut(route) {
+        match result {
+            Ok(outcome) => record(target, seq, &outcome, context).await,
+            Err(error) => {
+                if target.failure.is_none() {
+                    target.failure = Some(error);
+                }
             }
         }
     }
+    Some((route, stream))
 }
 
 /// Counts an accepted batch and writes the progress that makes a redelivery skip it.
