@@ -73,7 +73,7 @@ async fn manual_mode_delivers_bodies_and_urls_and_exits_nonzero_on_any_failure()
     let report = stderr(&ok);
     assert_eq!(ok.status.code(), Some(0), "{report}");
     assert!(
-        report.contains("manual: 3 entries; objects 2 (delivered 2"),
+        report.contains(" 3 entries; objects 2 (delivered 2"),
         "{report}"
     );
     let mut want = [expected_lines("sns", 4), expected_lines("url", 3)].concat();

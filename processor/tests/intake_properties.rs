@@ -26,7 +26,8 @@ use logrelay_processor::deliver::cloudwatch::batch::{
 };
 use logrelay_processor::deliver::s3::CopyRequest;
 use logrelay_processor::intake::event::{
-    BodyError, BodySource, IntakeItem, MAX_NESTING, parse_body, parse_manual_input,
+    BodyError, BodySource, IntakeItem, MAX_NESTING, parse_body, parse_manual_entries,
+    parse_manual_input,
 };
 use logrelay_processor::process::{parse_record, parse_timestamp_text};
 use logrelay_processor::tenant::DynamoItem;
@@ -328,6 +329,37 @@ proptest! {
         } else {
             prop_assert_eq!(result, Err(BodyError::TooDeep));
         }
+    }
+
+    /// Manual input where some compact bodies are cut off at any byte: every intact body still
+    /// yields its object, in order, and each input line is one entry (nothing hidden, nothing
+    /// unreported).
+    #[test]
+    fn a_cut_off_body_never_hides_the_bodies_after_it(
+        entries in vec(("[a-z0-9/._-]{1,20}", any::<bool>(), any::<prop::sample::Index>()), 1..8),
+    ) {
+        let mut input = String::new();
+        let mut intact = Vec::new();
+        for (key, cut, at) in &entries {
+            let body = s3_event("central", key).to_string();
+            if *cut {
+                let end = at.index(body.len() - 1).max(1);
+                input.push_str(&body[..end]);
+            } else {
+                input.push_str(&body);
+                intact.push(key.clone());
+            }
+            input.push('\n');
+        }
+        let parsed = parse_manual_entries(&input);
+        let lines: Vec<usize> = parsed.iter().map(|(line, _)| *line).collect();
+        prop_assert_eq!(lines, (1..=entries.len()).collect::<Vec<_>>(), "{}", input);
+        let objects: Vec<String> = parsed
+            .iter()
+            .filter_map(|(_, entry)| entry.as_ref().ok())
+            .filter_map(|items| single_object(items).map(|(_, key)| key.to_owned()))
+            .collect();
+        prop_assert_eq!(objects, intact, "{}", input);
     }
 
     /// Manual input of many bodies and `s3://` lines, compact or pretty-printed, yields one entry

@@ -153,48 +153,114 @@ pub fn parse_body(body: &str, source: BodySource) -> Result<Vec<IntakeItem>, Bod
 /// One entry of manual input: a JSON notification or an `s3://` line, or why it is unusable.
 pub type ManualEntry = Result<Vec<IntakeItem>, BodyError>;
 
-/// Splits manual input (stdin) into entries and parses each: JSON values (one per line or
-/// pretty-printed, one after another) and `s3://bucket/key` lines. Malformed JSON stops the split
-/// (the rest cannot be resynchronized) and is reported as the last entry.
+/// Splits manual input (stdin) into entries and parses each (see [`parse_manual_entries`]).
 pub fn parse_manual_input(input: &str) -> Vec<ManualEntry> {
+    parse_manual_entries(input)
+        .into_iter()
+        .map(|(_, entry)| entry)
+        .collect()
+}
+
+/// Splits manual input (stdin) into entries, each with the 1-based line it starts on: JSON values
+/// (one per line or pretty-printed, one after another) and `s3://bucket/key` lines. Malformed JSON
+/// is reported as one entry, and reading goes on at the next line that starts (in its first
+/// column) like an entry; the lines skipped are named in the error, so no input line goes
+/// unreported and a bad entry never hides the ones after it.
+pub fn parse_manual_entries(input: &str) -> Vec<(usize, ManualEntry)> {
     if input.len() > MAX_MANUAL_INPUT_BYTES {
-        return vec![Err(BodyError::TooLarge {
-            len: input.len(),
-            max: MAX_MANUAL_INPUT_BYTES,
-        })];
+        return vec![(
+            1,
+            Err(BodyError::TooLarge {
+                len: input.len(),
+                max: MAX_MANUAL_INPUT_BYTES,
+            }),
+        )];
     }
     let mut entries = Vec::new();
-    let mut rest = input;
+    let mut lines = LineCounter::default();
+    let mut pos = 0;
     loop {
-        rest = rest.trim_start();
-        if rest.is_empty() {
+        let rest = &input[pos..];
+        let trimmed = rest.trim_start();
+        pos += rest.len() - trimmed.len();
+        if trimmed.is_empty() {
             break;
         }
-        if rest.starts_with('{') || rest.starts_with('[') || rest.starts_with('"') {
-            let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
+        let line = lines.line_at(input, pos);
+        if trimmed.starts_with(['{', '[', '"']) {
+            let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<Value>();
             match stream.next() {
                 Some(Ok(value)) => {
-                    entries.push(parse_value(&value, BodySource::Manual, 0));
-                    rest = &rest[stream.byte_offset()..];
+                    entries.push((line, parse_value(&value, BodySource::Manual, 0)));
+                    pos += stream.byte_offset();
                 }
                 Some(Err(e)) => {
-                    entries.push(Err(BodyError::NotJson(e.to_string())));
-                    break;
+                    let next = next_entry_start(input, pos);
+                    let last = lines.line_at(input, next.saturating_sub(1));
+                    let skipped = if last > line {
+                        format!(" (lines {line}-{last} skipped)")
+                    } else {
+                        String::new()
+                    };
+                    entries.push((line, Err(BodyError::NotJson(format!("{e}{skipped}")))));
+                    pos = next;
                 }
                 None => break,
             }
         } else {
-            let (line, tail) = rest.split_once('\n').unwrap_or((rest, ""));
-            let line = line.trim();
-            entries.push(if line.starts_with("s3://") {
-                parse_s3_url(line).map(|object| vec![IntakeItem::Object(object)])
-            } else {
-                Err(BodyError::UnknownLine(shorten(line)))
-            });
-            rest = tail;
+            let (text, tail) = trimmed.split_once('\n').unwrap_or((trimmed, ""));
+            let text = text.trim();
+            entries.push((
+                line,
+                if text.starts_with("s3://") {
+                    parse_s3_url(text).map(|object| vec![IntakeItem::Object(object)])
+                } else {
+                    Err(BodyError::UnknownLine(shorten(text)))
+                },
+            ));
+            pos = input.len() - tail.len();
         }
     }
     entries
+}
+
+/// Line numbers of byte offsets visited in increasing order (one pass over the input in all).
+#[derive(Debug, Default)]
+struct LineCounter {
+    pos: usize,
+    line: usize,
+}
+
+impl LineCounter {
+    /// The 1-based line holding byte `pos` (`pos` never below an earlier call's).
+    fn line_at(&mut self, input: &str, pos: usize) -> usize {
+        let pos = pos.min(input.len());
+        if pos >= self.pos {
+            self.line += input.as_bytes()[self.pos..pos]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            self.pos = pos;
+        }
+        self.line + 1
+    }
+}
+
+/// After a malformed entry starting at `start`: the start of the next line that begins, in its
+/// first column, like an entry (`{`, `[`, `"` or `s3://`), or the end of the input.
+fn next_entry_start(input: &str, start: usize) -> usize {
+    let Some(newline) = input[start..].find('\n') else {
+        return input.len();
+    };
+    let mut pos = start + newline + 1;
+    while pos < input.len() {
+        let line = &input[pos..];
+        if line.starts_with(['{', '[', '"']) || line.starts_with("s3://") {
+            return pos;
+        }
+        pos = line.find('\n').map_or(input.len(), |end| pos + end + 1);
+    }
+    input.len()
 }
 
 /// Reads `s3://bucket/key`; the key is taken literally.
@@ -913,15 +979,30 @@ mod tests {
     }
 
     #[test]
-    fn manual_input_stops_at_malformed_json() {
+    fn malformed_json_is_one_entry_and_reading_goes_on_at_the_next_entry() {
         let input = format!(
-            "{}\n{{\"Records\": [\ns3://central/k\n",
-            S3_TEST_EVENT.trim()
+            "{}\n{{\"Records\": [\ns3://central/k\n{{\"Records\": [{{\"s3\":\n    \"x\"\n  also inside\n{}\n",
+            S3_TEST_EVENT.trim(),
+            SNS_REMOVED.trim()
         );
-        let entries = parse_manual_input(&input);
-        assert_eq!(entries.len(), 2);
-        assert!(entries[0].is_ok());
-        assert!(matches!(entries[1], Err(BodyError::NotJson(_))));
+        let entries = parse_manual_entries(&input);
+        let lines: Vec<usize> = entries.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [1, 2, 3, 4, 7], "{entries:?}");
+        assert!(entries[0].1.is_ok());
+        assert!(matches!(&entries[1].1, Err(BodyError::NotJson(e)) if !e.contains("skipped")));
+        assert_eq!(
+            single_object(entries[2].1.clone().expect("url after the bad entry")).key,
+            "k"
+        );
+        assert!(
+            matches!(&entries[3].1, Err(BodyError::NotJson(e)) if e.contains("lines 4-6 skipped")),
+            "{:?}",
+            entries[3]
+        );
+        assert!(matches!(
+            entries[4].1.as_deref(),
+            Ok([IntakeItem::Ignored { .. }])
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Manual mode: stdin holds one or more notification bodies (SQS body, SNS envelope, S3 event,
 //! EventBridge event, a whole Lambda SQS event) and/or `s3://bucket/key` lines. Each announced
-//! object is processed; one result line per object and a summary go to stderr. The caller exits
+//! object is processed; one result line per object or unreadable entry (named by the line it
+//! starts on) and a summary (input lines, entries, outcomes) go to stderr. The caller exits
 //! non-zero when anything failed ([`Tally::failures`]).
 
 use std::io::Write;
@@ -8,7 +9,7 @@ use std::io::Write;
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::intake::event::{MAX_MANUAL_INPUT_BYTES, parse_manual_input};
+use crate::intake::event::{MAX_MANUAL_INPUT_BYTES, parse_manual_entries};
 use crate::intake::message::{Tally, process_items};
 use crate::object::{ObjectHandler, Outcome};
 
@@ -35,11 +36,12 @@ pub async fn run<H: ObjectHandler>(
     report: &mut (impl Write + Send),
 ) -> Result<Tally, ManualError> {
     let text = read_bounded(input).await?;
-    let entries = parse_manual_input(&text);
+    let lines = text.lines().count();
+    let entries = parse_manual_entries(&text);
     let total = entries.len();
-    let outcomes: Vec<_> = futures::stream::iter(entries.into_iter().enumerate())
-        .map(|(n, entry)| async move {
-            let id = format!("stdin#{}", n + 1);
+    let outcomes: Vec<_> = futures::stream::iter(entries)
+        .map(|(line, entry)| async move {
+            let id = format!("stdin line {line}");
             let outcome = process_items(handler, entry, &id).await;
             (id, outcome)
         })
@@ -72,7 +74,7 @@ pub async fn run<H: ObjectHandler>(
             };
         }
     }
-    let _ = writeln!(report, "manual: {total} entries; {tally}");
+    let _ = writeln!(report, "manual: {lines} lines, {total} entries; {tally}");
     Ok(tally)
 }
 
@@ -110,26 +112,52 @@ mod tests {
         let lines: Vec<&str> = report.lines().collect();
         assert_eq!(lines.len(), 5, "{report}");
         assert!(
-            lines[0].starts_with("stdin#1: delivered s3://central/a/ok.json.gz"),
+            lines[0].starts_with("stdin line 1: delivered s3://central/a/ok.json.gz"),
             "{report}"
         );
         assert!(
-            lines[1].starts_with("stdin#3: FAILED s3://central/a/transient.json.gz (Transient"),
+            lines[1]
+                .starts_with("stdin line 3: FAILED s3://central/a/transient.json.gz (Transient"),
             "{report}"
         );
         assert!(
-            lines[2].starts_with("stdin#4: FAILED s3://central/a/permanent.json.gz (Permanent"),
+            lines[2]
+                .starts_with("stdin line 4: FAILED s3://central/a/permanent.json.gz (Permanent"),
             "{report}"
         );
         assert!(
-            lines[3].starts_with("stdin#5: unreadable (unknown_input_line)"),
+            lines[3].starts_with("stdin line 5: unreadable (unknown_input_line)"),
             "{report}"
         );
         assert!(
-            lines[4].starts_with("manual: 5 entries; objects 3 (delivered 1"),
+            lines[4].starts_with("manual: 5 lines, 5 entries; objects 3 (delivered 1"),
             "{report}"
         );
         assert_eq!((tally.test_events, tally.failures()), (1, 3));
+    }
+
+    #[tokio::test]
+    async fn an_unterminated_entry_hides_none_of_the_entries_after_it() {
+        let handler = KeyedHandler::default();
+        let input = "s3://central/a/one.json.gz\n\
+                     {\"Records\": [{\"s3\": {\"bucket\": {\"name\": \"central\"}\n\
+                     s3://central/a/two.json.gz\n\
+                     s3://central/a/three.json.gz\n";
+        let mut report = Vec::new();
+        let tally = run(&handler, input.as_bytes(), 2, &mut report)
+            .await
+            .expect("runs");
+        let report = String::from_utf8(report).expect("utf-8");
+        assert_eq!(tally.delivered, 3, "{report}");
+        assert!(
+            report.contains("stdin line 2: unreadable (malformed_json)"),
+            "{report}"
+        );
+        assert!(
+            report.contains("manual: 4 lines, 4 entries; objects 3 (delivered 3"),
+            "{report}"
+        );
+        assert_eq!(tally.failures(), 1, "the bad entry fails the run");
     }
 
     #[tokio::test]
