@@ -38,6 +38,9 @@ pub struct Record<'a> {
 pub enum BadLine {
     /// Not a JSON object.
     InvalidJson,
+    /// Not UTF-8 (so not JSON either), counted on its own so a tenant can tell encoding
+    /// problems from malformed records.
+    InvalidUtf8,
     /// A JSON object without a `message`.
     MissingMessage,
 }
@@ -140,8 +143,13 @@ pub fn parse_record(line: &[u8]) -> Result<Record<'_>, BadLine> {
             container_name: wire.container_name.map(|t| t.0),
         });
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(line).map_err(|_| BadLine::InvalidJson)?;
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(|_| {
+        if std::str::from_utf8(line).is_err() {
+            BadLine::InvalidUtf8
+        } else {
+            BadLine::InvalidJson
+        }
+    })?;
     let serde_json::Value::Object(map) = value else {
         return Err(BadLine::InvalidJson);
     };
@@ -318,7 +326,8 @@ mod tests {
         );
         assert_eq!(
             parse_record(b"{\"message\":\"\xff\"}"),
-            Err(BadLine::InvalidJson)
+            Err(BadLine::InvalidUtf8)
         );
+        assert_eq!(parse_record(b"\xff not json"), Err(BadLine::InvalidUtf8));
     }
 }

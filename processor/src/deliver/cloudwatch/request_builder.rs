@@ -38,6 +38,7 @@ impl ReadStats {
     pub fn count_bad(&mut self, bad: BadLine) {
         match bad {
             BadLine::InvalidJson => self.invalid_json += 1,
+            BadLine::InvalidUtf8 => self.invalid_utf8 += 1,
             BadLine::MissingMessage => self.missing_message += 1,
         }
     }
