@@ -1,7 +1,9 @@
 //! Sending one sealed batch to CloudWatch Logs: PutLogEvents with retries, the log group and stream
 //! created only when a put finds them missing (`ResourceNotFoundException`; retention is set only on
 //! a group we create), and bisection of a batch CloudWatch calls invalid so only the offending
-//! events are lost. Never calls Describe*.
+//! events are lost. Never calls Describe*. Creation is single-flight per resource: a put that finds
+//! a group or stream missing while another task of this process creates it waits for that
+//! creation instead of racing it, and only a create CloudWatch accepted is logged and counted.
 
 use super::batch::{LogEvent, Rejected};
 use super::retry::{Next, RESOURCE_ALREADY_EXISTS, RESOURCE_NOT_FOUND, decide};
@@ -13,7 +15,8 @@ use aws_config::SdkConfig;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use logrelay_common::aws::without_sdk_retries;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,15 +31,41 @@ pub const MAX_KNOWN_STREAMS: usize = 100_000;
 
 /// The log streams this process has delivered to or created: lets the service tell a stream the
 /// tenant deleted (recreated, counted) from a new one. It never replaces asking CloudWatch: a put
-/// always goes first, and creation happens only on `ResourceNotFoundException`.
+/// always goes first, and creation happens only on `ResourceNotFoundException`. Also holds the
+/// creations in flight, shared by every object's deliveries.
 #[derive(Debug, Default)]
 pub struct KnownStreams {
     inner: Mutex<HashSet<String>>,
+    creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl KnownStreams {
     fn key(destination: &str, group: &str, stream: &str) -> String {
         format!("{destination}\u{0}{group}\u{0}{stream}")
+    }
+
+    /// Runs `create` for the resource `key`, unless a creation of it is already in flight: then
+    /// waits for that one to end and returns `None` (the caller's next put will tell whether the
+    /// resource exists now).
+    async fn single_flight<T>(&self, key: String, create: impl Future<Output = T>) -> Option<T> {
+        let cell = match self.creating.lock() {
+            Ok(mut creating) => creating.entry(key.clone()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        match cell.clone().try_lock_owned() {
+            Ok(leading) => {
+                let out = create.await;
+                if let Ok(mut creating) = self.creating.lock() {
+                    creating.remove(&key);
+                }
+                drop(leading);
+                Some(out)
+            }
+            Err(_) => {
+                drop(cell.lock().await);
+                None
+            }
+        }
     }
 
     fn insert(&self, destination: &str, group: &str, stream: &str) {
@@ -253,30 +282,43 @@ impl LogsService {
         }
     }
 
-    /// Creates the stream, and the group first when CloudWatch says it is missing too.
+    /// Creates the stream (single-flight), and the group first when CloudWatch says it is
+    /// missing too.
     async fn create_stream(&self, stream: &str) -> Result<(), DeliveryError> {
+        let key = KnownStreams::key(&self.destination, &self.group, stream);
+        let known = self.known.clone();
+        known
+            .single_flight(key, self.create_stream_now(stream))
+            .await
+            .unwrap_or(Ok(()))
+    }
+
+    async fn create_stream_now(&self, stream: &str) -> Result<(), DeliveryError> {
         let recreated = self.known.contains(&self.destination, &self.group, stream);
-        match self.try_create_stream(stream).await {
-            Ok(()) => {}
+        let created = match self.try_create_stream(stream).await {
+            Ok(created) => created,
             Err(failure) if failure.has_code(RESOURCE_NOT_FOUND) => {
                 self.create_group(recreated).await?;
                 self.try_create_stream(stream)
                     .await
-                    .map_err(Classified::into_delivery_error)?;
+                    .map_err(Classified::into_delivery_error)?
             }
             Err(failure) => return Err(failure.into_delivery_error()),
+        };
+        if created {
+            LogResourceCreated {
+                tenant: &self.tenant_id,
+                kind: "stream",
+                name: stream,
+                recreated,
+            }
+            .emit();
         }
-        LogResourceCreated {
-            tenant: &self.tenant_id,
-            kind: "stream",
-            name: stream,
-            recreated,
-        }
-        .emit();
         Ok(())
     }
 
-    async fn try_create_stream(&self, stream: &str) -> Result<(), Classified> {
+    /// One CreateLogStream: true when it created the stream, false when it existed already.
+    async fn try_create_stream(&self, stream: &str) -> Result<bool, Classified> {
         let result = with_retries(
             &self.policy,
             &self.tenant_id,
@@ -291,13 +333,23 @@ impl LogsService {
         )
         .await;
         match result {
-            Ok(_) => Ok(()),
-            Err(failure) if failure.has_code(RESOURCE_ALREADY_EXISTS) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(failure) if failure.has_code(RESOURCE_ALREADY_EXISTS) => Ok(false),
             Err(failure) => Err(failure),
         }
     }
 
+    /// Creates the group (single-flight per group) and sets retention on a group it created.
     async fn create_group(&self, recreated: bool) -> Result<(), DeliveryError> {
+        let key = KnownStreams::key(&self.destination, &self.group, "");
+        let known = self.known.clone();
+        known
+            .single_flight(key, self.create_group_now(recreated))
+            .await
+            .unwrap_or(Ok(()))
+    }
+
+    async fn create_group_now(&self, recreated: bool) -> Result<(), DeliveryError> {
         let result = with_retries(&self.policy, &self.tenant_id, "logs:CreateLogGroup", || {
             self.client
                 .create_log_group()
@@ -535,6 +587,66 @@ mod tests {
             .map(|r| r.json()["retentionInDays"].clone());
         assert_eq!(retention, Some(serde_json::json!(7)));
         assert!(known.contains("role@us-east-1", "/acme", "s"));
+    }
+
+    #[tokio::test]
+    async fn concurrent_puts_to_new_streams_create_the_group_and_each_stream_once() {
+        // (group exists, streams that exist); creates of existing resources are refused as
+        // CloudWatch refuses them.
+        let state = Arc::new(Mutex::new((false, HashSet::<String>::new())));
+        let shared = state.clone();
+        let fake = fake_http::serve(move |request: &Request| {
+            let mut state = shared.lock().expect("state");
+            let stream = request.json()["logStreamName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            match operation(request).as_str() {
+                "PutLogEvents" if state.1.contains(&stream) => (200, "{}".to_owned()),
+                "PutLogEvents" => error("ResourceNotFoundException"),
+                "CreateLogStream" if !state.0 => error("ResourceNotFoundException"),
+                "CreateLogStream" if !state.1.insert(stream) => {
+                    error("ResourceAlreadyExistsException")
+                }
+                "CreateLogGroup" if state.0 => error("ResourceAlreadyExistsException"),
+                "CreateLogGroup" => {
+                    state.0 = true;
+                    (200, "{}".to_owned())
+                }
+                "CreateLogStream" | "PutRetentionPolicy" => (200, "{}".to_owned()),
+                _ => error("UnknownOperationException"),
+            }
+        })
+        .await;
+        let service = service(&fake.url, Arc::default()).await;
+        let streams = ["a", "b", "c", "a", "b", "c"];
+        let deliveries = streams
+            .iter()
+            .map(|stream| service.deliver(stream, events(&["x"])));
+        for result in futures::future::join_all(deliveries).await {
+            result.expect("delivered");
+        }
+        let calls: Vec<String> = fake.seen().iter().map(operation).collect();
+        let count = |name: &str| calls.iter().filter(|call| *call == name).count();
+        assert_eq!(count("CreateLogGroup"), 1, "{calls:?}");
+        assert_eq!(count("PutRetentionPolicy"), 1, "{calls:?}");
+        let stream_creates: Vec<String> = fake
+            .seen()
+            .iter()
+            .filter(|r| operation(r) == "CreateLogStream")
+            .filter_map(|r| r.json()["logStreamName"].as_str().map(str::to_owned))
+            .collect();
+        for stream in ["a", "b", "c"] {
+            assert!(
+                stream_creates.iter().filter(|s| *s == stream).count() <= 2,
+                "stream {stream} created by one task (plus its try before the group existed): {calls:?}"
+            );
+        }
+        assert_eq!(
+            count("PutLogEvents") - 6,
+            6,
+            "each delivery: one miss, one put"
+        );
     }
 
     #[tokio::test]
