@@ -17,6 +17,9 @@ use rand::Rng;
 use std::future::Future;
 use std::time::Duration;
 
+/// Where the SDK keeps AWS's request id among an error's metadata.
+const AWS_REQUEST_ID: &str = "aws_request_id";
+
 /// Default number of attempts per call, the first included (`RETRY_ATTEMPTS`' documented default, `docs/processor.md`).
 pub const DEFAULT_RETRY_ATTEMPTS: u32 = 5;
 /// Default first backoff (AWS SDKs' standard retry mode uses a 100 ms base for non-throttling errors).
@@ -77,6 +80,10 @@ pub struct Classified {
     pub code: Option<String>,
     /// Human-readable message.
     pub message: String,
+    /// AWS's request id of the last attempt, when AWS answered (for a support case).
+    pub request_id: Option<String>,
+    /// Attempts made, the first included.
+    pub attempts: u32,
 }
 
 impl Classified {
@@ -87,7 +94,22 @@ impl Classified {
             class: error.class(),
             code: error.code().map(str::to_owned),
             message: error.to_string(),
+            request_id: None,
+            attempts: 1,
         }
+    }
+
+    /// What an operator reads: the message, the attempts when there were retries, and AWS's
+    /// request id when there is one.
+    pub fn describe(&self) -> String {
+        let mut text = self.message.clone();
+        if self.attempts > 1 {
+            text = format!("gave up after {} attempts: {text}", self.attempts);
+        }
+        if let Some(id) = &self.request_id {
+            text.push_str(&format!(" (request id {id})"));
+        }
+        text
     }
 
     /// The typed AWS error, for a [`DeliveryError`] built from this failure.
@@ -119,10 +141,11 @@ impl Classified {
             ErrorClass::Permanent => "aws_rejected",
         };
         let cause = Some(self.cause());
+        let message = self.describe();
         if self.is_retryable() {
-            DeliveryError::transient(reason, self.message).with_cause(cause)
+            DeliveryError::transient(reason, message).with_cause(cause)
         } else {
-            DeliveryError::permanent(reason, self.message).with_cause(cause)
+            DeliveryError::permanent(reason, message).with_cause(cause)
         }
     }
 }
@@ -146,7 +169,10 @@ where
         match call().await {
             Ok(value) => return Ok(value),
             Err(error) => {
-                let failure = Classified::from_aws(AwsError::from_sdk(operation, error));
+                let request_id = error.meta().extra(AWS_REQUEST_ID).map(str::to_owned);
+                let mut failure = Classified::from_aws(AwsError::from_sdk(operation, error));
+                failure.request_id = request_id;
+                failure.attempts = attempts;
                 if !failure.is_retryable() || !policy.allows_another(attempts) {
                     return Err(failure);
                 }
@@ -218,18 +244,31 @@ mod tests {
             class: ErrorClass::AccessDenied,
             code: Some("AccessDenied".into()),
             message: "no".into(),
+            request_id: Some("req-1".into()),
+            attempts: 1,
         };
         let error = denied.into_delivery_error();
         assert_eq!(
             (error.reason, error.is_transient()),
             ("access_denied", false)
         );
+        assert!(
+            error.to_string().contains("no (request id req-1)"),
+            "{error}"
+        );
         let throttled = Classified {
             operation: "logs:PutLogEvents".into(),
             class: ErrorClass::Throttling,
             code: None,
             message: "slow".into(),
+            request_id: None,
+            attempts: 5,
         };
-        assert!(throttled.into_delivery_error().is_transient());
+        let error = throttled.into_delivery_error();
+        assert!(error.is_transient());
+        assert!(
+            error.to_string().contains("gave up after 5 attempts: slow"),
+            "{error}"
+        );
     }
 }

@@ -90,7 +90,9 @@ where
             log.push(request);
         }
         let response = format!(
-            "HTTP/1.1 {status} Fake\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {status} Fake\r\ncontent-type: application/octet-stream\r\n\
+             x-amzn-requestid: fake-{}\r\ncontent-length: {}\r\n\r\n{body}",
+            log.lock().map_or(0, |log| log.len()),
             body.len()
         );
         if socket.write_all(response.as_bytes()).await.is_err() {

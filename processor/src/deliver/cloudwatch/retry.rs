@@ -52,6 +52,8 @@ mod tests {
             class,
             code: Some(code.into()),
             message: code.into(),
+            request_id: None,
+            attempts: 1,
         }
     }
 

@@ -687,6 +687,11 @@ mod tests {
             ("throttled", true)
         );
         assert_eq!(fake.seen().len(), 3, "RETRY_ATTEMPTS = 3 attempts in all");
+        let text = failure.to_string();
+        assert!(
+            text.contains("gave up after 3 attempts") && text.contains("(request id fake-3)"),
+            "names the attempts and AWS's request id of the last one: {text}"
+        );
     }
 
     #[tokio::test]
