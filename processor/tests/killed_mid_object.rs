@@ -36,7 +36,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use intake_support::{ACCOUNT_A, Central, expected_lines, messages, processor_command};
 use logrelay_common::key::Partition;
-use logrelay_processor::process::DEFAULT_MAX_IN_FLIGHT_PER_OBJECT;
 use logrelay_testkit::Moto;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -49,6 +48,8 @@ const BATCH: usize = 50;
 const PUTS_BEFORE_HOLD: usize = 10;
 /// Events CloudWatch has from those puts.
 const EVENTS_BEFORE_HOLD: usize = PUTS_BEFORE_HOLD * BATCH;
+/// Puts of one log stream in flight at once (its batches are sent in order, one at a time).
+const PUTS_IN_FLIGHT_PER_STREAM: usize = 1;
 /// Longest wait for the processor to reach the kill point.
 const KILL_POINT_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -264,13 +265,14 @@ impl Scenario {
     }
 
     /// Runs the processor with CloudWatch behind a proxy holding puts as `hold`, waits until the
-    /// proxy holds one put per in-flight slot (so every other batch has been answered and its
-    /// progress written, and the reader waits mid-object), and SIGKILLs it. Returns the proxy.
+    /// proxy holds a put (the object has one log stream, whose batches go out one at a time, so
+    /// every earlier batch has been answered and its progress written, and the reader waits
+    /// mid-object), and SIGKILLs it. Returns the proxy.
     async fn run_and_kill(&self, hold: Hold) -> HoldProxy {
         let proxy = HoldProxy::start(&self.central.moto_url, hold).await;
         let mut child = self.spawn(&proxy.url());
         let started = Instant::now();
-        while proxy.held() < DEFAULT_MAX_IN_FLIGHT_PER_OBJECT {
+        while proxy.held() < PUTS_IN_FLIGHT_PER_STREAM {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 panic!("the processor exited ({status}) before the kill point");
             }

@@ -4,7 +4,7 @@
 //! the shape the request's service would send (see [`Protocol`]). Counters tell a test how many
 //! requests it saw and how many faults it injected.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -106,6 +106,8 @@ struct Shared {
     forced: Mutex<VecDeque<FaultKind>>,
     requests_seen: AtomicU64,
     faults_injected: AtomicU64,
+    /// Requests by `X-Amz-Target` (JSON-protocol operations, e.g. `DynamoDB_20120810.UpdateItem`).
+    targets: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A running fault proxy on 127.0.0.1; stops accepting when dropped.
@@ -139,6 +141,7 @@ impl FaultProxy {
             forced: Mutex::new(VecDeque::new()),
             requests_seen: AtomicU64::new(0),
             faults_injected: AtomicU64::new(0),
+            targets: Mutex::default(),
         });
         let listening = Listening::start({
             let shared = shared.clone();
@@ -175,6 +178,11 @@ impl FaultProxy {
         self.shared.requests_seen.load(Ordering::SeqCst)
     }
 
+    /// Requests seen so far with this `X-Amz-Target` (e.g. `DynamoDB_20120810.UpdateItem`).
+    pub fn requests_to(&self, target: &str) -> u64 {
+        lock(&self.shared.targets).get(target).copied().unwrap_or(0)
+    }
+
     /// Faults injected so far (delays included).
     pub fn faults_injected(&self) -> u64 {
         self.shared.faults_injected.load(Ordering::SeqCst)
@@ -192,6 +200,13 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, InjectedReset> {
     shared.requests_seen.fetch_add(1, Ordering::SeqCst);
+    if let Some(target) = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+    {
+        *lock(&shared.targets).entry(target.to_owned()).or_default() += 1;
+    }
     let fault = pick_fault(&shared, &request);
     if fault.is_some() {
         shared.faults_injected.fetch_add(1, Ordering::SeqCst);

@@ -15,6 +15,9 @@ pub(super) enum Ending<'s> {
     Complete(&'s ProgressState),
     /// The config is not delivered: give the lease up for a redelivery.
     Release,
+    /// The config is not delivered: record this state (batches whose progress the sender left
+    /// to the end) and give the lease up.
+    SaveAndRelease(&'s ProgressState),
 }
 
 /// What claiming one config's lease came to.
@@ -85,6 +88,13 @@ impl Attempt<'_> {
                 .map_err(DeliveryError::from),
             Ending::Release => {
                 self.release(vec![key]).await;
+                Ok(())
+            }
+            Ending::SaveAndRelease(state) => {
+                self.inner
+                    .progress
+                    .release_with(key, &self.owner, state)
+                    .await;
                 Ok(())
             }
         }

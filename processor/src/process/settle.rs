@@ -32,9 +32,12 @@ impl Attempt<'_> {
         let read = match read {
             Ok(read) => read,
             Err(error) => {
-                let cloudwatch = targets.cloudwatch.iter().map(|t| &t.progress_key);
-                let keys = cloudwatch.chain(targets.s3.iter().map(|t| &t.progress_key));
-                self.release(keys.collect()).await;
+                for target in &targets.cloudwatch {
+                    let ending = Ending::SaveAndRelease(&target.state);
+                    let _ = self.end_lease(&target.progress_key, ending).await;
+                }
+                self.release(targets.s3.iter().map(|t| &t.progress_key).collect())
+                    .await;
                 return Err(error);
             }
         };
@@ -98,7 +101,7 @@ impl Attempt<'_> {
             let ending = if target.failure.is_none() && read.read_to_end() {
                 Ending::Complete(&target.state)
             } else {
-                Ending::Release
+                Ending::SaveAndRelease(&target.state)
             };
             if let Err(error) = self.end_lease(&target.progress_key, ending).await {
                 target.failure = Some(error);

@@ -16,8 +16,8 @@ use logrelay_common::tenant::DeliveryConfig;
 use logrelay_testkit::{
     DEFAULT_ACCOUNT_ID, FaultKind, FaultMatch, FaultPlan, FaultProxy, Moto, allow_policy,
     create_bucket, create_progress_table, create_role, create_tenant_table,
-    create_user_with_access_key, get_object_bytes, put_object, static_config, trust_policy,
-    unique_name,
+    create_user_with_access_key, get_object_bytes, put_object, static_config, test_credentials,
+    trust_policy, unique_name,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -645,6 +645,51 @@ async fn the_pieces_of_an_oversized_message_arrive_in_order_though_the_head_is_s
         delivered[0].len()
     );
     assert_eq!(delivered[2], "o line 1");
+}
+
+#[tokio::test]
+async fn progress_costs_a_claim_and_a_completion_per_object_plus_one_write_per_earlier_batch() {
+    let moto = Moto::shared().await;
+    let proxy = FaultProxy::start(moto.url()).await.expect("proxy");
+    let central = Central::new(moto, static_config(&proxy.url(), test_credentials()).await).await;
+    let tenant = unique_name("acme");
+    let partition = Partition::new(&tenant, "c1", "api", "api-1");
+    let role = customer_role(moto, ACCOUNT_A, None).await;
+    central
+        .put_config(cloudwatch_config(
+            &tenant,
+            &role,
+            "x1",
+            &format!("/logrelay/{tenant}"),
+        ))
+        .await;
+    let mut settings = central.settings();
+    settings.limits.max_batch_events = 10;
+    let processor = Processor::new(settings).expect("processor");
+    const UPDATE: &str = "DynamoDB_20120810.UpdateItem";
+
+    let small = central
+        .put_records(&partition, &records(&tenant, &partition, 5, "one"))
+        .await;
+    let before = proxy.requests_to(UPDATE);
+    expect_delivered(processor.handle(&small).await);
+    assert_eq!(
+        proxy.requests_to(UPDATE) - before,
+        2,
+        "claim and completion"
+    );
+
+    let large = central
+        .put_records(&partition, &records(&tenant, &partition, 35, "four"))
+        .await;
+    let before = proxy.requests_to(UPDATE);
+    let report = expect_delivered(processor.handle(&large).await);
+    assert_eq!(report.events_delivered, 35);
+    assert!(
+        proxy.requests_to(UPDATE) - before <= 4 + 1,
+        "at most one write per batch but the last, plus claim and completion: {}",
+        proxy.requests_to(UPDATE) - before
+    );
 }
 
 #[tokio::test]

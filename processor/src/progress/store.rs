@@ -340,15 +340,49 @@ impl ProgressStore {
     /// Gives the lease up so a redelivery can continue at once (best effort: an expired lease
     /// frees the item anyway).
     pub async fn release(&self, key: &ProgressKey, owner: &str) {
-        if let Err(error) = self
-            .conditional_update(
-                key,
-                owner,
-                "SET #updated = :now REMOVE #until, #owner",
-                vec![(":now", n(now_ms()))],
-            )
-            .await
-        {
+        self.release_update(
+            key,
+            owner,
+            "SET #updated = :now REMOVE #until, #owner",
+            vec![(":now", n(now_ms()))],
+        )
+        .await;
+    }
+
+    /// Records `state` and gives the lease up, in one write: the sender leaves the last batch's
+    /// [`Self::record`] to the end of the attempt, which this is when the config is not complete.
+    pub async fn release_with(&self, key: &ProgressKey, owner: &str, state: &ProgressState) {
+        self.release_update(
+            key,
+            owner,
+            "SET #next = :next, #ahead = :ahead, #events = :events, #fingerprint = :fingerprint, \
+             #updated = :now, #ttl = :ttl REMOVE #until, #owner",
+            vec![
+                (":next", n(state.cursor.next())),
+                (
+                    ":ahead",
+                    AttributeValue::L(state.cursor.ahead().map(n).collect()),
+                ),
+                (":events", n(state.events_delivered)),
+                (
+                    ":fingerprint",
+                    s(state.fingerprint.as_deref().unwrap_or_default()),
+                ),
+                (":now", n(now_ms())),
+                (":ttl", n(self.expiry_epoch_seconds())),
+            ],
+        )
+        .await;
+    }
+
+    async fn release_update(
+        &self,
+        key: &ProgressKey,
+        owner: &str,
+        update: &str,
+        values: Vec<(&'static str, AttributeValue)>,
+    ) {
+        if let Err(error) = self.conditional_update(key, owner, update, values).await {
             tracing::debug!(tenant = %key.tenant_id, error = %error, "could not release progress lease");
         }
     }

@@ -1,6 +1,9 @@
 //! Sending an object's sealed batches: skips batches an earlier attempt delivered, drops events
 //! CloudWatch would reject, sends with bounded parallelism (per object and per tenant), and records
-//! progress after every accepted batch. Stops sending for a config at its first failure.
+//! progress after every accepted batch but the config's last: once the object is read and nothing
+//! else of the config is pending, the attempt's end (completion, or a release that saves the
+//! state) writes it, so an object sent in one request costs two progress writes (claim and
+//! completion). Stops sending for a config at its first failure.
 //!
 //! Batches of one log stream are sent one after another, in the order they were sealed: CloudWatch
 //! keeps events of equal timestamps in arrival order, and the pieces of a split message share one
@@ -55,12 +58,20 @@ struct Lanes {
     busy: HashSet<Lane>,
     waiting: HashMap<Lane, VecDeque<Routed>>,
     waiting_batches: usize,
+    /// The reader sent its last batch.
+    input_done: bool,
 }
 
 impl Lanes {
     /// Batches held here (sending or waiting).
     fn held(&self) -> usize {
         self.in_flight.len() + self.waiting_batches
+    }
+
+    /// Whether a batch of `route` is still sending or waiting.
+    fn holds_route(&self, route: usize) -> bool {
+        self.running.values().any(|(r, _, _)| *r == route)
+            || self.waiting.keys().any(|(r, _)| *r == route)
     }
 
     /// Starts `routed`, or queues it behind its lane's batch in flight.
@@ -125,7 +136,7 @@ impl Lanes {
         done: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
         context: &DispatchContext,
     ) {
-        let Some(lane) = finish(targets, &mut self.running, done, context).await else {
+        let Some(lane) = finish(targets, self, done, context).await else {
             return;
         };
         self.busy.remove(&lane);
@@ -155,7 +166,10 @@ pub async fn dispatch(
                 lanes.finished(targets, done, context).await;
             }
             routed = batches.recv(), if lanes.held() < max_in_flight => {
-                let Some(routed) = routed else { break };
+                let Some(routed) = routed else {
+                    lanes.input_done = true;
+                    break;
+                };
                 // Keep the out-of-order window bounded: wait for older batches first.
                 while running_ahead(targets, &routed) && !lanes.in_flight.is_empty() {
                     lanes.finish_one(targets, context).await;
@@ -165,6 +179,7 @@ pub async fn dispatch(
         }
     }
     drop(batches);
+    lanes.input_done = true;
     while !lanes.in_flight.is_empty() {
         lanes.finish_one(targets, context).await;
     }
@@ -225,17 +240,17 @@ async fn start(
 /// Records a finished batch; returns its lane.
 async fn finish(
     targets: &mut [CloudWatchTarget],
-    running: &mut HashMap<tokio::task::Id, (usize, u64, String)>,
+    lanes: &mut Lanes,
     done: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
     context: &DispatchContext,
 ) -> Option<Lane> {
     let (route, seq, stream, result) = match done {
         Ok((id, done)) => {
-            running.remove(&id);
+            lanes.running.remove(&id);
             done
         }
         Err(join_error) => {
-            let (route, seq, stream) = running.remove(&join_error.id())?;
+            let (route, seq, stream) = lanes.running.remove(&join_error.id())?;
             let error = DeliveryError::transient(
                 "internal",
                 format!("sending a batch failed: {join_error}"),
@@ -243,8 +258,10 @@ async fn finish(
             (route, seq, stream, Err(error))
         }
     };
+    let last = lanes.input_done && !lanes.holds_route(route);
     if let Some(target) = targets.get_mut(route) {
         match result {
+            Ok(outcome) if last => accept(target, seq, &outcome),
             Ok(outcome) => record(target, seq, &outcome, context).await,
             Err(error) => {
                 if target.failure.is_none() {
@@ -256,6 +273,13 @@ async fn finish(
     Some((route, stream))
 }
 
+/// Counts an accepted batch in the target's state (written at the attempt's end).
+fn accept(target: &mut CloudWatchTarget, seq: u64, outcome: &PutOutcome) {
+    target.counts.add(outcome);
+    target.state.cursor.mark_done(seq);
+    target.state.events_delivered += outcome.accepted;
+}
+
 /// Counts an accepted batch and writes the progress that makes a redelivery skip it.
 async fn record(
     target: &mut CloudWatchTarget,
@@ -263,9 +287,7 @@ async fn record(
     outcome: &PutOutcome,
     context: &DispatchContext,
 ) {
-    target.counts.add(outcome);
-    target.state.cursor.mark_done(seq);
-    target.state.events_delivered += outcome.accepted;
+    accept(target, seq, outcome);
     if let Err(error) = context
         .progress
         .record(&target.progress_key, &context.owner, &target.state)
