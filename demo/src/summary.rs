@@ -359,7 +359,31 @@ impl Summary {
                 format!("{service} {:.0}/GB", Self::per_gb(*n, self.generated_bytes))
             })
             .collect();
-        let _ = writeln!(out, "  total per GB: {}\n", totals.join(", "));
+        let _ = writeln!(out, "  total per GB: {}", totals.join(", "));
+        if let Some((writes, objects)) = self.progress_writes() {
+            let _ = writeln!(
+                out,
+                "  processor progress writes: {writes} for {objects} objects ({:.2} per object)",
+                writes as f64 / objects as f64
+            );
+        }
+        let _ = writeln!(out);
+    }
+
+    /// The processor's progress writes (DynamoDB `UpdateItem`) and the objects the agent stored
+    /// (`PutObject` and completed multipart uploads), when there were objects.
+    pub fn progress_writes(&self) -> Option<(u64, u64)> {
+        let count = |component: &str, service: &str, operations: &[&str]| -> u64 {
+            self.requests
+                .iter()
+                .filter(|row| row.component == component && row.service == service)
+                .filter(|row| operations.contains(&row.operation.as_str()))
+                .map(|row| row.requests)
+                .sum()
+        };
+        let objects = count("agent", "s3", &["PutObject", "CompleteMultipartUpload"]);
+        let writes = count("processor", "dynamodb", &["UpdateItem"]);
+        (objects > 0).then_some((writes, objects))
     }
 
     fn write_dead_letters(&self, out: &mut String) {
@@ -517,6 +541,34 @@ mod tests {
         failing.judge();
         assert!(!failing.passed());
         assert!(failing.to_text().contains("chaos: deleting the log group"));
+    }
+
+    #[test]
+    fn progress_writes_count_update_items_against_the_agents_objects() {
+        let row = |component: &str, service: &str, operation: &str, requests| RequestRow {
+            component: component.into(),
+            service: service.into(),
+            operation: operation.into(),
+            requests,
+            per_gb: 0.0,
+        };
+        let mut summary = summary(Vec::new(), Vec::new());
+        assert_eq!(summary.progress_writes(), None, "no objects, no ratio");
+        summary.requests = vec![
+            row("agent", "s3", "PutObject", 9),
+            row("agent", "s3", "CompleteMultipartUpload", 1),
+            row("agent", "s3", "UploadPart", 4),
+            row("processor", "dynamodb", "UpdateItem", 21),
+            row("processor", "dynamodb", "GetItem", 3),
+        ];
+        assert_eq!(summary.progress_writes(), Some((21, 10)));
+        assert!(
+            summary
+                .to_text()
+                .contains("processor progress writes: 21 for 10 objects (2.10 per object)"),
+            "{}",
+            summary.to_text()
+        );
     }
 
     #[test]
