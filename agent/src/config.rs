@@ -10,6 +10,7 @@ use crate::sink::{S3Settings, SinkTarget};
 use crate::tail::DEFAULT_MAX_OPEN_ROTATED_PER_POD;
 use clap::{Parser, ValueEnum};
 use logrelay_common::aws::{AwsOptions, RoleStep};
+use logrelay_common::check_config::Deprecated;
 use logrelay_common::logging::LogFormat;
 /// Sizes and durations of the agent's flags, in the syntax every logrelay binary shares.
 pub use logrelay_common::units::{parse_bytes, parse_duration};
@@ -77,9 +78,13 @@ pub struct AgentConfig {
     /// Central bucket (the proof of concept's name); used when `--sink` is not given.
     #[arg(long, env = "S3_BUCKET_NAME")]
     pub s3_bucket_name: Option<String>,
-    /// Key prefix in the central bucket when the bucket comes from `S3_BUCKET_NAME`.
-    #[arg(long, env = "LOGRELAY_S3_PREFIX", default_value = "")]
-    pub s3_prefix: String,
+    /// Deployment prefix of every object key in the central bucket when the bucket comes from
+    /// `S3_BUCKET_NAME` ("" = none); the processor's `--key-prefix` must be the same.
+    #[arg(long, env = "LOGRELAY_KEY_PREFIX")]
+    pub key_prefix: Option<String>,
+    /// Deprecated name of `--key-prefix` (logs a WARN).
+    #[arg(long, env = "LOGRELAY_S3_PREFIX", hide = true)]
+    pub s3_prefix: Option<String>,
     /// Role assumed (from the base credential chain) for S3 writes (the proof of concept's name).
     #[arg(long, env = "S3_WRITER_ROLE_ARN")]
     pub s3_writer_role_arn: Option<String>,
@@ -142,7 +147,26 @@ pub struct AgentConfig {
     /// Kubernetes metadata: derivation, selection and timing flags.
     #[command(flatten)]
     pub metadata: crate::metadata::config::MetadataArgs,
+    /// Parse and validate flags and environment, print a JSON report (invalid values, unknown
+    /// `LOGRELAY_*` variables, deprecated names, listen address and paths) and exit: 0 valid, 1 not.
+    #[arg(long)]
+    pub check_config: bool,
 }
+
+/// Old setting names that still work and log a WARN (flags and environment variables).
+pub const DEPRECATED: &[Deprecated] = &[
+    Deprecated {
+        old: "--s3-prefix",
+        new: "--key-prefix",
+    },
+    Deprecated {
+        old: "LOGRELAY_S3_PREFIX",
+        new: "LOGRELAY_KEY_PREFIX",
+    },
+];
+
+/// Paths the HTTP server answers on `--listen` (probes and scraping; `server.rs`).
+pub use crate::server::HTTP_PATHS;
 
 /// A checked configuration.
 #[derive(Debug, Clone)]
@@ -203,6 +227,27 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 impl AgentConfig {
+    /// The key prefix from `--key-prefix`, else from its deprecated name `--s3-prefix` (with a
+    /// WARN); both set and different is an error.
+    fn key_prefix(&self) -> Result<String, ConfigError> {
+        match (&self.key_prefix, &self.s3_prefix) {
+            (Some(new), Some(old)) if new != old => Err(invalid(
+                "--key-prefix (LOGRELAY_KEY_PREFIX)",
+                format!(
+                    "{new:?} differs from the deprecated --s3-prefix (LOGRELAY_S3_PREFIX) {old:?}; set only --key-prefix"
+                ),
+            )),
+            (Some(new), _) => Ok(new.clone()),
+            (None, Some(old)) => {
+                tracing::warn!(
+                    "--s3-prefix (LOGRELAY_S3_PREFIX) is deprecated: use --key-prefix (LOGRELAY_KEY_PREFIX), the processor's name"
+                );
+                Ok(old.clone())
+            }
+            (None, None) => Ok(String::new()),
+        }
+    }
+
     /// Checks every value and builds the [`ValidConfig`]; the first problem names its field.
     pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
         check_name("--cluster-id (CLUSTER_ID)", &self.cluster_id)?;
@@ -211,7 +256,7 @@ impl AgentConfig {
             (Some(sink), _) => SinkTarget::parse(sink)
                 .map_err(|err| invalid("--sink (LOGRELAY_SINK)", err.to_string()))?,
             (None, Some(bucket)) if !bucket.is_empty() => {
-                SinkTarget::s3(bucket, &self.s3_prefix)
+                SinkTarget::s3(bucket, &self.key_prefix()?)
                     .map_err(|err| invalid("--s3-bucket-name (S3_BUCKET_NAME)", err.to_string()))?
             }
             _ => SinkTarget::Directory {
@@ -410,16 +455,28 @@ mod tests {
 
     #[test]
     fn bucket_name_selects_s3_with_prefix_and_sink_flag_wins() {
-        let config = parse(&["--s3-bucket-name", "central", "--s3-prefix", "p"])
-            .validate()
-            .expect("valid");
-        assert_eq!(
-            config.sink,
-            SinkTarget::S3 {
-                bucket: "central".into(),
-                prefix: "p".into()
-            }
-        );
+        for prefix_flag in ["--key-prefix", "--s3-prefix"] {
+            let config = parse(&["--s3-bucket-name", "central", prefix_flag, "p"])
+                .validate()
+                .expect("valid");
+            assert_eq!(
+                config.sink,
+                SinkTarget::S3 {
+                    bucket: "central".into(),
+                    prefix: "p".into()
+                },
+                "{prefix_flag}"
+            );
+        }
+        let both = error(&[
+            "--s3-bucket-name",
+            "central",
+            "--key-prefix",
+            "a",
+            "--s3-prefix",
+            "b",
+        ]);
+        assert_eq!(both.field, "--key-prefix (LOGRELAY_KEY_PREFIX)");
         let config = parse(&["--s3-bucket-name", "central", "--sink", "file:///o"])
             .validate()
             .expect("valid");
