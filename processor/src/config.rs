@@ -15,10 +15,11 @@ use crate::deliver::cloudwatch::batch::MAX_BATCH_EVENTS;
 use crate::intake::replay::TimeBasis;
 use crate::progress::{MAX_LEASE, MIN_LEASE};
 use logrelay_common::aws::MAX_EXTERNAL_ID_LEN;
+use logrelay_common::check_config::Deprecated;
 
 /// Default tenant config table (the name deployments use, `docs/processor.md`).
 pub const DEFAULT_TENANT_CONFIG_TABLE: &str = "tenant-configurations";
-/// Default listen address of `/metrics` and `/healthz` in SQS mode.
+/// Default listen address of `/metrics`, `/healthz` and `/readyz` in SQS mode.
 pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9090";
 /// Most objects processed at once that the config accepts (a sanity bound, not an AWS limit).
 const MAX_CONCURRENCY_LIMIT: usize = 1_000;
@@ -67,8 +68,12 @@ pub struct ProcessorConfig {
     /// Queue polled in sqs mode.
     #[arg(long, env = "SQS_QUEUE_URL", global = true)]
     pub sqs_queue_url: Option<String>,
-    /// Most events per PutLogEvents batch, 1 to 10,000 (default 10,000).
-    #[arg(long, env = "MAX_BATCH_SIZE", global = true)]
+    /// Most events per CloudWatch Logs PutLogEvents request, 1 to 10,000 (default 10,000). Not
+    /// the SQS batch size (the Lambda event source mapping's `BatchSize`).
+    #[arg(long, env = "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS", global = true)]
+    pub put_log_events_max_events: Option<usize>,
+    /// Deprecated name of `--put-log-events-max-events` (logs a WARN).
+    #[arg(long, env = "MAX_BATCH_SIZE", global = true, hide = true)]
     pub max_batch_size: Option<usize>,
     /// Attempts per AWS call on transient failures, the first included (default 5).
     #[arg(long, env = "RETRY_ATTEMPTS", global = true)]
@@ -101,7 +106,7 @@ pub struct ProcessorConfig {
     /// Messages (lambda, sqs) or objects (manual, replay) processed at once.
     #[arg(long, env = "MAX_CONCURRENCY", global = true)]
     pub max_concurrency: Option<usize>,
-    /// Listen address of /metrics and /healthz in sqs mode.
+    /// Listen address of /metrics, /healthz and /readyz in sqs mode.
     #[arg(long, env = "LOGRELAY_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN, global = true)]
     pub metrics_listen: SocketAddr,
     /// CloudWatch namespace of the EMF metrics in lambda mode.
@@ -118,7 +123,23 @@ pub struct ProcessorConfig {
     /// Log format: json or text (default: json in lambda and sqs modes, text otherwise).
     #[arg(long, env = "LOGRELAY_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Parse and validate flags and environment, print a JSON report (invalid values, unknown
+    /// `LOGRELAY_*` variables, deprecated names, listen address and paths) and exit: 0 valid, 2 not.
+    #[arg(long, global = true)]
+    pub check_config: bool,
 }
+
+/// Old setting names that still work and log a WARN (flags and environment variables).
+pub const DEPRECATED: &[Deprecated] = &[
+    Deprecated {
+        old: "--max-batch-size",
+        new: "--put-log-events-max-events",
+    },
+    Deprecated {
+        old: "MAX_BATCH_SIZE",
+        new: "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (events per PutLogEvents request, not the SQS batch size)",
+    },
+];
 
 /// The subcommands.
 #[derive(Debug, Clone, Subcommand)]
@@ -249,11 +270,21 @@ impl ProcessorConfig {
         }
         logrelay_common::key::validate_prefix(&self.key_prefix)
             .map_err(|e| ConfigError::new("LOGRELAY_KEY_PREFIX (--key-prefix)", e.to_string()))?;
-        if let Some(size) = self.max_batch_size
+        if let (Some(new), Some(old)) = (self.put_log_events_max_events, self.max_batch_size)
+            && new != old
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
+                format!(
+                    "{new} differs from the deprecated MAX_BATCH_SIZE (--max-batch-size) {old}; set only the new name"
+                ),
+            ));
+        }
+        if let Some(size) = self.put_log_events_max_events()
             && !(1..=MAX_BATCH_EVENTS).contains(&size)
         {
             return Err(ConfigError::new(
-                "MAX_BATCH_SIZE (--max-batch-size)",
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
                 format!("must be 1 to {MAX_BATCH_EVENTS} (events per PutLogEvents), is {size}"),
             ));
         }
@@ -318,6 +349,24 @@ impl ProcessorConfig {
             }
         }
         Ok(mode)
+    }
+
+    /// Events per PutLogEvents request, from the setting or its deprecated name.
+    pub fn put_log_events_max_events(&self) -> Option<usize> {
+        self.put_log_events_max_events.or(self.max_batch_size)
+    }
+
+    /// WARN lines for deprecated setting names in use (logged once logging is set up).
+    pub fn deprecation_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.max_batch_size.is_some() {
+            warnings.push(
+                "MAX_BATCH_SIZE (--max-batch-size) is deprecated: use LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS \
+                 (--put-log-events-max-events); it counts events per PutLogEvents request, not SQS messages"
+                    .to_owned(),
+            );
+        }
+        warnings
     }
 
     /// What the `tenants` commands use of the processor's settings.
@@ -520,8 +569,8 @@ mod tests {
             (&["manual", "--dlq-url", "dlq"], "DLQ_URL (--dlq-url)"),
             (&["manual", "--region", "EU West"], "AWS_REGION (--region)"),
             (
-                &["manual", "--max-batch-size", "0"],
-                "MAX_BATCH_SIZE (--max-batch-size)",
+                &["manual", "--put-log-events-max-events", "0"],
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
             ),
             (
                 &["manual", "--retry-attempts", "1000"],
@@ -533,7 +582,17 @@ mod tests {
             ),
             (
                 &["manual", "--max-batch-size", "10001"],
-                "MAX_BATCH_SIZE (--max-batch-size)",
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
+            ),
+            (
+                &[
+                    "manual",
+                    "--max-batch-size",
+                    "10",
+                    "--put-log-events-max-events",
+                    "500",
+                ],
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
             ),
             (
                 &["manual", "--default-external-id", "x"],
@@ -579,7 +638,7 @@ mod tests {
             "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
             "--delivery-progress-table",
             "delivery-progress",
-            "--max-batch-size",
+            "--put-log-events-max-events",
             "500",
             "--retry-attempts",
             "3",
@@ -587,10 +646,22 @@ mod tests {
             "20",
         ]);
         assert_eq!(config.validate(false), Ok(Mode::Manual));
+        assert_eq!(config.put_log_events_max_events(), Some(500));
+        assert!(config.deprecation_warnings().is_empty());
         assert_eq!(config.progress_lease(), Some(Duration::from_secs(20)));
         assert_eq!(parse(&["manual"]).progress_lease(), None, "the default");
         assert_eq!(config.effective_log_format(&Mode::Manual), LogFormat::Text);
         assert_eq!(config.effective_log_format(&Mode::Lambda), LogFormat::Json);
+    }
+
+    #[test]
+    fn deprecated_max_batch_size_still_sets_events_per_request_with_a_warning() {
+        let config = parse(&["manual", "--max-batch-size", "50"]);
+        assert_eq!(config.validate(false), Ok(Mode::Manual));
+        assert_eq!(config.put_log_events_max_events(), Some(50));
+        let warnings = config.deprecation_warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("not SQS messages"), "{warnings:?}");
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use logrelay_common::aws::{AwsOptions, base_config, s3_client};
-use logrelay_processor::config::{Command, Mode, ProcessorConfig};
+use logrelay_common::check_config::{self, Report};
+use logrelay_processor::config::{Command, DEPRECATED, Mode, ProcessorConfig};
 use logrelay_processor::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 use logrelay_processor::intake::dead_letter::DeadLetterQueue;
 use logrelay_processor::intake::lambda::LambdaIntake;
@@ -18,6 +19,10 @@ use logrelay_processor::process::{Processor, ProcessorSettings};
 use logrelay_processor::telemetry::{emf, prometheus};
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if check_config::requested(&args) {
+        return check(&args);
+    }
     let config = ProcessorConfig::parse();
     if let Some(Command::Tenants(args)) = &config.command {
         return ExitCode::from(logrelay_processor::admin::main(
@@ -34,6 +39,9 @@ fn main() -> ExitCode {
         }
     };
     logrelay_common::logging::init(config.effective_log_format(&mode));
+    for warning in config.deprecation_warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,6 +59,49 @@ fn main() -> ExitCode {
             eprintln!("logrelay-processor: {error:#}");
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+/// `--check-config`: parses and validates flags and environment as a start would (the Lambda
+/// environment included), prints the JSON report and exits 0 (valid) or 2; starts nothing.
+fn check(args: &[String]) -> ExitCode {
+    let vars = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
+    let mut report = Report::new(
+        "logrelay-processor",
+        &ProcessorConfig::command(),
+        &[],
+        DEPRECATED,
+        vars,
+    );
+    report.add_deprecated_flags(args, DEPRECATED);
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    match ProcessorConfig::try_parse_from(args) {
+        Err(error) => report.errors.push(error.to_string().trim().to_owned()),
+        Ok(config) => match config.validate(in_lambda) {
+            Err(error) => report.errors.push(error.to_string()),
+            Ok(mode) => {
+                if matches!(mode, Mode::Sqs { .. }) {
+                    report.listen = Some(config.metrics_listen.to_string());
+                    report.http_paths = prometheus::HTTP_PATHS.to_vec();
+                }
+                let mode_name = match mode {
+                    Mode::Lambda => "lambda",
+                    Mode::Sqs { .. } => "sqs",
+                    Mode::Manual => "manual",
+                    Mode::Replay(_) => "replay",
+                };
+                report.effective.insert("mode".into(), mode_name.into());
+                report
+                    .effective
+                    .insert("key_prefix".into(), config.key_prefix.clone().into());
+            }
+        },
+    }
+    report.print();
+    if report.is_ok() {
+        ExitCode::from(EXIT_OK)
+    } else {
+        ExitCode::from(EXIT_CONFIG)
     }
 }
 
@@ -110,8 +161,10 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
                     health.set_draining();
                 }
             };
+            let ready = health.clone();
             let result = SqsIntake::new(aws_sdk_sqs::Client::new(&aws), processor, settings)
                 .with_dead_letter_queue(dead_letter)
+                .on_polling(move || ready.set_ready())
                 .run(shutdown)
                 .await;
             let _ = stop_server.send(());
@@ -190,7 +243,7 @@ fn build_processor(
     settings.default_external_id = config.default_external_id.clone();
     settings.key_prefix = config.key_prefix.clone();
     settings.logs_endpoint_url = config.logs_endpoint_url.clone();
-    if let Some(size) = config.max_batch_size {
+    if let Some(size) = config.put_log_events_max_events() {
         settings.limits.max_batch_events = size;
     }
     if let Some(attempts) = config.retry_attempts {
