@@ -21,6 +21,9 @@ use logrelay_common::check_config::Deprecated;
 pub const DEFAULT_TENANT_CONFIG_TABLE: &str = "tenant-configurations";
 /// Default listen address of `/metrics`, `/healthz` and `/readyz` in SQS mode.
 pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9090";
+/// Default shutdown grace in SQS mode: 25 s, inside Kubernetes' default 30 s
+/// `terminationGracePeriodSeconds` (the agent's default too).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// Most objects processed at once that the config accepts (a sanity bound, not an AWS limit).
 const MAX_CONCURRENCY_LIMIT: usize = 1_000;
 /// Most retry attempts accepted (a sanity bound: more only lengthens a retry storm).
@@ -106,20 +109,27 @@ pub struct ProcessorConfig {
     /// Messages (lambda, sqs) or objects (manual, replay) processed at once.
     #[arg(long, env = "MAX_CONCURRENCY", global = true)]
     pub max_concurrency: Option<usize>,
-    /// Listen address of /metrics, /healthz and /readyz in sqs mode.
-    #[arg(long, env = "LOGRELAY_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN, global = true)]
-    pub metrics_listen: SocketAddr,
+    /// Listen address of /metrics, /healthz and /readyz in sqs mode (HOST:PORT; default 0.0.0.0:9090).
+    #[arg(long, env = "LOGRELAY_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Deprecated name of `--listen` (logs a WARN).
+    #[arg(long, env = "LOGRELAY_METRICS_LISTEN", global = true, hide = true)]
+    pub metrics_listen: Option<SocketAddr>,
     /// CloudWatch namespace of the EMF metrics in lambda mode.
     #[arg(long, env = "LOGRELAY_METRICS_NAMESPACE", default_value = crate::telemetry::emf::DEFAULT_NAMESPACE, global = true)]
     pub metrics_namespace: String,
-    /// Seconds in-flight messages get to finish after SIGTERM/SIGINT in sqs mode.
+    /// Time in-flight messages get to finish after SIGTERM/SIGINT in sqs mode (e.g. `25s`, `1m`;
+    /// bare = seconds; default 25s).
+    #[arg(long, env = "LOGRELAY_SHUTDOWN_GRACE", value_parser = logrelay_common::units::parse_duration, global = true)]
+    pub shutdown_grace: Option<Duration>,
+    /// Deprecated name of `--shutdown-grace`, in seconds (logs a WARN).
     #[arg(
         long,
         env = "LOGRELAY_SHUTDOWN_GRACE_SECONDS",
-        default_value_t = 25,
-        global = true
+        global = true,
+        hide = true
     )]
-    pub shutdown_grace_seconds: u64,
+    pub shutdown_grace_seconds: Option<u64>,
     /// Log format: json or text (default: json in lambda and sqs modes, text otherwise).
     #[arg(long, env = "LOGRELAY_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -138,6 +148,22 @@ pub const DEPRECATED: &[Deprecated] = &[
     Deprecated {
         old: "MAX_BATCH_SIZE",
         new: "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (events per PutLogEvents request, not the SQS batch size)",
+    },
+    Deprecated {
+        old: "--metrics-listen",
+        new: "--listen",
+    },
+    Deprecated {
+        old: "LOGRELAY_METRICS_LISTEN",
+        new: "LOGRELAY_LISTEN (the agent's name)",
+    },
+    Deprecated {
+        old: "--shutdown-grace-seconds",
+        new: "--shutdown-grace",
+    },
+    Deprecated {
+        old: "LOGRELAY_SHUTDOWN_GRACE_SECONDS",
+        new: "LOGRELAY_SHUTDOWN_GRACE (a duration such as 25s, the agent's name)",
     },
 ];
 
@@ -280,6 +306,26 @@ impl ProcessorConfig {
                 ),
             ));
         }
+        if let (Some(new), Some(old)) = (self.listen, self.metrics_listen)
+            && new != old
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_LISTEN (--listen)",
+                format!(
+                    "{new} differs from the deprecated LOGRELAY_METRICS_LISTEN (--metrics-listen) {old}; set only the new name"
+                ),
+            ));
+        }
+        if let (Some(new), Some(old)) = (self.shutdown_grace, self.shutdown_grace_seconds)
+            && new != Duration::from_secs(old)
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_SHUTDOWN_GRACE (--shutdown-grace)",
+                format!(
+                    "{new:?} differs from the deprecated LOGRELAY_SHUTDOWN_GRACE_SECONDS (--shutdown-grace-seconds) {old}; set only the new name"
+                ),
+            ));
+        }
         if let Some(size) = self.put_log_events_max_events()
             && !(1..=MAX_BATCH_EVENTS).contains(&size)
         {
@@ -359,6 +405,19 @@ impl ProcessorConfig {
     /// WARN lines for deprecated setting names in use (logged once logging is set up).
     pub fn deprecation_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
+        if self.metrics_listen.is_some() {
+            warnings.push(
+                "LOGRELAY_METRICS_LISTEN (--metrics-listen) is deprecated: use LOGRELAY_LISTEN (--listen), the agent's name"
+                    .to_owned(),
+            );
+        }
+        if self.shutdown_grace_seconds.is_some() {
+            warnings.push(
+                "LOGRELAY_SHUTDOWN_GRACE_SECONDS (--shutdown-grace-seconds) is deprecated: use LOGRELAY_SHUTDOWN_GRACE \
+                 (--shutdown-grace, a duration such as 25s), the agent's name"
+                    .to_owned(),
+            );
+        }
         if self.max_batch_size.is_some() {
             warnings.push(
                 "MAX_BATCH_SIZE (--max-batch-size) is deprecated: use LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS \
@@ -394,9 +453,20 @@ impl ProcessorConfig {
         self.progress_lease_seconds.map(Duration::from_secs)
     }
 
-    /// The SQS shutdown grace period.
+    /// The SQS shutdown grace period, from the setting or its deprecated name.
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_seconds)
+        self.shutdown_grace
+            .or(self.shutdown_grace_seconds.map(Duration::from_secs))
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE)
+    }
+
+    /// The SQS mode's listen address, from the setting or its deprecated name.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen.or(self.metrics_listen).unwrap_or_else(|| {
+            DEFAULT_METRICS_LISTEN
+                .parse()
+                .expect("the default listen address is valid")
+        })
     }
 
     fn resolve_mode(&self, in_lambda: bool) -> Result<Mode, ConfigError> {
@@ -652,6 +722,45 @@ mod tests {
         assert_eq!(parse(&["manual"]).progress_lease(), None, "the default");
         assert_eq!(config.effective_log_format(&Mode::Manual), LogFormat::Text);
         assert_eq!(config.effective_log_format(&Mode::Lambda), LogFormat::Json);
+    }
+
+    #[test]
+    fn listen_and_shutdown_grace_have_the_agents_names_and_old_names_warn() {
+        let config = parse(&["manual"]);
+        assert_eq!(config.listen().to_string(), DEFAULT_METRICS_LISTEN);
+        assert_eq!(config.shutdown_grace(), DEFAULT_SHUTDOWN_GRACE);
+        let config = parse(&[
+            "manual",
+            "--listen",
+            "127.0.0.1:9999",
+            "--shutdown-grace",
+            "1m",
+        ]);
+        assert_eq!(config.listen().to_string(), "127.0.0.1:9999");
+        assert_eq!(config.shutdown_grace(), Duration::from_secs(60));
+        assert!(config.deprecation_warnings().is_empty());
+        let old = parse(&[
+            "manual",
+            "--metrics-listen",
+            "127.0.0.1:9998",
+            "--shutdown-grace-seconds",
+            "5",
+        ]);
+        assert_eq!(old.validate(false), Ok(Mode::Manual));
+        assert_eq!(old.listen().to_string(), "127.0.0.1:9998");
+        assert_eq!(old.shutdown_grace(), Duration::from_secs(5));
+        assert_eq!(old.deprecation_warnings().len(), 2);
+        let both = parse(&[
+            "manual",
+            "--listen",
+            "127.0.0.1:1",
+            "--metrics-listen",
+            "127.0.0.1:2",
+        ]);
+        assert_eq!(
+            both.validate(false).expect_err("conflict").field,
+            "LOGRELAY_LISTEN (--listen)"
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn check(args: &[String]) -> ExitCode {
             Err(error) => report.errors.push(error.to_string()),
             Ok(mode) => {
                 if matches!(mode, Mode::Sqs { .. }) {
-                    report.listen = Some(config.metrics_listen.to_string());
+                    report.listen = Some(config.listen().to_string());
                     report.http_paths = prometheus::HTTP_PATHS.to_vec();
                 }
                 let mode_name = match mode {
@@ -139,11 +139,10 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
         Mode::Sqs { queue_url } => {
             let handle = prometheus::install()?;
             let health = prometheus::Health::new();
-            let listener = tokio::net::TcpListener::bind(config.metrics_listen)
+            let listen = config.listen();
+            let listener = tokio::net::TcpListener::bind(listen)
                 .await
-                .with_context(|| {
-                    format!("cannot listen on {} for /metrics", config.metrics_listen)
-                })?;
+                .with_context(|| format!("cannot listen on {listen} for /metrics"))?;
             let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::spawn(prometheus::serve(listener, handle, health.clone(), async {
                 let _ = server_stopped.await;

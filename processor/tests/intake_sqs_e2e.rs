@@ -50,7 +50,7 @@ async fn objects_of_two_tenants_reach_only_their_own_accounts() {
     let port = free_port();
     let mut env = central.processor_env(&central.moto_url);
     env.insert("SQS_QUEUE_URL", central.queue.url.clone());
-    env.insert("LOGRELAY_METRICS_LISTEN", format!("127.0.0.1:{port}"));
+    env.insert("LOGRELAY_LISTEN", format!("127.0.0.1:{port}"));
     let mut command = tokio::process::Command::from(processor_command(&env));
     command.arg("sqs").kill_on_drop(true);
     let mut child = command.spawn().expect("spawn processor");
