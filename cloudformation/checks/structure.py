@@ -536,7 +536,8 @@ def _get(ts: Templates, path: list):
     return node
 
 
-def PROCESSOR_POLICY(template: str, logical: str) -> list:  # noqa: N802 (a path, like the constants below)
+def processor_policy_path(template: str, logical: str) -> list:
+    """Path of a role's first inline policy document."""
     return [template, "Resources", logical, "Properties", "Policies", 0, "PolicyDocument"]
 
 
@@ -600,16 +601,16 @@ CHECKS = {
     "processor roles may send to the DLQ their DLQ_URL names": Check(
         processor_roles_may_forward_to_the_dlq,
         lambda ts: [
-            _set(PROCESSOR_POLICY(t, logical) + ["Statement"], [
-                st for st in _get(ts, PROCESSOR_POLICY(t, logical) + ["Statement"]) if "sqs:SendMessage" not in actions(st)
+            _set(processor_policy_path(t, logical) + ["Statement"], [
+                st for st in _get(ts, processor_policy_path(t, logical) + ["Statement"]) if "sqs:SendMessage" not in actions(st)
             ])(ts)
             for t, logical in (("sqs", "ProcessorPodRole"), ("lambda", "ProcessorExecutionRole"))
         ],
     ),
     "replay's role may list the central bucket": Check(
         replay_role_may_list_the_bucket,
-        lambda ts: _set(PROCESSOR_POLICY("sqs", "ProcessorPodRole") + ["Statement"], [
-            st for st in _get(ts, PROCESSOR_POLICY("sqs", "ProcessorPodRole") + ["Statement"])
+        lambda ts: _set(processor_policy_path("sqs", "ProcessorPodRole") + ["Statement"], [
+            st for st in _get(ts, processor_policy_path("sqs", "ProcessorPodRole") + ["Statement"])
             if "s3:ListBucket" not in actions(st)
         ])(ts),
     ),
