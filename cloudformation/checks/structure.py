@@ -467,17 +467,25 @@ def _sqs_output_of(sqs: dict, value) -> str | None:
     return next((name for name, out in sqs.get("Outputs", {}).items() if out.get("Value") == value), None)
 
 
-def processor_roles_may_forward_to_the_dlq(ts: Templates) -> list[str]:
-    """Both processor roles may sqs:SendMessage to the queue their DLQ_URL names: the main queue's redrive target."""
+def sqs_role_may_forward_to_the_dlq(ts: Templates) -> list[str]:
+    """The SQS-mode processor role may sqs:SendMessage to the DLQ (the main queue's redrive target), which is the
+    queue the LogDeliveryDLQUrl output gives the processor's DLQ_URL."""
+    sqs = ts["sqs"]
+    dlq = _dlq(sqs)
+    if any(_allows_action_on(d, "sqs:SendMessage", {"Fn::GetAtt": [dlq, "Arn"]}) for d in _role_policies(sqs, "ProcessorPodRole")):
+        return []
+    return [f"sqs-stack.yaml:ProcessorPodRole may not sqs:SendMessage to {dlq} (DLQ_URL)"]
+
+
+def lambda_role_may_forward_to_the_dlq(ts: Templates) -> list[str]:
+    """The Lambda's execution role may sqs:SendMessage to the queue its DLQ_URL names, followed through main.yaml."""
     sqs, lam, main = ts["sqs"], ts["lambda"], ts["main"]
     dlq = _dlq(sqs)
-    problems = []
-    if not any(_allows_action_on(d, "sqs:SendMessage", {"Fn::GetAtt": [dlq, "Arn"]}) for d in _role_policies(sqs, "ProcessorPodRole")):
-        problems.append(f"sqs-stack.yaml:ProcessorPodRole may not sqs:SendMessage to {dlq} (DLQ_URL)")
     fn_logical, fn = only_resource(ts, "lambda", "AWS::Lambda::Function")
     url_ref = fn["Properties"].get("Environment", {}).get("Variables", {}).get("DLQ_URL")
     if url_ref is None:
-        return problems
+        return []
+    problems = []
     role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
     passed = props(main, "LambdaStack")["Parameters"]
     url_output = _sqs_output_of(sqs, {"Ref": dlq})
@@ -541,6 +549,12 @@ def processor_policy_path(template: str, logical: str) -> list:
     return [template, "Resources", logical, "Properties", "Policies", 0, "PolicyDocument"]
 
 
+def _drop_statements(ts: Templates, template: str, logical: str, action: str) -> None:
+    """Removes every statement granting `action` from a role's first inline policy."""
+    path = processor_policy_path(template, logical) + ["Statement"]
+    _set(path, [st for st in _get(ts, path) if action not in actions(st)])(ts)
+
+
 DELETE = object()
 CORE_BUCKET = ["core", "Resources", "CentralLoggingBucket", "Properties"]
 TOPIC_STMT = ["core", "Resources", "LogDeliveryTopicPolicy", "Properties", "PolicyDocument", "Statement", 0]
@@ -598,21 +612,17 @@ CHECKS = {
         bucket_is_locked_down,
         _set(CORE_BUCKET + ["PublicAccessBlockConfiguration", "BlockPublicPolicy"], False),
     ),
-    "processor roles may send to the DLQ their DLQ_URL names": Check(
-        processor_roles_may_forward_to_the_dlq,
-        lambda ts: [
-            _set(processor_policy_path(t, logical) + ["Statement"], [
-                st for st in _get(ts, processor_policy_path(t, logical) + ["Statement"]) if "sqs:SendMessage" not in actions(st)
-            ])(ts)
-            for t, logical in (("sqs", "ProcessorPodRole"), ("lambda", "ProcessorExecutionRole"))
-        ],
+    "SQS-mode processor role may send to the DLQ (DLQ_URL)": Check(
+        sqs_role_may_forward_to_the_dlq,
+        lambda ts: _drop_statements(ts, "sqs", "ProcessorPodRole", "sqs:SendMessage"),
+    ),
+    "Lambda processor role may send to the DLQ its DLQ_URL names": Check(
+        lambda_role_may_forward_to_the_dlq,
+        lambda ts: _drop_statements(ts, "lambda", "ProcessorExecutionRole", "sqs:SendMessage"),
     ),
     "replay's role may list the central bucket": Check(
         replay_role_may_list_the_bucket,
-        lambda ts: _set(processor_policy_path("sqs", "ProcessorPodRole") + ["Statement"], [
-            st for st in _get(ts, processor_policy_path("sqs", "ProcessorPodRole") + ["Statement"])
-            if "s3:ListBucket" not in actions(st)
-        ])(ts),
+        lambda ts: _drop_statements(ts, "sqs", "ProcessorPodRole", "s3:ListBucket"),
     ),
     "tables: keys, TTL ttl, PITR, KMS": Check(
         tables_have_the_processor_schema,
