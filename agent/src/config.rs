@@ -89,8 +89,11 @@ pub struct AgentConfig {
     #[arg(long, env = "S3_WRITER_ROLE_ARN")]
     pub s3_writer_role_arn: Option<String>,
     /// AWS region (falls back to the profile, then us-east-1).
-    #[arg(long, env = "AWS_REGION")]
+    #[arg(long = "region", env = "AWS_REGION")]
     pub aws_region: Option<String>,
+    /// Deprecated name of `--region` (logs a WARN).
+    #[arg(long = "aws-region", hide = true)]
+    pub deprecated_aws_region: Option<String>,
     /// Endpoint for AWS calls (an emulator such as moto); unset for AWS.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
@@ -162,6 +165,10 @@ pub const DEPRECATED: &[Deprecated] = &[
     Deprecated {
         old: "LOGRELAY_S3_PREFIX",
         new: "LOGRELAY_KEY_PREFIX",
+    },
+    Deprecated {
+        old: "--aws-region",
+        new: "--region",
     },
 ];
 
@@ -246,6 +253,19 @@ impl AgentConfig {
             }
             (None, None) => Ok(String::new()),
         }
+    }
+
+    /// The region from `--region`/`AWS_REGION`, else from the deprecated `--aws-region` (with a WARN).
+    fn region(&self) -> Option<String> {
+        if self.deprecated_aws_region.is_some() {
+            tracing::warn!(
+                "--aws-region is deprecated: use --region (AWS_REGION), the processor's name"
+            );
+        }
+        self.aws_region
+            .clone()
+            .or_else(|| self.deprecated_aws_region.clone())
+            .filter(|r| !r.is_empty())
     }
 
     /// Checks every value and builds the [`ValidConfig`]; the first problem names its field.
@@ -362,7 +382,7 @@ impl AgentConfig {
             sink,
             writer_role_arn,
             aws: AwsOptions {
-                region: self.aws_region.clone().filter(|r| !r.is_empty()),
+                region: self.region(),
                 endpoint_url: self.aws_endpoint_url.clone().filter(|u| !u.is_empty()),
                 credentials: None,
             },
@@ -556,6 +576,14 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(err.contains("--batch-max-bytes"), "{err}");
+    }
+
+    #[test]
+    fn region_has_the_processors_flag_and_the_old_flag_still_works() {
+        for flag in ["--region", "--aws-region"] {
+            let config = parse(&[flag, "eu-west-1"]).validate().expect("valid");
+            assert_eq!(config.aws.region.as_deref(), Some("eu-west-1"), "{flag}");
+        }
     }
 
     #[test]
