@@ -5,12 +5,13 @@
 
 use crate::batch::chunked::CHUNK_BYTES;
 use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES};
+use crate::metadata::config::IN_CLUSTER_ENV;
 use crate::sink::config::{DEFAULT_UPLOAD_CONCURRENCY, MULTIPART_PART_SIZE, S3_MIN_PART_SIZE};
 use crate::sink::{S3Settings, SinkTarget};
 use crate::tail::DEFAULT_MAX_OPEN_ROTATED_PER_POD;
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use logrelay_common::aws::{AwsOptions, RoleStep};
-use logrelay_common::check_config::Deprecated;
+use logrelay_common::check_config::{Deprecated, Report};
 use logrelay_common::logging::LogFormat;
 /// Sizes and durations of the agent's flags, in the syntax every logrelay binary shares.
 pub use logrelay_common::units::{parse_bytes, parse_duration};
@@ -174,6 +175,46 @@ pub const DEPRECATED: &[Deprecated] = &[
 
 /// Paths the HTTP server answers on `--listen` (probes and scraping; `server.rs`).
 pub use crate::server::HTTP_PATHS;
+
+/// Variables read outside the flags: whether the agent runs in a pod, and how kube-rs finds the
+/// API (`KUBERNETES_SERVICE_PORT`, `KUBECONFIG`).
+const OTHER_ENV: &[&str] = &[IN_CLUSTER_ENV, "KUBERNETES_SERVICE_PORT", "KUBECONFIG"];
+
+/// `--check-config`: parses and validates `args` and the process environment as a start would
+/// and reports the outcome, the listen address and paths, the sink and the namespace selector;
+/// starts nothing.
+pub fn check_config_report(args: &[String]) -> Report {
+    let vars = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
+    let mut report = Report::new(
+        "logrelay-agent",
+        &AgentConfig::command(),
+        OTHER_ENV,
+        DEPRECATED,
+        vars,
+    );
+    report.add_deprecated_flags(args, DEPRECATED);
+    match AgentConfig::try_parse_from(args).map(|flags| flags.validate()) {
+        Err(error) => report.errors.push(error.to_string().trim().to_owned()),
+        Ok(Err(error)) => report.errors.push(error.to_string()),
+        Ok(Ok(config)) => {
+            if let Some(addr) = config.listen {
+                report.listen = Some(addr.to_string());
+                report.http_paths = HTTP_PATHS.to_vec();
+            }
+            let selector = config
+                .metadata
+                .as_ref()
+                .map(|m| m.watch.rules.selection.namespace_selector.to_string());
+            report
+                .effective
+                .insert("sink".into(), config.sink.to_string().into());
+            report
+                .effective
+                .insert("namespace_selector".into(), selector.into());
+        }
+    }
+    report
+}
 
 /// A checked configuration.
 #[derive(Debug, Clone)]

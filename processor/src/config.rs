@@ -8,14 +8,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use logrelay_common::logging::LogFormat;
 
 use crate::deliver::cloudwatch::batch::MAX_BATCH_EVENTS;
 use crate::intake::replay::TimeBasis;
 use crate::progress::{MAX_LEASE, MIN_LEASE};
 use logrelay_common::aws::MAX_EXTERNAL_ID_LEN;
-use logrelay_common::check_config::Deprecated;
+use logrelay_common::check_config::{Deprecated, Report};
 
 /// Default tenant config table (the name deployments use, `docs/processor.md`).
 pub const DEFAULT_TENANT_CONFIG_TABLE: &str = "tenant-configurations";
@@ -166,6 +166,48 @@ pub const DEPRECATED: &[Deprecated] = &[
         new: "LOGRELAY_SHUTDOWN_GRACE (a duration such as 25s, the agent's name)",
     },
 ];
+
+/// `--check-config`: parses and validates `args` and the process environment as a start would
+/// (`in_lambda`: in a Lambda environment) and reports the outcome, the mode, the key prefix and, in
+/// sqs mode, the listen address and paths; starts nothing.
+pub fn check_config_report(args: &[String], in_lambda: bool) -> Report {
+    let vars = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
+    let mut report = Report::new(
+        "logrelay-processor",
+        &ProcessorConfig::command(),
+        &[],
+        DEPRECATED,
+        vars,
+    );
+    report.add_deprecated_flags(args, DEPRECATED);
+    let config = match ProcessorConfig::try_parse_from(args) {
+        Ok(config) => config,
+        Err(error) => {
+            report.errors.push(error.to_string().trim().to_owned());
+            return report;
+        }
+    };
+    match config.validate(in_lambda) {
+        Err(error) => report.errors.push(error.to_string()),
+        Ok(mode) => {
+            if matches!(mode, Mode::Sqs { .. }) {
+                report.listen = Some(config.listen().to_string());
+                report.http_paths = crate::telemetry::prometheus::HTTP_PATHS.to_vec();
+            }
+            let mode_name = match mode {
+                Mode::Lambda => "lambda",
+                Mode::Sqs { .. } => "sqs",
+                Mode::Manual => "manual",
+                Mode::Replay(_) => "replay",
+            };
+            report.effective.insert("mode".into(), mode_name.into());
+            report
+                .effective
+                .insert("key_prefix".into(), config.key_prefix.clone().into());
+        }
+    }
+    report
+}
 
 /// The subcommands.
 #[derive(Debug, Clone, Subcommand)]

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use logrelay_common::aws::{AwsOptions, base_config, s3_client};
-use logrelay_common::check_config::{self, Report};
-use logrelay_processor::config::{Command, DEPRECATED, Mode, ProcessorConfig};
+use logrelay_common::check_config;
+use logrelay_processor::config::{Command, Mode, ProcessorConfig};
 use logrelay_processor::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 use logrelay_processor::intake::dead_letter::DeadLetterQueue;
 use logrelay_processor::intake::lambda::LambdaIntake;
@@ -21,7 +21,10 @@ use logrelay_processor::telemetry::{emf, prometheus};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if check_config::requested(&args) {
-        return check(&args);
+        let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+        let report = logrelay_processor::config::check_config_report(&args, in_lambda);
+        report.print();
+        return ExitCode::from(if report.is_ok() { EXIT_OK } else { EXIT_CONFIG });
     }
     let config = ProcessorConfig::parse();
     if let Some(Command::Tenants(args)) = &config.command {
@@ -59,49 +62,6 @@ fn main() -> ExitCode {
             eprintln!("logrelay-processor: {error:#}");
             ExitCode::from(EXIT_RUNTIME)
         }
-    }
-}
-
-/// `--check-config`: parses and validates flags and environment as a start would (the Lambda
-/// environment included), prints the JSON report and exits 0 (valid) or 2; starts nothing.
-fn check(args: &[String]) -> ExitCode {
-    let vars = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
-    let mut report = Report::new(
-        "logrelay-processor",
-        &ProcessorConfig::command(),
-        &[],
-        DEPRECATED,
-        vars,
-    );
-    report.add_deprecated_flags(args, DEPRECATED);
-    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    match ProcessorConfig::try_parse_from(args) {
-        Err(error) => report.errors.push(error.to_string().trim().to_owned()),
-        Ok(config) => match config.validate(in_lambda) {
-            Err(error) => report.errors.push(error.to_string()),
-            Ok(mode) => {
-                if matches!(mode, Mode::Sqs { .. }) {
-                    report.listen = Some(config.listen().to_string());
-                    report.http_paths = prometheus::HTTP_PATHS.to_vec();
-                }
-                let mode_name = match mode {
-                    Mode::Lambda => "lambda",
-                    Mode::Sqs { .. } => "sqs",
-                    Mode::Manual => "manual",
-                    Mode::Replay(_) => "replay",
-                };
-                report.effective.insert("mode".into(), mode_name.into());
-                report
-                    .effective
-                    .insert("key_prefix".into(), config.key_prefix.clone().into());
-            }
-        },
-    }
-    report.print();
-    if report.is_ok() {
-        ExitCode::from(EXIT_OK)
-    } else {
-        ExitCode::from(EXIT_CONFIG)
     }
 }
 
