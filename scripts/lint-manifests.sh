@@ -9,6 +9,9 @@
 #   kustomize render    every overlay (kubectl kustomize; without kubectl the raw files are checked instead)
 #   kubernetes-validate --strict against Kubernetes ${K8S_VERSION} on every rendered manifest
 #   manifests.py        the agent DaemonSet properties (k8s/checks/manifests.py), plus its self-test
+#   contract.py         every setting, port, probe and scrape annotation of the rendered manifests, the Lambda stack
+#                       and the Containerfiles, judged by the binaries' own --check-config (scripts/contract.py; builds
+#                       the debug binaries), plus its self-test
 #   checkov             one run over templates, rendered manifests and Containerfiles; accepted findings are
 #                       skipped inline next to the resource, each with its reason
 #   hadolint            the Containerfiles
@@ -78,6 +81,17 @@ agent_daemonset_checks() {
         && "${venv}/python" k8s/checks/manifests.py --self-test "${files[@]}"
 }
 
+contract_checks() {
+    # The binaries judge what the shipped files set: a debug build of the workspace's binaries (cargo's cache makes a
+    # repeated run cheap).
+    local files bin="${CARGO_TARGET_DIR:-target}/debug"
+    cargo build --workspace --bins --locked --quiet || return 1
+    mapfile -t files < <(find "${work}/k8s" -name '*.yaml' | sort)
+    local bins=(--agent "${bin}/logrelay-agent" --processor "${bin}/logrelay-processor")
+    "${venv}/python" scripts/contract.py "${bins[@]}" "${files[@]}" \
+        && "${venv}/python" scripts/contract.py --self-test "${bins[@]}" "${files[@]}"
+}
+
 run_checkov() {
     # One scan root (one report per framework): the templates, the rendered manifests and the Containerfiles,
     # renamed to Dockerfile because checkov recognises Dockerfiles by name only.
@@ -129,6 +143,7 @@ check "template structure self-test" "${venv}/python" cloudformation/checks/stru
 check "render kustomize overlays" render_manifests
 check "kubernetes-validate --strict -k ${K8S_VERSION}" validate_manifests
 check "agent DaemonSet properties" agent_daemonset_checks
+check "settings, ports and probes against the binaries (--check-config)" contract_checks
 check "checkov (templates, manifests, Containerfiles)" run_checkov
 check "hadolint" "${venv}/hadolint" "${containerfiles[@]}"
 check "shellcheck" run_shellcheck

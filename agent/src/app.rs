@@ -140,6 +140,7 @@ where
     }
     let uploader = build_uploader(&config).await?;
     tracing::info!(sink = %config.sink, source = ?config.source, node = %config.node_name, "starting");
+    log_selection(&config);
 
     let state = ServerState::new(metrics, uploader.health());
     let server_stop = CancellationToken::new();
@@ -336,6 +337,22 @@ async fn build_uploader(config: &ValidConfig) -> Result<Uploader, AppError> {
                 prefix.clone(),
             ))
         }
+    }
+}
+
+/// Says at start which pods' logs are shipped: the namespace selector in effect, or that without
+/// Kubernetes metadata no selector applies.
+fn log_selection(config: &ValidConfig) {
+    match &config.metadata {
+        Some(metadata) => tracing::info!(
+            namespace_selector = %metadata.watch.rules.selection.namespace_selector,
+            "shipping pods of the namespaces the selector matches (empty: every namespace), except pods labelled logrelay.io/exclude=true"
+        ),
+        None if config.source == SourceKind::Files => tracing::info!(
+            pods_root = %config.pods_root.display(),
+            "Kubernetes metadata off: every pod under the pods root is shipped, no namespace selector applies"
+        ),
+        None => {}
     }
 }
 

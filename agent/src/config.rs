@@ -5,11 +5,13 @@
 
 use crate::batch::chunked::CHUNK_BYTES;
 use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES};
+use crate::metadata::config::IN_CLUSTER_ENV;
 use crate::sink::config::{DEFAULT_UPLOAD_CONCURRENCY, MULTIPART_PART_SIZE, S3_MIN_PART_SIZE};
 use crate::sink::{S3Settings, SinkTarget};
 use crate::tail::DEFAULT_MAX_OPEN_ROTATED_PER_POD;
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use logrelay_common::aws::{AwsOptions, RoleStep};
+use logrelay_common::check_config::{Deprecated, Report};
 use logrelay_common::logging::LogFormat;
 /// Sizes and durations of the agent's flags, in the syntax every logrelay binary shares.
 pub use logrelay_common::units::{parse_bytes, parse_duration};
@@ -77,15 +79,22 @@ pub struct AgentConfig {
     /// Central bucket (the proof of concept's name); used when `--sink` is not given.
     #[arg(long, env = "S3_BUCKET_NAME")]
     pub s3_bucket_name: Option<String>,
-    /// Key prefix in the central bucket when the bucket comes from `S3_BUCKET_NAME`.
-    #[arg(long, env = "LOGRELAY_S3_PREFIX", default_value = "")]
-    pub s3_prefix: String,
+    /// Deployment prefix of every object key in the central bucket when the bucket comes from
+    /// `S3_BUCKET_NAME` ("" = none); the processor's `--key-prefix` must be the same.
+    #[arg(long, env = "LOGRELAY_KEY_PREFIX")]
+    pub key_prefix: Option<String>,
+    /// Deprecated name of `--key-prefix` (logs a WARN).
+    #[arg(long, env = "LOGRELAY_S3_PREFIX", hide = true)]
+    pub s3_prefix: Option<String>,
     /// Role assumed (from the base credential chain) for S3 writes (the proof of concept's name).
     #[arg(long, env = "S3_WRITER_ROLE_ARN")]
     pub s3_writer_role_arn: Option<String>,
     /// AWS region (falls back to the profile, then us-east-1).
-    #[arg(long, env = "AWS_REGION")]
+    #[arg(long = "region", env = "AWS_REGION")]
     pub aws_region: Option<String>,
+    /// Deprecated name of `--region` (logs a WARN).
+    #[arg(long = "aws-region", hide = true)]
+    pub deprecated_aws_region: Option<String>,
     /// Endpoint for AWS calls (an emulator such as moto); unset for AWS.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
@@ -142,6 +151,69 @@ pub struct AgentConfig {
     /// Kubernetes metadata: derivation, selection and timing flags.
     #[command(flatten)]
     pub metadata: crate::metadata::config::MetadataArgs,
+    /// Parse and validate flags and environment, print a JSON report (invalid values, unknown
+    /// `LOGRELAY_*` variables, deprecated names, listen address and paths) and exit: 0 valid, 1 not.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// Old setting names that still work and log a WARN (flags and environment variables).
+pub const DEPRECATED: &[Deprecated] = &[
+    Deprecated {
+        old: "--s3-prefix",
+        new: "--key-prefix",
+    },
+    Deprecated {
+        old: "LOGRELAY_S3_PREFIX",
+        new: "LOGRELAY_KEY_PREFIX",
+    },
+    Deprecated {
+        old: "--aws-region",
+        new: "--region",
+    },
+];
+
+/// Paths the HTTP server answers on `--listen` (probes and scraping; `server.rs`).
+pub use crate::server::HTTP_PATHS;
+
+/// Variables read outside the flags: whether the agent runs in a pod, and how kube-rs finds the
+/// API (`KUBERNETES_SERVICE_PORT`, `KUBECONFIG`).
+const OTHER_ENV: &[&str] = &[IN_CLUSTER_ENV, "KUBERNETES_SERVICE_PORT", "KUBECONFIG"];
+
+/// `--check-config`: parses and validates `args` and the process environment as a start would
+/// and reports the outcome, the listen address and paths, the sink and the namespace selector;
+/// starts nothing.
+pub fn check_config_report(args: &[String]) -> Report {
+    let vars = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
+    let mut report = Report::new(
+        "logrelay-agent",
+        &AgentConfig::command(),
+        OTHER_ENV,
+        DEPRECATED,
+        vars,
+    );
+    report.add_deprecated_flags(args, DEPRECATED);
+    match AgentConfig::try_parse_from(args).map(|flags| flags.validate()) {
+        Err(error) => report.errors.push(error.to_string().trim().to_owned()),
+        Ok(Err(error)) => report.errors.push(error.to_string()),
+        Ok(Ok(config)) => {
+            if let Some(addr) = config.listen {
+                report.listen = Some(addr.to_string());
+                report.http_paths = HTTP_PATHS.to_vec();
+            }
+            let selector = config
+                .metadata
+                .as_ref()
+                .map(|m| m.watch.rules.selection.namespace_selector.to_string());
+            report
+                .effective
+                .insert("sink".into(), config.sink.to_string().into());
+            report
+                .effective
+                .insert("namespace_selector".into(), selector.into());
+        }
+    }
+    report
 }
 
 /// A checked configuration.
@@ -203,6 +275,40 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 impl AgentConfig {
+    /// The key prefix from `--key-prefix`, else from its deprecated name `--s3-prefix` (with a
+    /// WARN); both set and different is an error.
+    fn key_prefix(&self) -> Result<String, ConfigError> {
+        match (&self.key_prefix, &self.s3_prefix) {
+            (Some(new), Some(old)) if new != old => Err(invalid(
+                "--key-prefix (LOGRELAY_KEY_PREFIX)",
+                format!(
+                    "{new:?} differs from the deprecated --s3-prefix (LOGRELAY_S3_PREFIX) {old:?}; set only --key-prefix"
+                ),
+            )),
+            (Some(new), _) => Ok(new.clone()),
+            (None, Some(old)) => {
+                tracing::warn!(
+                    "--s3-prefix (LOGRELAY_S3_PREFIX) is deprecated: use --key-prefix (LOGRELAY_KEY_PREFIX), the processor's name"
+                );
+                Ok(old.clone())
+            }
+            (None, None) => Ok(String::new()),
+        }
+    }
+
+    /// The region from `--region`/`AWS_REGION`, else from the deprecated `--aws-region` (with a WARN).
+    fn region(&self) -> Option<String> {
+        if self.deprecated_aws_region.is_some() {
+            tracing::warn!(
+                "--aws-region is deprecated: use --region (AWS_REGION), the processor's name"
+            );
+        }
+        self.aws_region
+            .clone()
+            .or_else(|| self.deprecated_aws_region.clone())
+            .filter(|r| !r.is_empty())
+    }
+
     /// Checks every value and builds the [`ValidConfig`]; the first problem names its field.
     pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
         check_name("--cluster-id (CLUSTER_ID)", &self.cluster_id)?;
@@ -211,7 +317,7 @@ impl AgentConfig {
             (Some(sink), _) => SinkTarget::parse(sink)
                 .map_err(|err| invalid("--sink (LOGRELAY_SINK)", err.to_string()))?,
             (None, Some(bucket)) if !bucket.is_empty() => {
-                SinkTarget::s3(bucket, &self.s3_prefix)
+                SinkTarget::s3(bucket, &self.key_prefix()?)
                     .map_err(|err| invalid("--s3-bucket-name (S3_BUCKET_NAME)", err.to_string()))?
             }
             _ => SinkTarget::Directory {
@@ -317,7 +423,7 @@ impl AgentConfig {
             sink,
             writer_role_arn,
             aws: AwsOptions {
-                region: self.aws_region.clone().filter(|r| !r.is_empty()),
+                region: self.region(),
                 endpoint_url: self.aws_endpoint_url.clone().filter(|u| !u.is_empty()),
                 credentials: None,
             },
@@ -410,16 +516,28 @@ mod tests {
 
     #[test]
     fn bucket_name_selects_s3_with_prefix_and_sink_flag_wins() {
-        let config = parse(&["--s3-bucket-name", "central", "--s3-prefix", "p"])
-            .validate()
-            .expect("valid");
-        assert_eq!(
-            config.sink,
-            SinkTarget::S3 {
-                bucket: "central".into(),
-                prefix: "p".into()
-            }
-        );
+        for prefix_flag in ["--key-prefix", "--s3-prefix"] {
+            let config = parse(&["--s3-bucket-name", "central", prefix_flag, "p"])
+                .validate()
+                .expect("valid");
+            assert_eq!(
+                config.sink,
+                SinkTarget::S3 {
+                    bucket: "central".into(),
+                    prefix: "p".into()
+                },
+                "{prefix_flag}"
+            );
+        }
+        let both = error(&[
+            "--s3-bucket-name",
+            "central",
+            "--key-prefix",
+            "a",
+            "--s3-prefix",
+            "b",
+        ]);
+        assert_eq!(both.field, "--key-prefix (LOGRELAY_KEY_PREFIX)");
         let config = parse(&["--s3-bucket-name", "central", "--sink", "file:///o"])
             .validate()
             .expect("valid");
@@ -499,6 +617,14 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(err.contains("--batch-max-bytes"), "{err}");
+    }
+
+    #[test]
+    fn region_has_the_processors_flag_and_the_old_flag_still_works() {
+        for flag in ["--region", "--aws-region"] {
+            let config = parse(&[flag, "eu-west-1"]).validate().expect("valid");
+            assert_eq!(config.aws.region.as_deref(), Some("eu-west-1"), "{flag}");
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@
 
 use clap::Parser;
 use logrelay_agent::app::{self, RunHooks};
-use logrelay_agent::config::AgentConfig;
+use logrelay_agent::config::{AgentConfig, check_config_report};
 use logrelay_agent::{internal_events, server};
+use logrelay_common::check_config;
 use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +19,16 @@ use tokio_util::sync::CancellationToken;
 const EXIT_INCOMPLETE_SHUTDOWN: u8 = 3;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if check_config::requested(&args) {
+        let report = check_config_report(&args);
+        report.print();
+        return if report.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let flags = AgentConfig::parse();
     logrelay_common::logging::init(flags.log_format);
     let config = match flags.validate() {

@@ -62,12 +62,19 @@ impl ServerState {
     }
 }
 
+/// Paths [`router`] answers: scraping, liveness, readiness (manifests' probes and annotations
+/// are checked against this list through `--check-config`).
+pub const HTTP_PATHS: &[&str] = &[METRICS_PATH, HEALTHZ_PATH, READYZ_PATH];
+const METRICS_PATH: &str = "/metrics";
+const HEALTHZ_PATH: &str = "/healthz";
+const READYZ_PATH: &str = "/readyz";
+
 /// The routes.
 pub fn router(state: ServerState) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
+        .route(METRICS_PATH, get(metrics))
+        .route(HEALTHZ_PATH, get(|| async { "ok\n" }))
+        .route(READYZ_PATH, get(ready))
         .with_state(state)
 }
 

@@ -199,3 +199,47 @@ fn invalid_configuration_exits_one_naming_the_field() {
         "{stderr}"
     );
 }
+
+/// `--check-config` with `env` only (plus PATH); the parsed JSON report and the exit code.
+fn check_config(env: &[(&str, &str)]) -> (serde_json::Value, Option<i32>) {
+    let output = Command::new(AGENT)
+        .arg("--check-config")
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("runs");
+    let report = serde_json::from_slice(&output.stdout).expect("one JSON report on stdout");
+    (report, output.status.code())
+}
+
+#[test]
+fn check_config_reports_listen_selector_and_deprecated_prefix_and_refuses_unknown_settings() {
+    let in_pod = [
+        ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+        ("S3_BUCKET_NAME", "central"),
+        ("LOGRELAY_S3_PREFIX", "logs"),
+    ];
+    let (report, code) = check_config(&in_pod);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["listen"], "0.0.0.0:9880");
+    assert_eq!(
+        report["http_paths"],
+        serde_json::json!(["/metrics", "/healthz", "/readyz"])
+    );
+    assert_eq!(report["effective"]["sink"], "s3://central/logs");
+    assert_eq!(
+        report["effective"]["namespace_selector"],
+        "kubernetes.io/metadata.name notin (kube-system,kube-public,kube-node-lease)"
+    );
+    assert!(
+        report["deprecated"][0]
+            .as_str()
+            .is_some_and(|d| d.contains("LOGRELAY_KEY_PREFIX")),
+        "{report}"
+    );
+
+    let (report, code) = check_config(&[("LOGRELAY_LISTN", "0.0.0.0:1"), ("POD_NAME", "p")]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["unknown_env"], serde_json::json!(["LOGRELAY_LISTN"]));
+    assert_eq!(report["unused_env"], serde_json::json!(["POD_NAME"]));
+}

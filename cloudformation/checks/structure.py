@@ -450,6 +450,74 @@ def tables_have_the_processor_schema(ts: Templates) -> list[str]:
     return problems
 
 
+def _allows_action_on(doc, action: str, resource) -> bool:
+    return any(action in actions(s) and resource in as_list(s.get("Resource")) for s in allows(doc))
+
+
+def _role_policies(t: dict, logical: str) -> list:
+    return [pol["PolicyDocument"] for pol in props(t, logical).get("Policies", [])]
+
+
+def _dlq(sqs: dict) -> str:
+    return props(sqs, main_queue(sqs))["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+
+
+def _sqs_output_of(sqs: dict, value) -> str | None:
+    """The name of the SQS stack output whose Value is `value`."""
+    return next((name for name, out in sqs.get("Outputs", {}).items() if out.get("Value") == value), None)
+
+
+def sqs_role_may_forward_to_the_dlq(ts: Templates) -> list[str]:
+    """The SQS-mode processor role may sqs:SendMessage to the DLQ (the main queue's redrive target), which is the
+    queue the LogDeliveryDLQUrl output gives the processor's DLQ_URL."""
+    sqs = ts["sqs"]
+    dlq = _dlq(sqs)
+    if any(_allows_action_on(d, "sqs:SendMessage", {"Fn::GetAtt": [dlq, "Arn"]}) for d in _role_policies(sqs, "ProcessorPodRole")):
+        return []
+    return [f"sqs-stack.yaml:ProcessorPodRole may not sqs:SendMessage to {dlq} (DLQ_URL)"]
+
+
+def lambda_role_may_forward_to_the_dlq(ts: Templates) -> list[str]:
+    """The Lambda's execution role may sqs:SendMessage to the queue its DLQ_URL names, followed through main.yaml."""
+    sqs, lam, main = ts["sqs"], ts["lambda"], ts["main"]
+    dlq = _dlq(sqs)
+    fn_logical, fn = only_resource(ts, "lambda", "AWS::Lambda::Function")
+    url_ref = fn["Properties"].get("Environment", {}).get("Variables", {}).get("DLQ_URL")
+    if url_ref is None:
+        return []
+    problems = []
+    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    passed = props(main, "LambdaStack")["Parameters"]
+    url_output = _sqs_output_of(sqs, {"Ref": dlq})
+    if not (isinstance(url_ref, dict) and passed.get(url_ref.get("Ref")) == {"Fn::GetAtt": ["SQSStack", f"Outputs.{url_output}"]}):
+        problems.append(f"lambda-stack.yaml:{fn_logical} DLQ_URL is not main.yaml's SQSStack output {url_output}")
+    arn_output = _sqs_output_of(sqs, {"Fn::GetAtt": [dlq, "Arn"]})
+    arn_params = [p for p, v in passed.items() if v == {"Fn::GetAtt": ["SQSStack", f"Outputs.{arn_output}"]}]
+    if not any(
+        _allows_action_on(d, "sqs:SendMessage", {"Ref": p}) for p in arn_params for d in _role_policies(lam, role)
+    ):
+        problems.append(f"lambda-stack.yaml:{role} may not sqs:SendMessage to the DLQ (SQS output {arn_output}) its DLQ_URL names")
+    return problems
+
+
+# The docs section that tells operators which role runs `replay`, and that role.
+REPLAY_DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "processor.md"
+REPLAY_ROLE = ("sqs", "ProcessorPodRole", "ProcessorPodRoleArn")
+
+
+def replay_role_may_list_the_bucket(ts: Templates) -> list[str]:
+    """`replay` lists the central bucket with the role docs/processor.md tells operators to use."""
+    template, logical, output = REPLAY_ROLE
+    problems = []
+    replay_section = REPLAY_DOC.read_text().split("### Replay", 1)[-1].split("\n### ", 1)[0]
+    if output not in replay_section:
+        problems.append(f"docs/processor.md, Replay, does not name the role to run replay with ({output})")
+    bucket = {"Ref": "CentralLoggingBucketArn"}
+    if not any(_allows_action_on(d, "s3:ListBucket", bucket) for d in _role_policies(ts[template], logical)):
+        problems.append(f"{FILES[template]}:{logical} (replay's role) may not s3:ListBucket on the central bucket")
+    return problems
+
+
 class Check(NamedTuple):
     run: Callable[[Templates], list[str]]
     # Breaks the guarded property in a copy of the templates (for --self-test).
@@ -467,6 +535,24 @@ def _set(path: list, value) -> Callable[[Templates], None]:
             node[path[-1]] = value
 
     return apply
+
+
+def _get(ts: Templates, path: list):
+    node = ts
+    for key in path:
+        node = node[key]
+    return node
+
+
+def processor_policy_path(template: str, logical: str) -> list:
+    """Path of a role's first inline policy document."""
+    return [template, "Resources", logical, "Properties", "Policies", 0, "PolicyDocument"]
+
+
+def _drop_statements(ts: Templates, template: str, logical: str, action: str) -> None:
+    """Removes every statement granting `action` from a role's first inline policy."""
+    path = processor_policy_path(template, logical) + ["Statement"]
+    _set(path, [st for st in _get(ts, path) if action not in actions(st)])(ts)
 
 
 DELETE = object()
@@ -525,6 +611,18 @@ CHECKS = {
     "bucket: public access blocked, SSE-KMS + bucket key, TLS only, expiry": Check(
         bucket_is_locked_down,
         _set(CORE_BUCKET + ["PublicAccessBlockConfiguration", "BlockPublicPolicy"], False),
+    ),
+    "SQS-mode processor role may send to the DLQ (DLQ_URL)": Check(
+        sqs_role_may_forward_to_the_dlq,
+        lambda ts: _drop_statements(ts, "sqs", "ProcessorPodRole", "sqs:SendMessage"),
+    ),
+    "Lambda processor role may send to the DLQ its DLQ_URL names": Check(
+        lambda_role_may_forward_to_the_dlq,
+        lambda ts: _drop_statements(ts, "lambda", "ProcessorExecutionRole", "sqs:SendMessage"),
+    ),
+    "replay's role may list the central bucket": Check(
+        replay_role_may_list_the_bucket,
+        lambda ts: _drop_statements(ts, "sqs", "ProcessorPodRole", "s3:ListBucket"),
     ),
     "tables: keys, TTL ttl, PITR, KMS": Check(
         tables_have_the_processor_schema,

@@ -385,6 +385,10 @@ pub fn decode_notification_key(raw: &str) -> Result<String, KeyError> {
     })
 }
 
+/// The setting that holds the deployment prefix, with the same flag and environment name in the
+/// agent and the processor; named in every error a prefix mismatch can cause.
+pub const KEY_PREFIX_SETTING: &str = "--key-prefix (LOGRELAY_KEY_PREFIX)";
+
 /// What is wrong with a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -397,7 +401,9 @@ pub enum KeyError {
         max: usize,
     },
     /// The key does not start with the deployment prefix.
-    #[error("key does not start with the prefix {prefix:?}")]
+    #[error(
+        "key does not start with the prefix {prefix:?} (setting {KEY_PREFIX_SETTING}: the agent's and the processor's must be equal)"
+    )]
     PrefixMismatch {
         /// The expected prefix (normalized).
         prefix: String,
@@ -411,7 +417,9 @@ pub enum KeyError {
         max: usize,
     },
     /// The key does not have four directory segments and a file name.
-    #[error("key has {found} '/'-separated parts, expected 5")]
+    #[error(
+        "key has {found} '/'-separated parts after the prefix, expected 5 (setting {KEY_PREFIX_SETTING}: the agent's and the processor's must be equal)"
+    )]
     SegmentCount {
         /// Number of parts found.
         found: usize,
@@ -1010,9 +1018,12 @@ mod tests {
                 prefix: "other/".into()
             })
         );
-        assert_eq!(
-            ObjectKey::parse(&text),
-            Err(KeyError::SegmentCount { found: 7 })
+        let unprefixed = ObjectKey::parse(&text);
+        assert_eq!(unprefixed, Err(KeyError::SegmentCount { found: 7 }));
+        let message = unprefixed.expect_err("prefixed key").to_string();
+        assert!(
+            message.contains("--key-prefix (LOGRELAY_KEY_PREFIX)"),
+            "a prefix mismatch names the setting: {message}"
         );
         assert_eq!(ObjectKey::parse_with_prefix(&k.to_key(), ""), Ok(k));
         assert!(validate_prefix(&"p".repeat(MAX_PREFIX_BYTES - 1)).is_ok());

@@ -3,6 +3,7 @@
 //! sizes and durations in flags ([`units`]).
 
 pub mod aws;
+pub mod check_config;
 pub mod codec;
 pub mod key;
 pub mod logging;

@@ -451,7 +451,7 @@ async fn start_processor(
         ProcessorMode::Sqs => {
             let listen = format!("127.0.0.1:{}", free_port()?);
             env.push(("SQS_QUEUE_URL", provisioned.central.queue.url.clone()));
-            env.push(("LOGRELAY_METRICS_LISTEN", listen.clone()));
+            env.push(("LOGRELAY_LISTEN", listen.clone()));
             let command = ChildCommand {
                 binary: binaries.processor.clone(),
                 args: vec!["sqs".into()],

@@ -8,18 +8,22 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use logrelay_common::logging::LogFormat;
 
 use crate::deliver::cloudwatch::batch::MAX_BATCH_EVENTS;
 use crate::intake::replay::TimeBasis;
 use crate::progress::{MAX_LEASE, MIN_LEASE};
 use logrelay_common::aws::MAX_EXTERNAL_ID_LEN;
+use logrelay_common::check_config::{Deprecated, Report};
 
 /// Default tenant config table (the name deployments use, `docs/processor.md`).
 pub const DEFAULT_TENANT_CONFIG_TABLE: &str = "tenant-configurations";
-/// Default listen address of `/metrics` and `/healthz` in SQS mode.
+/// Default listen address of `/metrics`, `/healthz` and `/readyz` in SQS mode.
 pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9090";
+/// Default shutdown grace in SQS mode: 25 s, inside Kubernetes' default 30 s
+/// `terminationGracePeriodSeconds` (the agent's default too).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// Most objects processed at once that the config accepts (a sanity bound, not an AWS limit).
 const MAX_CONCURRENCY_LIMIT: usize = 1_000;
 /// Most retry attempts accepted (a sanity bound: more only lengthens a retry storm).
@@ -67,8 +71,12 @@ pub struct ProcessorConfig {
     /// Queue polled in sqs mode.
     #[arg(long, env = "SQS_QUEUE_URL", global = true)]
     pub sqs_queue_url: Option<String>,
-    /// Most events per PutLogEvents batch, 1 to 10,000 (default 10,000).
-    #[arg(long, env = "MAX_BATCH_SIZE", global = true)]
+    /// Most events per CloudWatch Logs PutLogEvents request, 1 to 10,000 (default 10,000). Not
+    /// the SQS batch size (the Lambda event source mapping's `BatchSize`).
+    #[arg(long, env = "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS", global = true)]
+    pub put_log_events_max_events: Option<usize>,
+    /// Deprecated name of `--put-log-events-max-events` (logs a WARN).
+    #[arg(long, env = "MAX_BATCH_SIZE", global = true, hide = true)]
     pub max_batch_size: Option<usize>,
     /// Attempts per AWS call on transient failures, the first included (default 5).
     #[arg(long, env = "RETRY_ATTEMPTS", global = true)]
@@ -101,23 +109,104 @@ pub struct ProcessorConfig {
     /// Messages (lambda, sqs) or objects (manual, replay) processed at once.
     #[arg(long, env = "MAX_CONCURRENCY", global = true)]
     pub max_concurrency: Option<usize>,
-    /// Listen address of /metrics and /healthz in sqs mode.
-    #[arg(long, env = "LOGRELAY_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN, global = true)]
-    pub metrics_listen: SocketAddr,
+    /// Listen address of /metrics, /healthz and /readyz in sqs mode (HOST:PORT; default 0.0.0.0:9090).
+    #[arg(long, env = "LOGRELAY_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Deprecated name of `--listen` (logs a WARN).
+    #[arg(long, env = "LOGRELAY_METRICS_LISTEN", global = true, hide = true)]
+    pub metrics_listen: Option<SocketAddr>,
     /// CloudWatch namespace of the EMF metrics in lambda mode.
     #[arg(long, env = "LOGRELAY_METRICS_NAMESPACE", default_value = crate::telemetry::emf::DEFAULT_NAMESPACE, global = true)]
     pub metrics_namespace: String,
-    /// Seconds in-flight messages get to finish after SIGTERM/SIGINT in sqs mode.
+    /// Time in-flight messages get to finish after SIGTERM/SIGINT in sqs mode (e.g. `25s`, `1m`;
+    /// bare = seconds; default 25s).
+    #[arg(long, env = "LOGRELAY_SHUTDOWN_GRACE", value_parser = logrelay_common::units::parse_duration, global = true)]
+    pub shutdown_grace: Option<Duration>,
+    /// Deprecated name of `--shutdown-grace`, in seconds (logs a WARN).
     #[arg(
         long,
         env = "LOGRELAY_SHUTDOWN_GRACE_SECONDS",
-        default_value_t = 25,
-        global = true
+        global = true,
+        hide = true
     )]
-    pub shutdown_grace_seconds: u64,
+    pub shutdown_grace_seconds: Option<u64>,
     /// Log format: json or text (default: json in lambda and sqs modes, text otherwise).
     #[arg(long, env = "LOGRELAY_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Parse and validate flags and environment, print a JSON report (invalid values, unknown
+    /// `LOGRELAY_*` variables, deprecated names, listen address and paths) and exit: 0 valid, 2 not.
+    #[arg(long, global = true)]
+    pub check_config: bool,
+}
+
+/// Old setting names that still work and log a WARN (flags and environment variables).
+pub const DEPRECATED: &[Deprecated] = &[
+    Deprecated {
+        old: "--max-batch-size",
+        new: "--put-log-events-max-events",
+    },
+    Deprecated {
+        old: "MAX_BATCH_SIZE",
+        new: "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (events per PutLogEvents request, not the SQS batch size)",
+    },
+    Deprecated {
+        old: "--metrics-listen",
+        new: "--listen",
+    },
+    Deprecated {
+        old: "LOGRELAY_METRICS_LISTEN",
+        new: "LOGRELAY_LISTEN (the agent's name)",
+    },
+    Deprecated {
+        old: "--shutdown-grace-seconds",
+        new: "--shutdown-grace",
+    },
+    Deprecated {
+        old: "LOGRELAY_SHUTDOWN_GRACE_SECONDS",
+        new: "LOGRELAY_SHUTDOWN_GRACE (a duration such as 25s, the agent's name)",
+    },
+];
+
+/// `--check-config`: parses and validates `args` and the process environment as a start would
+/// (`in_lambda`: in a Lambda environment) and reports the outcome, the mode, the key prefix and, in
+/// sqs mode, the listen address and paths; starts nothing.
+pub fn check_config_report(args: &[String], in_lambda: bool) -> Report {
+    let vars = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
+    let mut report = Report::new(
+        "logrelay-processor",
+        &ProcessorConfig::command(),
+        &[],
+        DEPRECATED,
+        vars,
+    );
+    report.add_deprecated_flags(args, DEPRECATED);
+    let config = match ProcessorConfig::try_parse_from(args) {
+        Ok(config) => config,
+        Err(error) => {
+            report.errors.push(error.to_string().trim().to_owned());
+            return report;
+        }
+    };
+    match config.validate(in_lambda) {
+        Err(error) => report.errors.push(error.to_string()),
+        Ok(mode) => {
+            if matches!(mode, Mode::Sqs { .. }) {
+                report.listen = Some(config.listen().to_string());
+                report.http_paths = crate::telemetry::prometheus::HTTP_PATHS.to_vec();
+            }
+            let mode_name = match mode {
+                Mode::Lambda => "lambda",
+                Mode::Sqs { .. } => "sqs",
+                Mode::Manual => "manual",
+                Mode::Replay(_) => "replay",
+            };
+            report.effective.insert("mode".into(), mode_name.into());
+            report
+                .effective
+                .insert("key_prefix".into(), config.key_prefix.clone().into());
+        }
+    }
+    report
 }
 
 /// The subcommands.
@@ -249,11 +338,41 @@ impl ProcessorConfig {
         }
         logrelay_common::key::validate_prefix(&self.key_prefix)
             .map_err(|e| ConfigError::new("LOGRELAY_KEY_PREFIX (--key-prefix)", e.to_string()))?;
-        if let Some(size) = self.max_batch_size
+        if let (Some(new), Some(old)) = (self.put_log_events_max_events, self.max_batch_size)
+            && new != old
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
+                format!(
+                    "{new} differs from the deprecated MAX_BATCH_SIZE (--max-batch-size) {old}; set only the new name"
+                ),
+            ));
+        }
+        if let (Some(new), Some(old)) = (self.listen, self.metrics_listen)
+            && new != old
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_LISTEN (--listen)",
+                format!(
+                    "{new} differs from the deprecated LOGRELAY_METRICS_LISTEN (--metrics-listen) {old}; set only the new name"
+                ),
+            ));
+        }
+        if let (Some(new), Some(old)) = (self.shutdown_grace, self.shutdown_grace_seconds)
+            && new != Duration::from_secs(old)
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_SHUTDOWN_GRACE (--shutdown-grace)",
+                format!(
+                    "{new:?} differs from the deprecated LOGRELAY_SHUTDOWN_GRACE_SECONDS (--shutdown-grace-seconds) {old}; set only the new name"
+                ),
+            ));
+        }
+        if let Some(size) = self.put_log_events_max_events()
             && !(1..=MAX_BATCH_EVENTS).contains(&size)
         {
             return Err(ConfigError::new(
-                "MAX_BATCH_SIZE (--max-batch-size)",
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
                 format!("must be 1 to {MAX_BATCH_EVENTS} (events per PutLogEvents), is {size}"),
             ));
         }
@@ -320,6 +439,37 @@ impl ProcessorConfig {
         Ok(mode)
     }
 
+    /// Events per PutLogEvents request, from the setting or its deprecated name.
+    pub fn put_log_events_max_events(&self) -> Option<usize> {
+        self.put_log_events_max_events.or(self.max_batch_size)
+    }
+
+    /// WARN lines for deprecated setting names in use (logged once logging is set up).
+    pub fn deprecation_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.metrics_listen.is_some() {
+            warnings.push(
+                "LOGRELAY_METRICS_LISTEN (--metrics-listen) is deprecated: use LOGRELAY_LISTEN (--listen), the agent's name"
+                    .to_owned(),
+            );
+        }
+        if self.shutdown_grace_seconds.is_some() {
+            warnings.push(
+                "LOGRELAY_SHUTDOWN_GRACE_SECONDS (--shutdown-grace-seconds) is deprecated: use LOGRELAY_SHUTDOWN_GRACE \
+                 (--shutdown-grace, a duration such as 25s), the agent's name"
+                    .to_owned(),
+            );
+        }
+        if self.max_batch_size.is_some() {
+            warnings.push(
+                "MAX_BATCH_SIZE (--max-batch-size) is deprecated: use LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS \
+                 (--put-log-events-max-events); it counts events per PutLogEvents request, not SQS messages"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+
     /// What the `tenants` commands use of the processor's settings.
     pub fn admin_settings(&self) -> crate::admin::AdminSettings {
         crate::admin::AdminSettings {
@@ -345,9 +495,20 @@ impl ProcessorConfig {
         self.progress_lease_seconds.map(Duration::from_secs)
     }
 
-    /// The SQS shutdown grace period.
+    /// The SQS shutdown grace period, from the setting or its deprecated name.
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_seconds)
+        self.shutdown_grace
+            .or(self.shutdown_grace_seconds.map(Duration::from_secs))
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE)
+    }
+
+    /// The SQS mode's listen address, from the setting or its deprecated name.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen.or(self.metrics_listen).unwrap_or_else(|| {
+            DEFAULT_METRICS_LISTEN
+                .parse()
+                .expect("the default listen address is valid")
+        })
     }
 
     fn resolve_mode(&self, in_lambda: bool) -> Result<Mode, ConfigError> {
@@ -520,8 +681,8 @@ mod tests {
             (&["manual", "--dlq-url", "dlq"], "DLQ_URL (--dlq-url)"),
             (&["manual", "--region", "EU West"], "AWS_REGION (--region)"),
             (
-                &["manual", "--max-batch-size", "0"],
-                "MAX_BATCH_SIZE (--max-batch-size)",
+                &["manual", "--put-log-events-max-events", "0"],
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
             ),
             (
                 &["manual", "--retry-attempts", "1000"],
@@ -533,7 +694,17 @@ mod tests {
             ),
             (
                 &["manual", "--max-batch-size", "10001"],
-                "MAX_BATCH_SIZE (--max-batch-size)",
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
+            ),
+            (
+                &[
+                    "manual",
+                    "--max-batch-size",
+                    "10",
+                    "--put-log-events-max-events",
+                    "500",
+                ],
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
             ),
             (
                 &["manual", "--default-external-id", "x"],
@@ -579,7 +750,7 @@ mod tests {
             "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
             "--delivery-progress-table",
             "delivery-progress",
-            "--max-batch-size",
+            "--put-log-events-max-events",
             "500",
             "--retry-attempts",
             "3",
@@ -587,10 +758,61 @@ mod tests {
             "20",
         ]);
         assert_eq!(config.validate(false), Ok(Mode::Manual));
+        assert_eq!(config.put_log_events_max_events(), Some(500));
+        assert!(config.deprecation_warnings().is_empty());
         assert_eq!(config.progress_lease(), Some(Duration::from_secs(20)));
         assert_eq!(parse(&["manual"]).progress_lease(), None, "the default");
         assert_eq!(config.effective_log_format(&Mode::Manual), LogFormat::Text);
         assert_eq!(config.effective_log_format(&Mode::Lambda), LogFormat::Json);
+    }
+
+    #[test]
+    fn listen_and_shutdown_grace_have_the_agents_names_and_old_names_warn() {
+        let config = parse(&["manual"]);
+        assert_eq!(config.listen().to_string(), DEFAULT_METRICS_LISTEN);
+        assert_eq!(config.shutdown_grace(), DEFAULT_SHUTDOWN_GRACE);
+        let config = parse(&[
+            "manual",
+            "--listen",
+            "127.0.0.1:9999",
+            "--shutdown-grace",
+            "1m",
+        ]);
+        assert_eq!(config.listen().to_string(), "127.0.0.1:9999");
+        assert_eq!(config.shutdown_grace(), Duration::from_secs(60));
+        assert!(config.deprecation_warnings().is_empty());
+        let old = parse(&[
+            "manual",
+            "--metrics-listen",
+            "127.0.0.1:9998",
+            "--shutdown-grace-seconds",
+            "5",
+        ]);
+        assert_eq!(old.validate(false), Ok(Mode::Manual));
+        assert_eq!(old.listen().to_string(), "127.0.0.1:9998");
+        assert_eq!(old.shutdown_grace(), Duration::from_secs(5));
+        assert_eq!(old.deprecation_warnings().len(), 2);
+        let both = parse(&[
+            "manual",
+            "--listen",
+            "127.0.0.1:1",
+            "--metrics-listen",
+            "127.0.0.1:2",
+        ]);
+        assert_eq!(
+            both.validate(false).expect_err("conflict").field,
+            "LOGRELAY_LISTEN (--listen)"
+        );
+    }
+
+    #[test]
+    fn deprecated_max_batch_size_still_sets_events_per_request_with_a_warning() {
+        let config = parse(&["manual", "--max-batch-size", "50"]);
+        assert_eq!(config.validate(false), Ok(Mode::Manual));
+        assert_eq!(config.put_log_events_max_events(), Some(50));
+        let warnings = config.deprecation_warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("not SQS messages"), "{warnings:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use logrelay_common::aws::{AwsOptions, base_config, s3_client};
+use logrelay_common::check_config;
 use logrelay_processor::config::{Command, Mode, ProcessorConfig};
 use logrelay_processor::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 use logrelay_processor::intake::dead_letter::DeadLetterQueue;
@@ -18,6 +19,13 @@ use logrelay_processor::process::{Processor, ProcessorSettings};
 use logrelay_processor::telemetry::{emf, prometheus};
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if check_config::requested(&args) {
+        let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+        let report = logrelay_processor::config::check_config_report(&args, in_lambda);
+        report.print();
+        return ExitCode::from(if report.is_ok() { EXIT_OK } else { EXIT_CONFIG });
+    }
     let config = ProcessorConfig::parse();
     if let Some(Command::Tenants(args)) = &config.command {
         return ExitCode::from(logrelay_processor::admin::main(
@@ -34,6 +42,9 @@ fn main() -> ExitCode {
         }
     };
     logrelay_common::logging::init(config.effective_log_format(&mode));
+    for warning in config.deprecation_warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,11 +99,10 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
         Mode::Sqs { queue_url } => {
             let handle = prometheus::install()?;
             let health = prometheus::Health::new();
-            let listener = tokio::net::TcpListener::bind(config.metrics_listen)
+            let listen = config.listen();
+            let listener = tokio::net::TcpListener::bind(listen)
                 .await
-                .with_context(|| {
-                    format!("cannot listen on {} for /metrics", config.metrics_listen)
-                })?;
+                .with_context(|| format!("cannot listen on {listen} for /metrics"))?;
             let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::spawn(prometheus::serve(listener, handle, health.clone(), async {
                 let _ = server_stopped.await;
@@ -110,8 +120,10 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
                     health.set_draining();
                 }
             };
+            let ready = health.clone();
             let result = SqsIntake::new(aws_sdk_sqs::Client::new(&aws), processor, settings)
                 .with_dead_letter_queue(dead_letter)
+                .on_polling(move || ready.set_ready())
                 .run(shutdown)
                 .await;
             let _ = stop_server.send(());
@@ -190,7 +202,7 @@ fn build_processor(
     settings.default_external_id = config.default_external_id.clone();
     settings.key_prefix = config.key_prefix.clone();
     settings.logs_endpoint_url = config.logs_endpoint_url.clone();
-    if let Some(size) = config.max_batch_size {
+    if let Some(size) = config.put_log_events_max_events() {
         settings.limits.max_batch_events = size;
     }
     if let Some(attempts) = config.retry_attempts {

@@ -260,3 +260,57 @@ fn invalid_configuration_exits_2_naming_the_field() {
         stderr(&output)
     );
 }
+
+/// `--check-config` with `env` only; the parsed JSON report and the exit code.
+fn check_config(env: &[(&'static str, &str)]) -> (serde_json::Value, Option<i32>) {
+    let env = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let output = processor_command(&env)
+        .arg("--check-config")
+        .output()
+        .expect("runs");
+    let report = serde_json::from_slice(&output.stdout).expect("one JSON report on stdout");
+    (report, output.status.code())
+}
+
+#[test]
+fn check_config_reports_serving_paths_deprecated_names_and_refuses_unknown_settings() {
+    let sqs = [
+        ("EXECUTION_MODE", "sqs"),
+        (
+            "SQS_QUEUE_URL",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+        ),
+    ];
+    let (report, code) = check_config(&sqs);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["listen"], "0.0.0.0:9090");
+    assert_eq!(
+        report["http_paths"],
+        serde_json::json!(["/metrics", "/healthz", "/readyz"])
+    );
+
+    let (report, code) = check_config(&[sqs[0], sqs[1], ("MAX_BATCH_SIZE", "10")]);
+    assert_eq!(code, Some(0), "a deprecated name still works: {report}");
+    assert!(
+        report["deprecated"][0]
+            .as_str()
+            .is_some_and(|d| d.contains("LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS")),
+        "{report}"
+    );
+
+    let (report, code) = check_config(&[sqs[0], sqs[1], ("LOGRELAY_KEY_PREFX", "p")]);
+    assert_eq!(code, Some(2), "{report}");
+    assert_eq!(
+        report["unknown_env"],
+        serde_json::json!(["LOGRELAY_KEY_PREFX"])
+    );
+
+    let (report, code) = check_config(&[sqs[0], sqs[1], ("RETRY_ATTEMPTS", "0")]);
+    assert_eq!(code, Some(2), "{report}");
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("RETRY_ATTEMPTS")),
+        "{report}"
+    );
+}

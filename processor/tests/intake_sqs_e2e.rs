@@ -1,6 +1,6 @@
 //! SQS mode end to end with the real core: objects of two tenants land in the central bucket →
 //! S3 → SNS → SQS → the processor binary (sqs mode) → each tenant's CloudWatch Logs in its own
-//! account. Also checks `/metrics`, `/healthz` and a clean exit on SIGTERM.
+//! account. Also checks `/metrics`, `/healthz`, `/readyz` and a clean exit on SIGTERM.
 
 mod intake_support;
 
@@ -50,7 +50,7 @@ async fn objects_of_two_tenants_reach_only_their_own_accounts() {
     let port = free_port();
     let mut env = central.processor_env(&central.moto_url);
     env.insert("SQS_QUEUE_URL", central.queue.url.clone());
-    env.insert("LOGRELAY_METRICS_LISTEN", format!("127.0.0.1:{port}"));
+    env.insert("LOGRELAY_LISTEN", format!("127.0.0.1:{port}"));
     let mut command = tokio::process::Command::from(processor_command(&env));
     command.arg("sqs").kill_on_drop(true);
     let mut child = command.spawn().expect("spawn processor");
@@ -112,6 +112,11 @@ async fn objects_of_two_tenants_reach_only_their_own_accounts() {
 
     let health = http_get(port, "/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let ready = http_get(port, "/readyz").await;
+    assert!(
+        ready.starts_with("HTTP/1.1 200"),
+        "ready while polling: {ready}"
+    );
     let metrics = http_get(port, "/metrics").await;
     assert!(
         metrics.contains("logrelay_processor_messages_total"),

@@ -1,6 +1,6 @@
 //! The processor killed mid-object (required: "processor killed mid-object → redelivery resumes
 //! without duplicates"), literally: the real `logrelay-processor` binary in `manual` mode delivers
-//! one notification of a many-batch object (`MAX_BATCH_SIZE` lowered) through a proxy in front of
+//! one notification of a many-batch object (`LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS` lowered) through a proxy in front of
 //! the emulator's CloudWatch Logs. The proxy holds PutLogEvents requests, so the SIGKILL lands while
 //! puts are in flight and the reader is mid-object; the binary is then run again on the same
 //! notification and the tenant's log group is read back.
@@ -42,7 +42,7 @@ use tokio::task::JoinHandle;
 
 /// Records in the object.
 const RECORDS: usize = 2_000;
-/// Events per PutLogEvents (`MAX_BATCH_SIZE`): 40 batches.
+/// Events per PutLogEvents (`LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS`): 40 batches.
 const BATCH: usize = 50;
 /// Puts that go through before the proxy starts holding: the kill lands after batch 10 of 40.
 const PUTS_BEFORE_HOLD: usize = 10;
@@ -247,7 +247,7 @@ impl Scenario {
     fn spawn(&self, logs_url: &str) -> Child {
         let mut env = self.central.processor_env(&self.central.moto_url);
         env.insert("LOGRELAY_LOGS_ENDPOINT_URL", logs_url.to_owned());
-        env.insert("MAX_BATCH_SIZE", BATCH.to_string());
+        env.insert("LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS", BATCH.to_string());
         let mut command = processor_command(&env);
         command.arg("manual").stdin(Stdio::piped());
         let mut child = command.spawn().expect("spawn processor");

@@ -49,7 +49,8 @@ pub struct MetadataArgs {
     /// path-derived fields and the `logrelay_metadata_missing` marker (e.g. `5s`, `500ms`).
     #[arg(long, env = "LOGRELAY_METADATA_WAIT", default_value = "5s", value_parser = crate::config::parse_duration)]
     pub metadata_wait: Duration,
-    /// Label selector of the namespaces whose pods are shipped; empty = all namespaces.
+    /// Label selector of the namespaces whose pods are shipped (default: all but kube-system,
+    /// kube-public, kube-node-lease); empty = all namespaces.
     #[arg(long, env = "LOGRELAY_NAMESPACE_SELECTOR", default_value = DEFAULT_NAMESPACE_SELECTOR)]
     pub namespace_selector: String,
     /// Pod labels copied into records, comma-separated (`prefix/*` matches a prefix).

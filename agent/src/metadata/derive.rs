@@ -427,14 +427,18 @@ mod tests {
             json!({"team": "blue", "ci/run": "7", "other": "no"}),
             json!([]),
         );
-        let unselected = derive(&p, &namespace("tenant-ns", json!({})), &rules).expect("derives");
+        let system = namespace(
+            "kube-system",
+            json!({"kubernetes.io/metadata.name": "kube-system"}),
+        );
+        let unselected = derive(&p, &system, &rules).expect("derives");
         assert_eq!(
             unselected.selection.excluded,
             Some(ExcludeReason::NamespaceNotSelected)
         );
         let ns = namespace(
             "tenant-ns",
-            json!({"hypershift.openshift.io/hosted-control-plane": "true"}),
+            json!({"kubernetes.io/metadata.name": "tenant-ns"}),
         );
         let meta = derive(&p, &ns, &rules).expect("derives");
         assert_eq!(meta.selection.excluded, None);

@@ -1,5 +1,5 @@
-//! Which pods and containers the agent ships: a namespace label selector (default: HyperShift's
-//! hosted control-plane namespaces; empty = every namespace), a pod opt-out label and a
+//! Which pods and containers the agent ships: a namespace label selector (default: every
+//! namespace but Kubernetes' own; empty = every namespace), a pod opt-out label and a
 //! per-container exclude annotation. The decision is made from metadata; the tailer can ask
 //! [`PodSelector::excludes`] before reading a file, and the annotator drops excluded lines as
 //! counted `Consumed` events so their checkpoints still advance.
@@ -9,9 +9,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-/// Default namespace selector: HyperShift hosted control planes, as the Vector DaemonSet logrelay
-/// replaces selected them.
-pub const DEFAULT_NAMESPACE_SELECTOR: &str = "hypershift.openshift.io/hosted-control-plane=true";
+/// Default namespace selector: every namespace except the three Kubernetes creates for itself
+/// (by the `kubernetes.io/metadata.name` label the API server sets on every namespace since
+/// Kubernetes 1.21). Platforms narrow it in their overlay (ROSA hosted control planes:
+/// [`ROSA_HCP_NAMESPACE_SELECTOR`]); docs/deploy.md lists the choice per platform.
+pub const DEFAULT_NAMESPACE_SELECTOR: &str =
+    "kubernetes.io/metadata.name notin (kube-system,kube-public,kube-node-lease)";
+
+/// Namespace selector of ROSA management clusters: HyperShift hosted control planes only, as the
+/// Vector DaemonSet logrelay replaces selected them (k8s/agent/overlays/openshift).
+pub const ROSA_HCP_NAMESPACE_SELECTOR: &str = "hypershift.openshift.io/hosted-control-plane=true";
 
 /// Pod label that opts a pod out of shipping when its value is `true`.
 pub const EXCLUDE_POD_LABEL: &str = "logrelay.io/exclude";
@@ -376,13 +383,28 @@ mod tests {
     }
 
     #[test]
-    fn default_rules_select_hosted_control_planes_only() {
+    fn default_rules_ship_every_namespace_but_kubernetes_own() {
         let rules = SelectionRules::default();
         let none = BTreeMap::new();
+        let name = |n: &str| labels(&[("kubernetes.io/metadata.name", n)]);
+        for shipped in ["default", "tenant-a", "openshift-ingress"] {
+            assert_eq!(rules.evaluate(&none, &none, &name(shipped)).excluded, None);
+        }
+        for system in ["kube-system", "kube-public", "kube-node-lease"] {
+            assert_eq!(
+                rules.evaluate(&none, &none, &name(system)).excluded,
+                Some(ExcludeReason::NamespaceNotSelected),
+                "{system}"
+            );
+        }
+        let rosa = SelectionRules {
+            namespace_selector: LabelSelector::parse(ROSA_HCP_NAMESPACE_SELECTOR)
+                .expect("valid selector"),
+        };
         let hcp = labels(&[("hypershift.openshift.io/hosted-control-plane", "true")]);
-        assert_eq!(rules.evaluate(&none, &none, &hcp).excluded, None);
+        assert_eq!(rosa.evaluate(&none, &none, &hcp).excluded, None);
         assert_eq!(
-            rules.evaluate(&none, &none, &none).excluded,
+            rosa.evaluate(&none, &none, &name("tenant-a")).excluded,
             Some(ExcludeReason::NamespaceNotSelected)
         );
         let all = SelectionRules {

@@ -86,6 +86,7 @@ pub struct SqsIntake<H> {
     handler: Arc<H>,
     dead_letter: Option<DeadLetterQueue>,
     settings: SqsSettings,
+    on_polling: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 /// What every message task needs.
@@ -105,7 +106,14 @@ impl<H: ObjectHandler + 'static> SqsIntake<H> {
             handler,
             dead_letter: None,
             settings,
+            on_polling: None,
         }
+    }
+
+    /// Calls `f` once the queue answered and polling starts (readiness).
+    pub fn on_polling(mut self, f: impl FnOnce() + Send + Sync + 'static) -> Self {
+        self.on_polling = Some(Box::new(f));
+        self
     }
 
     /// Forwards permanently failed messages to `queue` before deleting them.
@@ -116,7 +124,10 @@ impl<H: ObjectHandler + 'static> SqsIntake<H> {
 
     /// Polls until `shutdown` completes, then drains in-flight messages within the grace period.
     /// Returns the counts of everything processed.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Tally, SqsIntakeError> {
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Tally, SqsIntakeError> {
         let visibility = match self.settings.visibility_timeout {
             Some(timeout) => timeout,
             None => self.queue_visibility_timeout().await?,
@@ -130,6 +141,9 @@ impl<H: ObjectHandler + 'static> SqsIntake<H> {
             dead_letter_queue = self.dead_letter.as_ref().map(DeadLetterQueue::url),
             "polling SQS"
         );
+        if let Some(on_polling) = self.on_polling.take() {
+            on_polling();
+        }
         let context = Arc::new(MessageContext {
             client: self.client.clone(),
             handler: self.handler.clone(),

@@ -21,7 +21,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ProcessorLimits {
     /// Retry policy of every AWS call (`RETRY_ATTEMPTS` sets `attempts`).
     pub retry: RetryPolicy,
-    /// Events per PutLogEvents request (`MAX_BATCH_SIZE`; clamped to 1..=10,000).
+    /// Events per PutLogEvents request (`LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS`; 1..=10,000).
     pub max_batch_events: usize,
     /// PutLogEvents in flight per tenant, over all objects.
     pub max_parallel_puts_per_tenant: usize,
@@ -148,7 +148,7 @@ pub(super) fn check_settings(settings: &ProcessorSettings) -> Result<(), Setting
     if !(1..=crate::deliver::cloudwatch::batch::MAX_BATCH_EVENTS).contains(&limits.max_batch_events)
     {
         return bad(
-            "MAX_BATCH_SIZE",
+            "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS",
             format!("must be 1..=10000, is {}", limits.max_batch_events),
         );
     }

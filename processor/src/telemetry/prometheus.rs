@@ -1,6 +1,7 @@
 //! The SQS mode's HTTP endpoint (axum): `GET /metrics` renders every metric as Prometheus text,
-//! `GET /healthz` answers 200 while the consumer runs and 503 once it is shutting down (so a
-//! Kubernetes readiness probe stops routing and a liveness probe sees a live process).
+//! `GET /healthz` answers 200 while the process runs and 503 once it is shutting down (a liveness
+//! probe sees a live process), `GET /readyz` answers 200 once the configuration is loaded and the
+//! intake is polling its queue, 503 before that and while shutting down (readiness probe).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,24 +21,48 @@ pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// Content type of the Prometheus text exposition format 0.0.4.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Whether the process is serving (true) or draining (false); shared with `/healthz`.
+/// Paths [`router`] answers: scraping, liveness, readiness (manifests' probes and annotations
+/// are checked against this list through `--check-config`).
+pub const HTTP_PATHS: &[&str] = &[METRICS_PATH, HEALTHZ_PATH, READYZ_PATH];
+const METRICS_PATH: &str = "/metrics";
+const HEALTHZ_PATH: &str = "/healthz";
+const READYZ_PATH: &str = "/readyz";
+
+/// Whether the process is serving (true) or draining (false), shared with `/healthz`; and whether
+/// the intake is running, shared with `/readyz`.
 #[derive(Debug, Clone)]
-pub struct Health(Arc<AtomicBool>);
+pub struct Health {
+    serving: Arc<AtomicBool>,
+    intake_running: Arc<AtomicBool>,
+}
 
 impl Health {
-    /// A health flag that starts out healthy.
+    /// A health flag that starts out healthy and not ready.
     pub fn new() -> Self {
-        Self(Arc::new(AtomicBool::new(true)))
+        Self {
+            serving: Arc::new(AtomicBool::new(true)),
+            intake_running: Arc::new(AtomicBool::new(false)),
+        }
     }
 
-    /// Marks the process as shutting down: `/healthz` answers 503 from now on.
+    /// Marks the process as shutting down: `/healthz` and `/readyz` answer 503 from now on.
     pub fn set_draining(&self) {
-        self.0.store(false, Ordering::Relaxed);
+        self.serving.store(false, Ordering::Relaxed);
+    }
+
+    /// Marks the intake as running (its queue answered): `/readyz` answers 200 from now on.
+    pub fn set_ready(&self) {
+        self.intake_running.store(true, Ordering::Relaxed);
     }
 
     /// Whether the process is serving.
     pub fn is_serving(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.serving.load(Ordering::Relaxed)
+    }
+
+    /// Whether `/readyz` answers 200: the intake runs and the process is not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.is_serving() && self.intake_running.load(Ordering::Relaxed)
     }
 }
 
@@ -72,12 +97,14 @@ pub fn install() -> Result<PrometheusHandle, PrometheusError> {
     Ok(handle)
 }
 
-/// The router serving `/metrics` and `/healthz`.
+/// The router serving [`HTTP_PATHS`].
 pub fn router(handle: PrometheusHandle, health: Health) -> Router {
+    let ready = health.clone();
     Router::new()
-        .route("/metrics", get(render_metrics))
+        .route(METRICS_PATH, get(render_metrics))
         .with_state(handle)
-        .route("/healthz", get(move || healthz(health.clone())))
+        .route(HEALTHZ_PATH, get(move || healthz(health.clone())))
+        .route(READYZ_PATH, get(move || readyz(ready.clone())))
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes.
@@ -107,6 +134,16 @@ async fn healthz(health: Health) -> impl IntoResponse {
     }
 }
 
+async fn readyz(health: Health) -> impl IntoResponse {
+    if health.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else if health.is_serving() {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +162,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn metrics_and_health_are_served_and_health_turns_503_when_draining() {
+    async fn metrics_health_and_readiness_are_served_and_turn_503_when_draining() {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
@@ -148,8 +185,17 @@ mod tests {
         );
 
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        let starting = get(addr, "/readyz").await;
+        assert!(starting.starts_with("HTTP/1.1 503"), "{starting}");
+        assert!(starting.ends_with("starting\n"), "{starting}");
+        health.set_ready();
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        for path in HTTP_PATHS {
+            assert!(get(addr, path).await.starts_with("HTTP/1.1 200"), "{path}");
+        }
         health.set_draining();
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 503"));
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
 
         let _ = stop.send(());

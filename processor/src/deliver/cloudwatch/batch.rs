@@ -53,7 +53,7 @@ impl LogEvent {
 /// Limits one batch must respect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// Events per request (≤ [`MAX_BATCH_EVENTS`]; lower via `MAX_BATCH_SIZE`).
+    /// Events per request (≤ [`MAX_BATCH_EVENTS`]; lower via `LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS`).
     pub max_events: usize,
     /// Bytes per request, counted as CloudWatch counts them.
     pub max_bytes: usize,
