@@ -7,7 +7,7 @@
 //! the end of input ends the run the same way (without a deadline).
 
 use crate::checkpoint::saver::{Saver, SharedAcks};
-use crate::checkpoint::store::CheckpointError;
+use crate::checkpoint::store::{CheckpointError, Loaded};
 use crate::checkpoint::{CheckpointStore, FileRegistry};
 use crate::config::{SourceKind, ValidConfig};
 use crate::delivery::{Delivery, DeliveryConfig, DeliveryError, DeliveryOutcome};
@@ -120,6 +120,69 @@ pub async fn run<R>(
 where
     R: AsyncBufRead + Unpin + Send + 'static,
 {
+    let (store, loaded) = load_checkpoints(&config)?;
+    let uploader = build_uploader(&config).await?;
+    tracing::info!(sink = %config.sink, source = ?config.source, node = %config.node_name, "starting");
+    log_selection(&config);
+
+    let state = ServerState::new(metrics, uploader.health());
+    let server_stop = CancellationToken::new();
+    let server = start_server(&config, &state, &server_stop, hooks).await?;
+
+    let registry = FileRegistry::new();
+    let acks = SharedAcks::default();
+    let (sender, receiver) = mpsc::channel::<SourceEvent>(SOURCE_CHANNEL_CAPACITY);
+    // Tailed lines pass through the metadata annotator (when on) on their way to delivery.
+    let (receiver, metadata) = match (&config.metadata, config.source) {
+        (Some(metadata_config), SourceKind::Files) => {
+            let metadata = crate::metadata::Metadata::start(metadata_config.clone()).await?;
+            let (annotated, receiver_out) = mpsc::channel::<SourceEvent>(SOURCE_CHANNEL_CAPACITY);
+            let stage = tokio::spawn(metadata.annotator().run(receiver, annotated));
+            (receiver_out, Some((metadata, stage)))
+        }
+        _ => (receiver, None),
+    };
+    let source = start_source(&config, &loaded, &registry, sender, stdin_input)?;
+
+    let mut saver = Saver::new(store, loaded.checkpoints, acks.clone(), registry.clone());
+    let saver_stop = CancellationToken::new();
+    let saver_task = {
+        let stop = saver_stop.clone();
+        tokio::spawn(async move {
+            saver.run(stop).await;
+            saver
+        })
+    };
+
+    let delivery_config = DeliveryConfig {
+        limits: config.limits,
+        node_name: config.node_name.clone(),
+        upload_concurrency: config.upload_concurrency,
+        shutdown_grace: config.shutdown_grace,
+    };
+    let delivery = tokio::spawn(
+        Delivery::new(delivery_config, registry, acks, uploader).run(receiver, shutdown.clone()),
+    );
+    state.set_started();
+    tracing::info!("running");
+
+    stop_in_order(
+        Running {
+            source,
+            delivery,
+            metadata,
+            saver_task,
+            saver_stop,
+            server,
+            server_stop,
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// Opens the checkpoint store and loads it, reporting a fresh start and the previous run's end.
+fn load_checkpoints(config: &ValidConfig) -> Result<(CheckpointStore, Loaded), AppError> {
     let store = CheckpointStore::open(&config.data_dir)?;
     let loaded = store.load()?;
     if let Some(error) = &loaded.fresh_start {
@@ -138,40 +201,41 @@ where
         let seconds = (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0;
         AgentWasDown { since, seconds }.emit();
     }
-    let uploader = build_uploader(&config).await?;
-    tracing::info!(sink = %config.sink, source = ?config.source, node = %config.node_name, "starting");
-    log_selection(&config);
+    Ok((store, loaded))
+}
 
-    let state = ServerState::new(metrics, uploader.health());
-    let server_stop = CancellationToken::new();
-    let server = match config.listen {
-        Some(addr) => {
-            let (bound, serve) = server::bind(addr, state.clone(), server_stop.clone())
-                .await
-                .map_err(|source| AppError::Listen { addr, source })?;
-            tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
-            if let Some(listening) = hooks.listening {
-                let _ = listening.send(bound);
-            }
-            Some(tokio::spawn(serve))
-        }
-        None => None,
+/// Binds the HTTP server when `--listen` is set and starts serving.
+async fn start_server(
+    config: &ValidConfig,
+    state: &ServerState,
+    stop: &CancellationToken,
+    hooks: RunHooks,
+) -> Result<Option<JoinHandle<std::io::Result<()>>>, AppError> {
+    let Some(addr) = config.listen else {
+        return Ok(None);
     };
+    let (bound, serve) = server::bind(addr, state.clone(), stop.clone())
+        .await
+        .map_err(|source| AppError::Listen { addr, source })?;
+    tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+    if let Some(listening) = hooks.listening {
+        let _ = listening.send(bound);
+    }
+    Ok(Some(tokio::spawn(serve)))
+}
 
-    let registry = FileRegistry::new();
-    let acks = SharedAcks::default();
-    let (sender, receiver) = mpsc::channel::<SourceEvent>(SOURCE_CHANNEL_CAPACITY);
-    // Tailed lines pass through the metadata annotator (when on) on their way to delivery.
-    let (receiver, metadata) = match (&config.metadata, config.source) {
-        (Some(metadata_config), SourceKind::Files) => {
-            let metadata = crate::metadata::Metadata::start(metadata_config.clone()).await?;
-            let (annotated, receiver_out) = mpsc::channel::<SourceEvent>(SOURCE_CHANNEL_CAPACITY);
-            let stage = tokio::spawn(metadata.annotator().run(receiver, annotated));
-            (receiver_out, Some((metadata, stage)))
-        }
-        _ => (receiver, None),
-    };
-    let source = match config.source {
+/// Starts the file tailer (resuming from `loaded`) or the stdin reader, sending into `sender`.
+fn start_source<R>(
+    config: &ValidConfig,
+    loaded: &Loaded,
+    registry: &FileRegistry,
+    sender: mpsc::Sender<SourceEvent>,
+    stdin_input: R,
+) -> Result<Source, AppError>
+where
+    R: AsyncBufRead + Unpin + Send + 'static,
+{
+    Ok(match config.source {
         SourceKind::Files => {
             let mut tailer_config = TailerConfig::new(
                 config.pods_root.clone(),
@@ -197,30 +261,38 @@ where
             config.max_line_bytes,
             sender,
         ))),
-    };
+    })
+}
 
-    let mut saver = Saver::new(store, loaded.checkpoints, acks.clone(), registry.clone());
-    let saver_stop = CancellationToken::new();
-    let saver_task = {
-        let stop = saver_stop.clone();
-        tokio::spawn(async move {
-            saver.run(stop).await;
-            saver
-        })
-    };
+/// The metadata annotator's task.
+type MetadataStage = JoinHandle<Result<(), crate::metadata::annotator::AnnotatorError>>;
 
-    let delivery_config = DeliveryConfig {
-        limits: config.limits,
-        node_name: config.node_name.clone(),
-        upload_concurrency: config.upload_concurrency,
-        shutdown_grace: config.shutdown_grace,
-    };
-    let delivery = tokio::spawn(
-        Delivery::new(delivery_config, registry, acks, uploader).run(receiver, shutdown.clone()),
-    );
-    state.set_started();
-    tracing::info!("running");
+/// The tasks of a running agent, in the order they stop.
+struct Running {
+    source: Source,
+    delivery: JoinHandle<Result<DeliveryOutcome, DeliveryError>>,
+    metadata: Option<(crate::metadata::Metadata, MetadataStage)>,
+    saver_task: JoinHandle<Saver>,
+    saver_stop: CancellationToken,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    server_stop: CancellationToken,
+}
 
+/// Stops the agent in order once `shutdown` is cancelled or the input ended: the source, then
+/// delivery drains what it sent, the metadata stage, the final checkpoint save, the server.
+async fn stop_in_order(
+    running: Running,
+    shutdown: CancellationToken,
+) -> Result<RunOutcome, AppError> {
+    let Running {
+        source,
+        delivery,
+        metadata,
+        saver_task,
+        saver_stop,
+        server,
+        server_stop,
+    } = running;
     // Stop the source when asked; delivery then drains what it sent.
     let source_done = tokio::spawn(stop_source_on(source, shutdown.clone()));
     let delivered = delivery.await;

@@ -3,6 +3,11 @@
 //! `NODE_NAME`; `LOGRELAY_*` for the rest), validated at start into a [`ValidConfig`] with a
 //! message naming the bad field.
 
+pub mod error;
+
+pub use error::ConfigError;
+use error::invalid;
+
 use crate::batch::chunked::CHUNK_BYTES;
 use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES};
 use crate::metadata::config::IN_CLUSTER_ENV;
@@ -255,23 +260,6 @@ pub struct ValidConfig {
     pub log_format: LogFormat,
     /// Kubernetes metadata (None: off, records carry path-derived fields only).
     pub metadata: Option<crate::metadata::config::MetadataConfig>,
-}
-
-/// A configuration value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {field}: {message}")]
-pub struct ConfigError {
-    /// The flag and environment variable at fault, e.g. `--batch-max-bytes (LOGRELAY_BATCH_MAX_BYTES)`.
-    pub field: &'static str,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field,
-        message: message.into(),
-    }
 }
 
 impl AgentConfig {

@@ -9,7 +9,7 @@ use super::index::DEFAULT_GONE_RETENTION;
 use super::persist::CACHE_FILE_NAME;
 use super::select::{DEFAULT_NAMESPACE_SELECTOR, LabelSelector, SelectionRules};
 use super::watch::WatchSettings;
-use crate::config::ConfigError;
+use crate::config::error::{ConfigError, invalid};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,7 +47,7 @@ pub struct MetadataArgs {
     pub kubeconfig: Option<PathBuf>,
     /// How long a line of a pod not known yet waits for its metadata before it is shipped with
     /// path-derived fields and the `logrelay_metadata_missing` marker (e.g. `5s`, `500ms`).
-    #[arg(long, env = "LOGRELAY_METADATA_WAIT", default_value = "5s", value_parser = crate::config::parse_duration)]
+    #[arg(long, env = "LOGRELAY_METADATA_WAIT", default_value = "5s", value_parser = logrelay_common::units::parse_duration)]
     pub metadata_wait: Duration,
     /// Label selector of the namespaces whose pods are shipped (default: all but kube-system,
     /// kube-public, kube-node-lease); empty = all namespaces.
@@ -122,13 +122,6 @@ impl MetadataConfig {
             pods_root,
             gone_retention: DEFAULT_GONE_RETENTION,
         }
-    }
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field,
-        message: message.into(),
     }
 }
 

@@ -2,8 +2,7 @@
 //!
 //! - [`watch`]: kube-rs watchers → reflector stores for this node's Pods and all Namespaces.
 //! - [`derive`]: from Pod + Namespace to [`derive::PodMeta`] (tenant, application, labels, owner).
-//! - [`select`]: the namespace selector and pod/container opt-outs; [`select::PodSelector`] is
-//!   the predicate the tailer may ask before reading a file.
+//! - [`select`]: the namespace selector and pod/container opt-outs.
 //! - [`index`]: derived metadata by path UID, kept after deletion while still needed.
 //! - [`persist`]: the cache file in the data directory (enriches pods gone before a restart).
 //! - [`annotator`]: the pipeline stage between the sources and the batcher.
@@ -24,7 +23,6 @@ use annotator::Annotator;
 use config::{KubeSource, MetadataConfig};
 use events::{CacheLoaded, CacheWritten};
 use index::PodIndex;
-use select::PodSelector;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,11 +120,6 @@ impl Metadata {
     /// A new annotator stage over this metadata.
     pub fn annotator(&self) -> Annotator {
         Annotator::new(self.index.clone(), self.config.annotator)
-    }
-
-    /// The selection predicate for the source side.
-    pub fn selector(&self) -> PodSelector {
-        PodSelector::new(self.index.clone())
     }
 
     /// The index (for tests and diagnostics).

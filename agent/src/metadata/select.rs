@@ -4,10 +4,8 @@
 //! [`PodSelector::excludes`] before reading a file, and the annotator drops excluded lines as
 //! counted `Consumed` events so their checkpoints still advance.
 
-use super::index::PodIndex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
 
 /// Default namespace selector: every namespace except the three Kubernetes creates for itself
 /// (by the `kubernetes.io/metadata.name` label the API server sets on every namespace since
@@ -295,34 +293,6 @@ impl SelectionRules {
             excluded,
             excluded_containers,
         }
-    }
-}
-
-/// The selection predicate for the source side: answers from the metadata the agent holds.
-#[derive(Debug, Clone)]
-pub struct PodSelector {
-    index: Arc<PodIndex>,
-}
-
-impl PodSelector {
-    /// A predicate over `index`.
-    pub fn new(index: Arc<PodIndex>) -> Self {
-        Self { index }
-    }
-
-    /// Whether lines of `container` in the pod `namespace/pod_name` (`pod_uid` as in its log
-    /// path) are excluded: `Some(true)` excluded, `Some(false)` shipped, `None` not known yet
-    /// (the file must still be read; the annotator decides per line once metadata arrives).
-    /// Cheap (one lock, one hash lookup); callable from any thread.
-    pub fn excludes(
-        &self,
-        namespace: &str,
-        pod_name: &str,
-        pod_uid: &str,
-        container: &str,
-    ) -> Option<bool> {
-        let meta = self.index.lookup(pod_uid, namespace, pod_name)?;
-        Some(meta.selection.excludes(container).is_some())
     }
 }
 
