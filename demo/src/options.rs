@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use logrelay_common::units::parse_duration;
 
 use crate::chaos::schedule::Schedule;
 use crate::chaos::{
@@ -338,21 +339,6 @@ fn check_tenant_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses a duration in the shared syntax (`logrelay_common::units`) but without hours: a demo
-/// run is minutes long, so an `h` is refused as a likely typo.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let unit = value
-        .trim()
-        .trim_start_matches(|c: char| c.is_ascii_digit())
-        .trim();
-    if !matches!(unit, "" | "ms" | "s" | "m") {
-        return Err(format!(
-            "{value:?}: unknown duration unit {unit:?} (use ms, s or m)"
-        ));
-    }
-    logrelay_common::units::parse_duration(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,16 +448,5 @@ mod tests {
             "a 5-minute outage does not fit"
         );
         assert!(chaos(&["--fault-kinds", "meteor"]).is_err());
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("1h").is_err());
-        let unknown = parse_duration("1d").expect_err("no days");
-        assert!(unknown.contains("(use ms, s or m)"), "{unknown}");
-        assert!(parse_duration("soon").is_err());
     }
 }

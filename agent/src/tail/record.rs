@@ -1,6 +1,6 @@
-//! Building a record from a file's line: metadata from the log path and the agent's config. This
-//! is the one place the defaults live that the Kubernetes metadata annotator will refine
-//! (`customer_id` = namespace, `application` = container name), so that annotator can replace it.
+//! Building a record from a file's line: metadata from the log path and the agent's config. The
+//! path-derived defaults live here (`customer_id` = namespace, `application` = container name);
+//! with Kubernetes metadata on, the annotator replaces them with what the pod's metadata says.
 
 use super::path::PodLogPath;
 use crate::parse::Message;
