@@ -1,12 +1,9 @@
-//! The agent's HTTP server: `/metrics` (Prometheus text), `/healthz` (the process is alive) and
-//! `/readyz` (the pipeline started and the sink has not been failing for long).
+//! The agent's metrics recorder and its readiness: the shared HTTP endpoint
+//! (`logrelay_common::http_endpoint`) serves `/metrics`, `/healthz` and `/readyz`, which is ready
+//! once the pipeline started and while the sink has not been failing for long.
 
 use crate::sink::SinkHealth;
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use logrelay_common::http_endpoint::{self, Readiness};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,40 +55,22 @@ impl ServerState {
 
     /// Whether `/readyz` answers 200.
     pub fn is_ready(&self) -> bool {
-        self.started.load(Ordering::Relaxed) && self.sink.is_healthy()
+        self.readiness().is_ok()
     }
 }
 
-/// Paths [`router`] answers: scraping, liveness, readiness (manifests' probes and annotations
-/// are checked against this list through `--check-config`).
-pub const HTTP_PATHS: &[&str] = &[METRICS_PATH, HEALTHZ_PATH, READYZ_PATH];
-const METRICS_PATH: &str = "/metrics";
-const HEALTHZ_PATH: &str = "/healthz";
-const READYZ_PATH: &str = "/readyz";
+/// Paths the endpoint answers.
+pub use logrelay_common::http_endpoint::HTTP_PATHS;
 
-/// The routes.
-pub fn router(state: ServerState) -> Router {
-    Router::new()
-        .route(METRICS_PATH, get(metrics))
-        .route(HEALTHZ_PATH, get(|| async { "ok\n" }))
-        .route(READYZ_PATH, get(ready))
-        .with_state(state)
-}
-
-async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-}
-
-async fn ready(State(state): State<ServerState>) -> impl IntoResponse {
-    if state.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else if !state.started.load(Ordering::Relaxed) {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "sink failing\n")
+impl Readiness for ServerState {
+    fn readiness(&self) -> Result<(), &'static str> {
+        if !self.started.load(Ordering::Relaxed) {
+            Err("starting")
+        } else if !self.sink.is_healthy() {
+            Err("sink failing")
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -102,11 +81,10 @@ pub async fn bind(
     state: ServerState,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let serve = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await });
-    Ok((local, async move { serve.await }))
+    http_endpoint::bind(addr, state.metrics.clone(), state, async move {
+        shutdown.cancelled_owned().await
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use logrelay_common::aws::{AwsOptions, base_config, s3_client};
 use logrelay_common::check_config;
+use logrelay_common::http_endpoint;
 use logrelay_processor::config::{Command, Mode, ProcessorConfig};
 use logrelay_processor::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 use logrelay_processor::intake::dead_letter::DeadLetterQueue;
@@ -100,13 +101,13 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
             let handle = prometheus::install()?;
             let health = prometheus::Health::new();
             let listen = config.listen();
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen} for /metrics"))?;
             let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-            let server = tokio::spawn(prometheus::serve(listener, handle, health.clone(), async {
+            let (_, serve) = http_endpoint::bind(listen, handle, health.clone(), async {
                 let _ = server_stopped.await;
-            }));
+            })
+            .await
+            .with_context(|| format!("cannot listen on {listen} for /metrics"))?;
+            let server = tokio::spawn(serve);
             let processor = Arc::new(build_processor(&config, aws.clone(), false)?);
             let mut settings = SqsSettings::new(queue_url);
             settings.max_concurrency = config

@@ -1,35 +1,23 @@
-//! The SQS mode's HTTP endpoint (axum): `GET /metrics` renders every metric as Prometheus text,
-//! `GET /healthz` answers 200 while the process runs and 503 once it is shutting down (a liveness
-//! probe sees a live process), `GET /readyz` answers 200 once the configuration is loaded and the
-//! intake is polling its queue, 503 before that and while shutting down (readiness probe).
+//! The SQS mode's metrics recorder and readiness, served by the shared HTTP endpoint
+//! (`logrelay_common::http_endpoint`): `/metrics`, `/healthz` (200 while the process runs) and
+//! `/readyz`, 200 once the configuration is loaded and the intake is polling its queue, 503
+//! before that and while shutting down.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use logrelay_common::http_endpoint::Readiness;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
 
 /// How often histogram summaries are maintained (the exporter's own default upkeep period).
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Content type of the Prometheus text exposition format 0.0.4.
-const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Paths [`router`] answers: scraping, liveness, readiness (manifests' probes and annotations
-/// are checked against this list through `--check-config`).
-pub const HTTP_PATHS: &[&str] = &[METRICS_PATH, HEALTHZ_PATH, READYZ_PATH];
-const METRICS_PATH: &str = "/metrics";
-const HEALTHZ_PATH: &str = "/healthz";
-const READYZ_PATH: &str = "/readyz";
+/// Paths the endpoint answers.
+pub use logrelay_common::http_endpoint::HTTP_PATHS;
 
-/// Whether the process is serving (true) or draining (false), shared with `/healthz`; and whether
-/// the intake is running, shared with `/readyz`.
+/// Whether the process is serving (true) or draining (false), and whether the intake is running:
+/// what `/readyz` answers from.
 #[derive(Debug, Clone)]
 pub struct Health {
     serving: Arc<AtomicBool>,
@@ -45,7 +33,7 @@ impl Health {
         }
     }
 
-    /// Marks the process as shutting down: `/healthz` and `/readyz` answer 503 from now on.
+    /// Marks the process as shutting down: `/readyz` answers 503 from now on.
     pub fn set_draining(&self) {
         self.serving.store(false, Ordering::Relaxed);
     }
@@ -97,50 +85,15 @@ pub fn install() -> Result<PrometheusHandle, PrometheusError> {
     Ok(handle)
 }
 
-/// The router serving [`HTTP_PATHS`].
-pub fn router(handle: PrometheusHandle, health: Health) -> Router {
-    let ready = health.clone();
-    Router::new()
-        .route(METRICS_PATH, get(render_metrics))
-        .with_state(handle)
-        .route(HEALTHZ_PATH, get(move || healthz(health.clone())))
-        .route(READYZ_PATH, get(move || readyz(ready.clone())))
-}
-
-/// Serves [`router`] on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    handle: PrometheusHandle,
-    health: Health,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(handle, health))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-async fn render_metrics(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
-        handle.render(),
-    )
-}
-
-async fn healthz(health: Health) -> impl IntoResponse {
-    if health.is_serving() {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-    }
-}
-
-async fn readyz(health: Health) -> impl IntoResponse {
-    if health.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else if health.is_serving() {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+impl Readiness for Health {
+    fn readiness(&self) -> Result<(), &'static str> {
+        if !self.is_serving() {
+            Err("shutting down")
+        } else if !self.intake_running.load(Ordering::Relaxed) {
+            Err("starting")
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -162,19 +115,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn metrics_health_and_readiness_are_served_and_turn_503_when_draining() {
+    async fn readiness_follows_the_intake_and_turns_503_when_draining() {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
             metrics::counter!("logrelay_processor_test_total", "tenant" => "acme").increment(4);
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let addr = listener.local_addr().expect("address");
         let health = Health::new();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, handle, health.clone(), async {
-            let _ = stopped.await;
-        }));
+        let (addr, serve) = logrelay_common::http_endpoint::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            handle,
+            health.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+        .expect("binds");
+        let server = tokio::spawn(serve);
 
         let metrics = get(addr, "/metrics").await;
         assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
@@ -194,8 +153,13 @@ mod tests {
             assert!(get(addr, path).await.starts_with("HTTP/1.1 200"), "{path}");
         }
         health.set_draining();
-        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 503"));
-        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        assert!(
+            get(addr, "/healthz").await.starts_with("HTTP/1.1 200"),
+            "a draining process is alive"
+        );
+        let draining = get(addr, "/readyz").await;
+        assert!(draining.starts_with("HTTP/1.1 503"), "{draining}");
+        assert!(draining.ends_with("shutting down\n"), "{draining}");
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
 
         let _ = stop.send(());
