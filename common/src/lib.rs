@@ -1,11 +1,12 @@
 //! What the logrelay binaries share, and nothing else: the record schema, the S3 key layout, the
-//! tenant delivery config, the gzip NDJSON codec, AWS client setup, logging setup and the syntax of
-//! sizes and durations in flags ([`units`]).
+//! tenant delivery config, the gzip NDJSON codec, AWS client setup and partitions, logging setup
+//! and the syntax of sizes and durations in flags ([`units`]).
 
 pub mod aws;
 pub mod codec;
 pub mod key;
 pub mod logging;
+pub mod partition;
 pub mod record;
 pub mod tenant;
 pub mod units;

@@ -176,6 +176,56 @@ impl ConfigProblem {
     }
 }
 
+/// A config refused by a rule, naming its tenant and field, with the typed cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tenant {tenant_id}: {field}: {cause}")]
+pub struct TenantConfigError {
+    /// The tenant whose config is at fault.
+    pub tenant_id: String,
+    /// The field at fault.
+    pub field: &'static str,
+    /// What is wrong.
+    pub cause: ConfigCause,
+}
+
+/// Why a rule refused a config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigCause {
+    /// The role ARN names a partition AWS does not have.
+    #[error("unknown partition {partition:?} (known: {known})", known = crate::partition::PARTITIONS.join(", "))]
+    UnknownPartition {
+        /// The partition as written.
+        partition: String,
+    },
+    /// The role ARN's partition does not serve the config's region.
+    #[error(
+        "partition {partition:?} does not serve region {region:?} (that region is in {expected:?})"
+    )]
+    PartitionMismatch {
+        /// The role ARN's partition.
+        partition: String,
+        /// The config's `target_region`.
+        region: String,
+        /// The partition that serves `region`.
+        expected: &'static str,
+    },
+    /// An enabled cloudwatch config has no ExternalId of its own.
+    #[error(
+        "an enabled cloudwatch config needs its own ExternalId (run `tenants onboard`, or accept \
+         it without one for a migration with --allow-no-external-id)"
+    )]
+    MissingExternalId,
+}
+
+impl From<TenantConfigError> for ConfigProblem {
+    fn from(error: TenantConfigError) -> Self {
+        Self::new(
+            error.field,
+            format!("{} (tenant {})", error.cause, error.tenant_id),
+        )
+    }
+}
+
 /// The values a log stream template can use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamFields<'a> {
@@ -292,6 +342,8 @@ impl DeliveryConfig {
             Some(arn) => {
                 if let Err(message) = check_role_arn(arn) {
                     problems.push(ConfigProblem::new("log_distribution_role_arn", message));
+                } else if let Err(error) = self.check_role_partition() {
+                    problems.push(error.into());
                 }
             }
         }
@@ -350,6 +402,57 @@ impl DeliveryConfig {
         {
             problems.push(ConfigProblem::new("bucket_prefix", message));
         }
+    }
+
+    /// The role ARN's partition is a known one and, with a `target_region`, the one serving that
+    /// region (STS of one partition never grants roles of another).
+    pub fn check_role_partition(&self) -> Result<(), TenantConfigError> {
+        let Some(partition) = self
+            .log_distribution_role_arn
+            .as_deref()
+            .and_then(crate::partition::of_arn)
+        else {
+            return Ok(());
+        };
+        let refuse = |cause| TenantConfigError {
+            tenant_id: self.tenant_id.clone(),
+            field: "log_distribution_role_arn",
+            cause,
+        };
+        if !crate::partition::is_known(partition) {
+            return Err(refuse(ConfigCause::UnknownPartition {
+                partition: partition.to_owned(),
+            }));
+        }
+        let Some(region) = self.target_region.as_deref() else {
+            return Ok(());
+        };
+        let expected = crate::partition::of_region(region);
+        if partition == expected {
+            Ok(())
+        } else {
+            Err(refuse(ConfigCause::PartitionMismatch {
+                partition: partition.to_owned(),
+                region: region.to_owned(),
+                expected,
+            }))
+        }
+    }
+
+    /// An enabled cloudwatch config must carry its own ExternalId: without one the processor
+    /// falls back to the deployment-wide default, which every such tenant shares. Not part of
+    /// [`DeliveryConfig::validate`] (stored configs relying on the default still deliver); the
+    /// `tenants` tools refuse such configs unless told otherwise.
+    pub fn require_external_id(&self) -> Result<(), TenantConfigError> {
+        let needed = self.enabled && self.delivery_type == DeliveryType::Cloudwatch;
+        if needed && self.external_id.is_none() {
+            return Err(TenantConfigError {
+                tenant_id: self.tenant_id.clone(),
+                field: "external_id",
+                cause: ConfigCause::MissingExternalId,
+            });
+        }
+        Ok(())
     }
 
     /// Whether this config selects `application`: it is named in `desired_logs` or belongs to one
@@ -834,6 +937,103 @@ mod tests {
         ] {
             assert!(check_role_arn(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_role_arn_whose_partition_does_not_serve_the_target_region_is_invalid() {
+        let config = |arn: &str, region: Option<&str>| DeliveryConfig {
+            log_distribution_role_arn: Some(arn.to_owned()),
+            target_region: region.map(str::to_owned),
+            ..cloudwatch()
+        };
+        let china = "arn:aws-cn:iam::123456789012:role/logs";
+        let error = config(china, Some("us-east-1"))
+            .check_role_partition()
+            .expect_err("aws-cn does not serve us-east-1");
+        assert_eq!(
+            error,
+            TenantConfigError {
+                tenant_id: "acme".into(),
+                field: "log_distribution_role_arn",
+                cause: ConfigCause::PartitionMismatch {
+                    partition: "aws-cn".into(),
+                    region: "us-east-1".into(),
+                    expected: "aws",
+                },
+            }
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("tenant acme: log_distribution_role_arn: ")
+        );
+        assert_eq!(
+            problem_fields(&config(china, Some("us-east-1"))),
+            ["log_distribution_role_arn"]
+        );
+        assert_eq!(
+            problem_fields(&config(ROLE, Some("cn-north-1"))),
+            ["log_distribution_role_arn"]
+        );
+        for (arn, region) in [
+            (china, Some("cn-northwest-1")),
+            (
+                "arn:aws-us-gov:iam::123456789012:role/x",
+                Some("us-gov-west-1"),
+            ),
+            (ROLE, Some("eu-west-1")),
+            (china, None),
+        ] {
+            assert_eq!(config(arn, region).validate(), Ok(()), "{arn} {region:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_partition_is_invalid() {
+        let config = DeliveryConfig {
+            log_distribution_role_arn: Some("arn:awsfoo:iam::123456789012:role/logs".into()),
+            ..cloudwatch()
+        };
+        let problems = config.validate().expect_err("awsfoo is no partition");
+        assert_eq!(problems[0].field, "log_distribution_role_arn");
+        assert!(
+            problems[0].message.contains("tenant acme"),
+            "{}",
+            problems[0]
+        );
+        assert!(matches!(
+            config.check_role_partition(),
+            Err(TenantConfigError {
+                cause: ConfigCause::UnknownPartition { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_enabled_cloudwatch_config_needs_its_own_external_id() {
+        let error = cloudwatch()
+            .require_external_id()
+            .expect_err("enabled, no external id");
+        assert_eq!(error.cause, ConfigCause::MissingExternalId);
+        assert_eq!(error.field, "external_id");
+        assert!(error.to_string().starts_with("tenant acme: external_id: "));
+        let with_id = DeliveryConfig {
+            external_id: Some("acme-ext".into()),
+            ..cloudwatch()
+        };
+        let disabled = DeliveryConfig {
+            enabled: false,
+            ..cloudwatch()
+        };
+        for fine in [with_id, disabled, s3()] {
+            assert_eq!(fine.require_external_id(), Ok(()), "{fine:?}");
+        }
+        assert_eq!(
+            cloudwatch().validate(),
+            Ok(()),
+            "stored configs still deliver"
+        );
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! (ExternalId + what the customer deploys) and `doctor` (walk the real delivery chain with the
 //! processor's own code). `docs/tenants.md` is the operator's guide.
 //!
-//! [`files`] reads config files, [`store`] changes the table, [`onboard`] plans onboarding,
-//! [`doctor`] walks the chain with [`hints`] for failures, [`commands`] runs each subcommand.
+//! [`files`] reads config files, [`admission`] adds the rules applied before writing, [`store`]
+//! changes the table, [`onboard`] plans onboarding, [`doctor`] walks the chain with [`hints`] for
+//! failures, [`commands`] runs each subcommand.
 
+pub mod admission;
 pub mod commands;
 pub mod doctor;
 pub mod external_id;
@@ -51,7 +53,7 @@ pub enum TenantsCommand {
     /// Delete one config.
     Delete(KeyArgs),
     /// Switch one config on (it must be valid).
-    Enable(KeyArgs),
+    Enable(EnableArgs),
     /// Switch one config off.
     Disable(KeyArgs),
     /// Give a tenant an ExternalId and print what the customer must deploy.
@@ -69,6 +71,9 @@ pub struct ValidateArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Accept enabled cloudwatch configs without their own ExternalId (for a migration; logged).
+    #[arg(long)]
+    pub allow_no_external_id: bool,
 }
 
 /// Flags of `put`.
@@ -80,6 +85,9 @@ pub struct PutArgs {
     /// Replace existing configs (from flags: change only the given fields).
     #[arg(long)]
     pub update: bool,
+    /// Accept enabled cloudwatch configs without their own ExternalId (for a migration; logged).
+    #[arg(long)]
+    pub allow_no_external_id: bool,
     /// The config as flags.
     #[command(flatten)]
     pub fields: ConfigFlags,
@@ -205,6 +213,17 @@ pub struct KeyArgs {
     /// Delivery type: cloudwatch or s3.
     #[arg(value_parser = parse_delivery_type, value_name = "TYPE")]
     pub delivery_type: DeliveryType,
+}
+
+/// Flags of `enable`.
+#[derive(Debug, Clone, Args)]
+pub struct EnableArgs {
+    /// The config to enable.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Enable a cloudwatch config without its own ExternalId (for a migration; logged).
+    #[arg(long)]
+    pub allow_no_external_id: bool,
 }
 
 /// Flags of `onboard`.
@@ -412,8 +431,10 @@ pub async fn run_with(
         TenantsCommand::Get(args) => commands::get(context, args, output).await,
         TenantsCommand::List(args) => commands::list(context, args, output).await,
         TenantsCommand::Delete(args) => commands::delete(context, args, output).await,
-        TenantsCommand::Enable(args) => commands::set_enabled(context, args, true, output).await,
-        TenantsCommand::Disable(args) => commands::set_enabled(context, args, false, output).await,
+        TenantsCommand::Enable(args) => {
+            commands::set_enabled(context, &args.key, Some(args.allow_no_external_id), output).await
+        }
+        TenantsCommand::Disable(args) => commands::set_enabled(context, args, None, output).await,
         TenantsCommand::Onboard(args) => commands::onboard(context, args, output).await,
         TenantsCommand::Doctor(args) => commands::doctor(context, args, output).await,
     }
