@@ -94,11 +94,28 @@ impl fmt::Display for DeliveryType {
     }
 }
 
+/// What `Debug` and the `tenants` tools print in place of an ExternalId. Not a valid ExternalId
+/// (`*` is outside STS's alphabet), so a redacted config put back is refused, never stored.
+pub const REDACTED_EXTERNAL_ID: &str = "***";
+
+/// An optional ExternalId for `Debug`: `Some(ExternalId(***))` or `None`, never the value.
+pub struct RedactedExternalId<'a>(pub Option<&'a str>);
+
+impl fmt::Debug for RedactedExternalId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(_) => write!(f, "Some(ExternalId({REDACTED_EXTERNAL_ID}))"),
+            None => f.write_str("None"),
+        }
+    }
+}
+
 /// One delivery of one tenant: a DynamoDB item keyed by `tenant_id` + `type`.
 ///
 /// Fields of the other delivery type are ignored. Attributes this version does not know are kept
 /// in `extra` and written back when the config is saved again (the processor's `tenant::item`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Debug` never prints the ExternalId.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryConfig {
     /// Tenant id (partition key): 1–128 of `[A-Za-z0-9_-]`.
     pub tenant_id: String,
@@ -154,6 +171,33 @@ pub struct DeliveryConfig {
 
 fn default_true() -> bool {
     true
+}
+
+impl fmt::Debug for DeliveryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryConfig")
+            .field("tenant_id", &self.tenant_id)
+            .field("delivery_type", &self.delivery_type)
+            .field("enabled", &self.enabled)
+            .field("desired_logs", &self.desired_logs)
+            .field("groups", &self.groups)
+            .field("target_region", &self.target_region)
+            .field(
+                "external_id",
+                &RedactedExternalId(self.external_id.as_deref()),
+            )
+            .field("ttl", &self.ttl)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("log_distribution_role_arn", &self.log_distribution_role_arn)
+            .field("log_group_name", &self.log_group_name)
+            .field("log_stream_template", &self.log_stream_template)
+            .field("retention_days", &self.retention_days)
+            .field("bucket_name", &self.bucket_name)
+            .field("bucket_prefix", &self.bucket_prefix)
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 /// One problem with a config, naming its field.
@@ -580,6 +624,14 @@ fn is_iam_name_char(c: char) -> bool {
 }
 
 fn check_external_id(external_id: &str, problems: &mut Vec<ConfigProblem>) {
+    if external_id == REDACTED_EXTERNAL_ID {
+        problems.push(ConfigProblem::new(
+            "external_id",
+            "is the redacted placeholder `tenants get`/`list` print; print the config with \
+             --show-external-id to put it back",
+        ));
+        return;
+    }
     let length = external_id.chars().count();
     if !EXTERNAL_ID_CHARS.contains(&length) {
         problems.push(ConfigProblem::new(
@@ -1033,6 +1085,37 @@ mod tests {
             cloudwatch().validate(),
             Ok(()),
             "stored configs still deliver"
+        );
+    }
+
+    #[test]
+    fn debug_of_a_config_never_shows_its_external_id() {
+        let config = DeliveryConfig {
+            external_id: Some("acme-secret-ext".into()),
+            ..cloudwatch()
+        };
+        let printed = format!("{config:?} {config:#?}");
+        assert!(!printed.contains("acme-secret-ext"), "{printed}");
+        assert!(printed.contains("Some(ExternalId(***))"), "{printed}");
+        assert!(
+            printed.contains("/rosa/acme"),
+            "other fields are printed: {printed}"
+        );
+        assert!(format!("{:?}", cloudwatch()).contains("external_id: None"));
+    }
+
+    #[test]
+    fn the_redacted_placeholder_is_never_a_valid_external_id() {
+        let config = DeliveryConfig {
+            external_id: Some(REDACTED_EXTERNAL_ID.into()),
+            ..cloudwatch()
+        };
+        let problems = config.validate().expect_err("placeholder refused");
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].message.contains("--show-external-id"),
+            "{}",
+            problems[0]
         );
     }
 

@@ -132,6 +132,10 @@ async fn put_get_list_delete_round_trip_150_tenants_over_a_paginated_scan() {
     let listed: Vec<DeliveryConfig> =
         serde_json::from_str(&ran.out).expect("JSON array of configs");
     assert_eq!(listed.len(), TENANTS + 1);
+    assert!(!ran.out.contains(SECRET), "list --json redacts ExternalIds");
+    assert!(ran.out.contains("\"external_id\":\"***\""), "{}", ran.out);
+    let shown = run(&context, &["list", "--json", "--show-external-id"]).await;
+    assert!(shown.out.contains(SECRET), "--show-external-id prints them");
     let mut ids: Vec<&str> = listed
         .iter()
         .filter(|c| c.delivery_type == DeliveryType::S3)
@@ -177,6 +181,11 @@ async fn put_get_list_delete_round_trip_150_tenants_over_a_paginated_scan() {
     assert_eq!(configs.len(), 1);
     assert_eq!(configs[0].bucket_name.as_deref(), Some("bucket-042"));
     let both = run(&context, &["get", "tenant-000", "--json"]).await;
+    assert!(!both.out.contains(SECRET), "get redacts ExternalIds");
+    let yaml = run(&context, &["get", "tenant-000"]).await;
+    assert!(!yaml.out.contains(SECRET), "also in YAML: {}", yaml.out);
+    let shown = run(&context, &["get", "tenant-000", "--show-external-id"]).await;
+    assert!(shown.out.contains(SECRET), "--show-external-id prints it");
     let both: Vec<DeliveryConfig> = serde_json::from_str(&both.out).expect("JSON");
     assert_eq!(
         both.iter().map(|c| c.delivery_type).collect::<Vec<_>>(),

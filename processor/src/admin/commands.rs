@@ -13,7 +13,7 @@ use super::{
     ValidateArgs, blank_config, now_rfc3339,
 };
 use crate::exit::{EXIT_FAILURES, EXIT_OK};
-use logrelay_common::tenant::{ConfigProblem, DeliveryConfig, DeliveryType};
+use logrelay_common::tenant::{ConfigProblem, DeliveryConfig, DeliveryType, REDACTED_EXTERNAL_ID};
 use std::io::Write;
 use std::path::Path;
 
@@ -268,7 +268,7 @@ pub async fn get(
                         text.join("; ")
                     )?;
                 }
-                configs.push(config);
+                configs.push(printable(config, args.show_external_id));
             }
             Err(error) => {
                 unreadable += 1;
@@ -340,6 +340,7 @@ pub async fn list(
             };
             if args.json {
                 let separator = if count == 0 { "\n" } else { ",\n" };
+                let config = printable(config, args.show_external_id);
                 write!(
                     output.out,
                     "{separator}{}",
@@ -361,6 +362,15 @@ pub async fn list(
         writeln!(output.out, "{count} config(s)")?;
     }
     Ok(EXIT_OK)
+}
+
+/// `config` as `get` and `list` print it: its ExternalId replaced by [`REDACTED_EXTERNAL_ID`]
+/// unless `show` (`--show-external-id`).
+fn printable(mut config: DeliveryConfig, show: bool) -> DeliveryConfig {
+    if !show && config.external_id.is_some() {
+        config.external_id = Some(REDACTED_EXTERNAL_ID.to_owned());
+    }
+    config
 }
 
 fn write_row(out: &mut (dyn Write + Send), config: &DeliveryConfig) -> std::io::Result<()> {
@@ -722,6 +732,24 @@ mod tests {
         assert!(out.contains("warning: external_id: "), "{out}");
         let disabled = file(&dir, &format!("{ENABLED_WITHOUT_ID}enabled: false\n"));
         assert_eq!(validate_with(&[&disabled]).0, EXIT_OK);
+    }
+
+    #[test]
+    fn printed_configs_redact_the_external_id_unless_asked() {
+        let mut config =
+            crate::admin::blank_config("acme", DeliveryType::Cloudwatch).expect("config");
+        config.external_id = Some("acme-secret-ext".into());
+        let redacted = serde_json::to_string(&printable(config.clone(), false)).expect("json");
+        assert!(!redacted.contains("acme-secret-ext"), "{redacted}");
+        assert!(redacted.contains("\"external_id\":\"***\""), "{redacted}");
+        let shown = serde_json::to_string(&printable(config, true)).expect("json");
+        assert!(shown.contains("acme-secret-ext"), "{shown}");
+        let none = crate::admin::blank_config("acme", DeliveryType::S3).expect("config");
+        assert_eq!(
+            printable(none.clone(), false),
+            none,
+            "no ExternalId, nothing added"
+        );
     }
 
     #[test]

@@ -192,6 +192,9 @@ pub struct GetArgs {
     /// Print JSON instead of YAML.
     #[arg(long)]
     pub json: bool,
+    /// Print ExternalIds (otherwise shown as `***`).
+    #[arg(long)]
+    pub show_external_id: bool,
 }
 
 /// Flags of `list`.
@@ -203,6 +206,9 @@ pub struct ListArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print ExternalIds in `--json` (otherwise shown as `***`).
+    #[arg(long)]
+    pub show_external_id: bool,
 }
 
 /// A tenant and a delivery type.

@@ -22,8 +22,9 @@ use crate::telemetry::InternalEvent;
 use crate::telemetry::events::AssumeRoleDenied;
 use aws_config::{Region, SdkConfig};
 use logrelay_common::aws::{AwsError, ErrorClass, RoleStep, assume_role_chain};
-use logrelay_common::tenant::DeliveryConfig;
+use logrelay_common::tenant::{DeliveryConfig, RedactedExternalId};
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -38,8 +39,8 @@ pub const MAX_CACHED_SESSIONS: usize = 10_000;
 /// A session unused this long may be dropped when the cache is full.
 const IDLE_SESSION: Duration = Duration::from_secs(60 * 60);
 
-/// Roles and limits for assuming.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Roles and limits for assuming. `Debug` never prints the default ExternalId.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CredentialSettings {
     /// The central distribution role; `None` uses the processor's own identity as the central hop.
     pub central_role_arn: Option<String>,
@@ -49,6 +50,23 @@ pub struct CredentialSettings {
     pub max_concurrent_assume_role: usize,
     /// How long a refusal is remembered.
     pub denied_retry_after: Duration,
+}
+
+impl fmt::Debug for CredentialSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialSettings")
+            .field("central_role_arn", &self.central_role_arn)
+            .field(
+                "default_external_id",
+                &RedactedExternalId(self.default_external_id.as_deref()),
+            )
+            .field(
+                "max_concurrent_assume_role",
+                &self.max_concurrent_assume_role,
+            )
+            .field("denied_retry_after", &self.denied_retry_after)
+            .finish()
+    }
 }
 
 impl Default for CredentialSettings {
@@ -62,8 +80,9 @@ impl Default for CredentialSettings {
     }
 }
 
-/// A tenant's session: a config acting as the tenant's role.
-#[derive(Debug, Clone)]
+/// A tenant's session: a config acting as the tenant's role. `Debug` shows the destination only
+/// (the SDK config's own `Debug` prints the AssumeRole input, ExternalId included).
+#[derive(Clone)]
 pub struct TenantSession {
     /// SDK config with self-refreshing tenant credentials and the target region.
     pub config: SdkConfig,
@@ -72,13 +91,29 @@ pub struct TenantSession {
 }
 
 /// What a cached session or refusal is for: every input of the tenant hop that reaches STS.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// `Debug` never prints the ExternalId.
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct SessionKey {
     tenant_id: String,
     role_arn: String,
     external_id: Option<String>,
     region: Option<String>,
     cluster_tag: String,
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionKey")
+            .field("tenant_id", &self.tenant_id)
+            .field("role_arn", &self.role_arn)
+            .field(
+                "external_id",
+                &RedactedExternalId(self.external_id.as_deref()),
+            )
+            .field("region", &self.region)
+            .field("cluster_tag", &self.cluster_tag)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -93,14 +128,33 @@ struct SessionSlot {
     last_used: Option<Instant>,
 }
 
-/// Hands out central and tenant sessions, cached.
-#[derive(Debug, Clone)]
+/// Hands out central and tenant sessions, cached. `Debug` shows settings and counts only (the
+/// SDK configs' own `Debug` prints the AssumeRole input, ExternalId included).
+#[derive(Clone)]
 pub struct CredentialBroker {
     base: SdkConfig,
     settings: Arc<CredentialSettings>,
     central: Arc<tokio::sync::Mutex<Option<SdkConfig>>>,
     sessions: Arc<Mutex<HashMap<SessionKey, Arc<tokio::sync::Mutex<SessionSlot>>>>>,
     permits: Arc<Semaphore>,
+}
+
+impl fmt::Debug for TenantSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantSession")
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CredentialBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cached = self.sessions.lock().map_or(0, |sessions| sessions.len());
+        f.debug_struct("CredentialBroker")
+            .field("settings", &self.settings)
+            .field("cached_sessions", &cached)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CredentialBroker {
@@ -487,6 +541,33 @@ mod tests {
             .tenant(&tenant_config(TENANT_ROLE, Some("x1")), "c1")
             .await
             .expect("other tenants are unaffected");
+    }
+
+    #[tokio::test]
+    async fn debug_of_cache_keys_sessions_and_settings_never_shows_an_external_id() {
+        let key = SessionKey {
+            tenant_id: "acme".into(),
+            role_arn: TENANT_ROLE.into(),
+            external_id: Some("acme-secret-ext".into()),
+            region: Some("eu-west-1".into()),
+            cluster_tag: "c1".into(),
+        };
+        let settings = CredentialSettings {
+            default_external_id: Some("shared-secret-ext".into()),
+            ..Default::default()
+        };
+        let sts = fake_sts(DENIED_ROLE).await;
+        let broker = broker(&sts.url, settings.clone()).await;
+        let session = broker
+            .tenant(&tenant_config(TENANT_ROLE, Some("acme-secret-ext")), "c1")
+            .await
+            .expect("session");
+        let printed = format!("{key:?} {key:#?} {settings:?} {broker:?} {session:?}");
+        for secret in ["acme-secret-ext", "shared-secret-ext"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("ExternalId(***)"), "{printed}");
+        assert!(printed.contains(TENANT_ROLE), "{printed}");
     }
 
     #[tokio::test]
