@@ -164,6 +164,10 @@ pub struct DeliveryConfig {
     /// Key prefix in the bucket (s3; default [`DEFAULT_BUCKET_PREFIX`], `""` = bucket root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket_prefix: Option<String>,
+    /// Account (12 digits) that must own `bucket_name` (s3): sent as `ExpectedBucketOwner` on every
+    /// copy. Default: the account of the tenant's cloudwatch role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_owner_account_id: Option<String>,
     /// Attributes this version does not know, kept as read.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -195,6 +199,7 @@ impl fmt::Debug for DeliveryConfig {
             .field("retention_days", &self.retention_days)
             .field("bucket_name", &self.bucket_name)
             .field("bucket_prefix", &self.bucket_prefix)
+            .field("bucket_owner_account_id", &self.bucket_owner_account_id)
             .field("extra", &self.extra)
             .finish()
     }
@@ -446,6 +451,14 @@ impl DeliveryConfig {
         {
             problems.push(ConfigProblem::new("bucket_prefix", message));
         }
+        if let Some(account) = &self.bucket_owner_account_id
+            && !is_account_id(account)
+        {
+            problems.push(ConfigProblem::new(
+                "bucket_owner_account_id",
+                format!("{account:?} is not an AWS account id (12 digits)"),
+            ));
+        }
     }
 
     /// The role ARN's partition is a known one and, with a `target_region`, the one serving that
@@ -584,6 +597,28 @@ pub fn application_group(name: &str) -> Option<&'static [&'static str]> {
         .iter()
         .find(|(group, _)| group.eq_ignore_ascii_case(name))
         .map(|(_, applications)| *applications)
+}
+
+/// An AWS account id: 12 digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The account of a role ARN (`arn:PARTITION:iam::ACCOUNT:role/…`), if it has that shape.
+pub fn role_arn_account(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("arn"), Some(_), Some("iam"), Some(""), Some(account)) if is_account_id(account) => {
+            Some(account)
+        }
+        _ => None,
+    }
 }
 
 /// Checks a tenant id: 1–128 characters of `[A-Za-z0-9_-]`.
@@ -850,6 +885,7 @@ mod tests {
             retention_days: None,
             bucket_name: None,
             bucket_prefix: None,
+            bucket_owner_account_id: None,
             extra: BTreeMap::new(),
         }
     }
@@ -1117,6 +1153,25 @@ mod tests {
             "{}",
             problems[0]
         );
+    }
+
+    #[test]
+    fn the_bucket_owner_is_an_account_id_and_a_role_arn_names_its_account() {
+        let owner = |account: &str| DeliveryConfig {
+            bucket_owner_account_id: Some(account.to_owned()),
+            ..s3()
+        };
+        assert_eq!(owner("222222222222").validate(), Ok(()));
+        for bad in ["", "22222222222", "2222222222222", "22222222222a"] {
+            assert_eq!(
+                problem_fields(&owner(bad)),
+                ["bucket_owner_account_id"],
+                "{bad}"
+            );
+        }
+        assert_eq!(role_arn_account(ROLE), Some("123456789012"));
+        assert_eq!(role_arn_account("arn:aws:iam::1234:role/x"), None);
+        assert_eq!(role_arn_account("not an arn"), None);
     }
 
     #[test]

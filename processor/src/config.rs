@@ -136,7 +136,7 @@ pub enum Command {
     /// Deliver a tenant's objects again (backfill).
     Replay(ReplayArgs),
     /// Onboard and diagnose tenants (validate, put, get, list, delete, enable, disable, onboard, doctor).
-    Tenants(crate::admin::TenantsArgs),
+    Tenants(Box<crate::admin::TenantsArgs>),
 }
 
 /// Flags of `replay`.

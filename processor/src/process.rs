@@ -12,6 +12,7 @@
 //! `settle` (complete or release every lease, copy to S3, the report).
 
 mod attempt;
+mod bucket_owner;
 mod claim;
 mod read;
 mod settings;

@@ -138,6 +138,9 @@ pub struct ConfigFlags {
     /// s3: the key prefix ("" = bucket root).
     #[arg(long)]
     pub bucket_prefix: Option<String>,
+    /// s3: the account that must own the bucket (default: the cloudwatch role's account).
+    #[arg(long)]
+    pub bucket_owner_account_id: Option<String>,
 }
 
 impl ConfigFlags {
@@ -172,6 +175,10 @@ impl ConfigFlags {
         set(&mut config.log_stream_template, &self.log_stream_template);
         set(&mut config.bucket_name, &self.bucket_name);
         set(&mut config.bucket_prefix, &self.bucket_prefix);
+        set(
+            &mut config.bucket_owner_account_id,
+            &self.bucket_owner_account_id,
+        );
         if self.ttl.is_some() {
             config.ttl = self.ttl;
         }

@@ -179,8 +179,10 @@ impl TestTenant {
     /// given); returns the bucket.
     async fn add_s3(&self, prefix: Option<&str>) -> String {
         let bucket = tenant_bucket(self.moto).await;
-        let mut config =
-            serde_json::json!({"tenant_id": self.tenant, "type": "s3", "bucket_name": bucket});
+        let mut config = serde_json::json!({
+            "tenant_id": self.tenant, "type": "s3", "bucket_name": bucket,
+            "bucket_owner_account_id": ACCOUNT_A,
+        });
         if let Some(prefix) = prefix {
             config["bucket_prefix"] = serde_json::json!(prefix);
         }
@@ -490,6 +492,32 @@ async fn a_notification_naming_another_bucket_is_refused_permanently_and_counted
         delivered.iter().all(|line| line.starts_with("central")),
         "{delivered:?}"
     );
+}
+
+#[tokio::test]
+async fn an_s3_copy_whose_bucket_owner_cannot_be_named_is_refused() {
+    let acme = TestTenant::new().await;
+    let bucket = tenant_bucket(acme.moto).await;
+    acme.central
+        .put_config(
+            serde_json::json!({"tenant_id": acme.tenant, "type": "s3", "bucket_name": bucket}),
+        )
+        .await;
+    let object = acme.put(2, "x").await;
+    let Outcome::Failed { kind, error } = acme.processor().handle(&object).await else {
+        panic!("refused");
+    };
+    assert_eq!(kind, FailureKind::Permanent);
+    assert_eq!(error.reason(), "bucket_owner_unknown");
+    let copies = logrelay_common::aws::s3_client(&acme.moto.config(ACCOUNT_A).await)
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list")
+        .key_count()
+        .unwrap_or_default();
+    assert_eq!(copies, 0, "nothing copied");
 }
 
 #[tokio::test]
