@@ -425,15 +425,26 @@ pub async fn delete(
     }
 }
 
-/// `enable` / `disable TENANT TYPE`; only a valid config is enabled. `enable` is
-/// `Some(--allow-no-external-id)` to enable, `None` to disable.
+/// What `enable` / `disable` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Enable; `allow_no_external_id` is `--allow-no-external-id`.
+    On {
+        /// Accept a cloudwatch config without its own ExternalId.
+        allow_no_external_id: bool,
+    },
+    /// Disable.
+    Off,
+}
+
+/// `enable` / `disable TENANT TYPE`; only a valid config is enabled.
 pub async fn set_enabled(
     context: &Context,
     args: &KeyArgs,
-    enable: Option<bool>,
+    switch: Switch,
     output: &mut Output<'_>,
 ) -> Result<u8, TenantsError> {
-    let enabled = enable.is_some();
+    let enabled = switch != Switch::Off;
     let table = TenantTable::new(&context.aws, &context.table);
     let key = format!("{}/{}", args.tenant, args.delivery_type);
     let verb = if enabled { "enabled" } else { "disabled" };
@@ -448,9 +459,11 @@ pub async fn set_enabled(
             return Ok(EXIT_FAILURES);
         }
     };
-    let problems = match enable {
-        Some(allow) => problems_enabled(&config, allow, output)?,
-        None => Vec::new(),
+    let problems = match switch {
+        Switch::On {
+            allow_no_external_id,
+        } => problems_enabled(&config, allow_no_external_id, output)?,
+        Switch::Off => Vec::new(),
     };
     if !problems.is_empty() {
         writeln!(output.err, "{key} is invalid, not enabled:")?;

@@ -445,9 +445,14 @@ pub async fn run_with(
         TenantsCommand::List(args) => commands::list(context, args, output).await,
         TenantsCommand::Delete(args) => commands::delete(context, args, output).await,
         TenantsCommand::Enable(args) => {
-            commands::set_enabled(context, &args.key, Some(args.allow_no_external_id), output).await
+            let switch = commands::Switch::On {
+                allow_no_external_id: args.allow_no_external_id,
+            };
+            commands::set_enabled(context, &args.key, switch, output).await
         }
-        TenantsCommand::Disable(args) => commands::set_enabled(context, args, None, output).await,
+        TenantsCommand::Disable(args) => {
+            commands::set_enabled(context, args, commands::Switch::Off, output).await
+        }
         TenantsCommand::Onboard(args) => commands::onboard(context, args, output).await,
         TenantsCommand::Doctor(args) => commands::doctor(context, args, output).await,
     }
