@@ -105,7 +105,16 @@ struct Rig {
 
 async fn start(fake: FakeKube, data_dir: &Path, wait: Duration, selector: &str) -> Rig {
     let kubeconfig = fake.kubeconfig_path().expect("kubeconfig written");
-    let mut config = MetadataConfig::new(KubeSource::Kubeconfig(kubeconfig), NODE, data_dir, None);
+    let config = MetadataConfig::new(KubeSource::Kubeconfig(kubeconfig), NODE, data_dir, None);
+    start_with(fake, config, wait, selector).await
+}
+
+async fn start_with(
+    fake: FakeKube,
+    mut config: MetadataConfig,
+    wait: Duration,
+    selector: &str,
+) -> Rig {
     config.annotator.wait = wait;
     config.watch.rules.selection.namespace_selector =
         LabelSelector::parse(selector).expect("valid selector");
@@ -449,6 +458,31 @@ async fn namespace_label_change_changes_selection() {
 }
 
 #[tokio::test]
+async fn by_default_a_pods_customer_id_annotation_does_not_choose_its_tenant() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let fake = FakeKube::start().await.expect("fake");
+    fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
+    fake.upsert_pod(pod_on(
+        NODE,
+        "hcp-a",
+        "sneaky",
+        "uid-s",
+        json!({}),
+        json!({CUSTOMER_KEY: "tenant-b"}),
+    ));
+    let mut rig = start(fake, data.path(), Duration::from_secs(30), "").await;
+    rig.ready().await;
+    rig.send(line(1, 0, "hcp-a", "sneaky", "uid-s", "main"))
+        .await;
+    let record = rig.next_record().await;
+    assert!(is_enriched(&record));
+    assert_eq!(
+        record.customer_id, "tenant-a",
+        "the namespace label decides, not the pod's annotation"
+    );
+}
+
+#[tokio::test]
 async fn hostile_values_stay_inside_their_tenant_segment() {
     let data = tempfile::tempdir().expect("tempdir");
     let fake = FakeKube::start().await.expect("fake");
@@ -474,7 +508,11 @@ async fn hostile_values_stay_inside_their_tenant_segment() {
             json!({CUSTOMER_KEY: value}),
         ));
     }
-    let mut rig = start(fake, data.path(), Duration::from_secs(30), "").await;
+    let kubeconfig = fake.kubeconfig_path().expect("kubeconfig written");
+    let mut config =
+        MetadataConfig::new(KubeSource::Kubeconfig(kubeconfig), NODE, data.path(), None);
+    config.watch.rules.customer_annotation = Some(CUSTOMER_KEY.to_owned());
+    let mut rig = start_with(fake, config, Duration::from_secs(30), "").await;
     rig.ready().await;
     for (i, value) in hostile.iter().enumerate() {
         rig.send(line(

@@ -146,8 +146,8 @@ pub fn sts_client(config: &SdkConfig) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::new(config)
 }
 
-/// One `sts:AssumeRole` hop of a chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `sts:AssumeRole` hop of a chain. `Debug` never prints the ExternalId.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RoleStep {
     /// ARN of the role to assume, e.g. `arn:aws:iam::222222222222:role/logrelay-delivery`.
     pub role_arn: String,
@@ -161,6 +161,22 @@ pub struct RoleStep {
     pub region: Option<String>,
     /// Requested session length, [`MIN_SESSION_DURATION`]..=[`MAX_SESSION_DURATION`].
     pub duration: Duration,
+}
+
+impl std::fmt::Debug for RoleStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleStep")
+            .field("role_arn", &self.role_arn)
+            .field(
+                "external_id",
+                &crate::tenant::RedactedExternalId(self.external_id.as_deref()),
+            )
+            .field("session_name", &self.session_name)
+            .field("session_tags", &self.session_tags)
+            .field("region", &self.region)
+            .field("duration", &self.duration)
+            .finish()
+    }
 }
 
 impl RoleStep {
@@ -721,6 +737,18 @@ mod tests {
     fn session_name_is_idempotent() {
         let once = session_name(&["logrelay", "tenant with spaces", &"z".repeat(80)]);
         assert_eq!(session_name(&[&once]), once);
+    }
+
+    #[test]
+    fn debug_of_a_role_step_never_shows_its_external_id() {
+        let step = RoleStep {
+            external_id: Some("tenant-secret-ext".into()),
+            ..RoleStep::new("arn:aws:iam::222222222222:role/delivery", "s")
+        };
+        let printed = format!("{step:?} {step:#?}");
+        assert!(!printed.contains("tenant-secret-ext"), "{printed}");
+        assert!(printed.contains("ExternalId(***)"), "{printed}");
+        assert!(printed.contains("arn:aws:iam::222222222222:role/delivery"));
     }
 
     #[test]

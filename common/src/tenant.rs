@@ -94,11 +94,28 @@ impl fmt::Display for DeliveryType {
     }
 }
 
+/// What `Debug` and the `tenants` tools print in place of an ExternalId. Not a valid ExternalId
+/// (`*` is outside STS's alphabet), so a redacted config put back is refused, never stored.
+pub const REDACTED_EXTERNAL_ID: &str = "***";
+
+/// An optional ExternalId for `Debug`: `Some(ExternalId(***))` or `None`, never the value.
+pub struct RedactedExternalId<'a>(pub Option<&'a str>);
+
+impl fmt::Debug for RedactedExternalId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(_) => write!(f, "Some(ExternalId({REDACTED_EXTERNAL_ID}))"),
+            None => f.write_str("None"),
+        }
+    }
+}
+
 /// One delivery of one tenant: a DynamoDB item keyed by `tenant_id` + `type`.
 ///
 /// Fields of the other delivery type are ignored. Attributes this version does not know are kept
 /// in `extra` and written back when the config is saved again (the processor's `tenant::item`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Debug` never prints the ExternalId.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryConfig {
     /// Tenant id (partition key): 1–128 of `[A-Za-z0-9_-]`.
     pub tenant_id: String,
@@ -147,6 +164,10 @@ pub struct DeliveryConfig {
     /// Key prefix in the bucket (s3; default [`DEFAULT_BUCKET_PREFIX`], `""` = bucket root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket_prefix: Option<String>,
+    /// Account (12 digits) that must own `bucket_name` (s3): sent as `ExpectedBucketOwner` on every
+    /// copy. Default: the account of the tenant's cloudwatch role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_owner_account_id: Option<String>,
     /// Attributes this version does not know, kept as read.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -154,6 +175,34 @@ pub struct DeliveryConfig {
 
 fn default_true() -> bool {
     true
+}
+
+impl fmt::Debug for DeliveryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryConfig")
+            .field("tenant_id", &self.tenant_id)
+            .field("delivery_type", &self.delivery_type)
+            .field("enabled", &self.enabled)
+            .field("desired_logs", &self.desired_logs)
+            .field("groups", &self.groups)
+            .field("target_region", &self.target_region)
+            .field(
+                "external_id",
+                &RedactedExternalId(self.external_id.as_deref()),
+            )
+            .field("ttl", &self.ttl)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("log_distribution_role_arn", &self.log_distribution_role_arn)
+            .field("log_group_name", &self.log_group_name)
+            .field("log_stream_template", &self.log_stream_template)
+            .field("retention_days", &self.retention_days)
+            .field("bucket_name", &self.bucket_name)
+            .field("bucket_prefix", &self.bucket_prefix)
+            .field("bucket_owner_account_id", &self.bucket_owner_account_id)
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 /// One problem with a config, naming its field.
@@ -173,6 +222,56 @@ impl ConfigProblem {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+/// A config refused by a rule, naming its tenant and field, with the typed cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tenant {tenant_id}: {field}: {cause}")]
+pub struct TenantConfigError {
+    /// The tenant whose config is at fault.
+    pub tenant_id: String,
+    /// The field at fault.
+    pub field: &'static str,
+    /// What is wrong.
+    pub cause: ConfigCause,
+}
+
+/// Why a rule refused a config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigCause {
+    /// The role ARN names a partition AWS does not have.
+    #[error("unknown partition {partition:?} (known: {known})", known = crate::partition::PARTITIONS.join(", "))]
+    UnknownPartition {
+        /// The partition as written.
+        partition: String,
+    },
+    /// The role ARN's partition does not serve the config's region.
+    #[error(
+        "partition {partition:?} does not serve region {region:?} (that region is in {expected:?})"
+    )]
+    PartitionMismatch {
+        /// The role ARN's partition.
+        partition: String,
+        /// The config's `target_region`.
+        region: String,
+        /// The partition that serves `region`.
+        expected: &'static str,
+    },
+    /// An enabled cloudwatch config has no ExternalId of its own.
+    #[error(
+        "an enabled cloudwatch config needs its own ExternalId (run `tenants onboard`, or accept \
+         it without one for a migration with --allow-no-external-id)"
+    )]
+    MissingExternalId,
+}
+
+impl From<TenantConfigError> for ConfigProblem {
+    fn from(error: TenantConfigError) -> Self {
+        Self::new(
+            error.field,
+            format!("{} (tenant {})", error.cause, error.tenant_id),
+        )
     }
 }
 
@@ -292,6 +391,8 @@ impl DeliveryConfig {
             Some(arn) => {
                 if let Err(message) = check_role_arn(arn) {
                     problems.push(ConfigProblem::new("log_distribution_role_arn", message));
+                } else if let Err(error) = self.check_role_partition() {
+                    problems.push(error.into());
                 }
             }
         }
@@ -350,6 +451,65 @@ impl DeliveryConfig {
         {
             problems.push(ConfigProblem::new("bucket_prefix", message));
         }
+        if let Some(account) = &self.bucket_owner_account_id
+            && !is_account_id(account)
+        {
+            problems.push(ConfigProblem::new(
+                "bucket_owner_account_id",
+                format!("{account:?} is not an AWS account id (12 digits)"),
+            ));
+        }
+    }
+
+    /// The role ARN's partition is a known one and, with a `target_region`, the one serving that
+    /// region (STS of one partition never grants roles of another).
+    pub fn check_role_partition(&self) -> Result<(), TenantConfigError> {
+        let Some(partition) = self
+            .log_distribution_role_arn
+            .as_deref()
+            .and_then(crate::partition::of_arn)
+        else {
+            return Ok(());
+        };
+        let refuse = |cause| TenantConfigError {
+            tenant_id: self.tenant_id.clone(),
+            field: "log_distribution_role_arn",
+            cause,
+        };
+        if !crate::partition::is_known(partition) {
+            return Err(refuse(ConfigCause::UnknownPartition {
+                partition: partition.to_owned(),
+            }));
+        }
+        let Some(region) = self.target_region.as_deref() else {
+            return Ok(());
+        };
+        let expected = crate::partition::of_region(region);
+        if partition == expected {
+            Ok(())
+        } else {
+            Err(refuse(ConfigCause::PartitionMismatch {
+                partition: partition.to_owned(),
+                region: region.to_owned(),
+                expected,
+            }))
+        }
+    }
+
+    /// An enabled cloudwatch config must carry its own ExternalId: without one the processor
+    /// falls back to the deployment-wide default, which every such tenant shares. Not part of
+    /// [`DeliveryConfig::validate`] (stored configs relying on the default still deliver); the
+    /// `tenants` tools refuse such configs unless told otherwise.
+    pub fn require_external_id(&self) -> Result<(), TenantConfigError> {
+        let needed = self.enabled && self.delivery_type == DeliveryType::Cloudwatch;
+        if needed && self.external_id.is_none() {
+            return Err(TenantConfigError {
+                tenant_id: self.tenant_id.clone(),
+                field: "external_id",
+                cause: ConfigCause::MissingExternalId,
+            });
+        }
+        Ok(())
     }
 
     /// Whether this config selects `application`: it is named in `desired_logs` or belongs to one
@@ -439,6 +599,28 @@ pub fn application_group(name: &str) -> Option<&'static [&'static str]> {
         .map(|(_, applications)| *applications)
 }
 
+/// An AWS account id: 12 digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The account of a role ARN (`arn:PARTITION:iam::ACCOUNT:role/…`), if it has that shape.
+pub fn role_arn_account(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("arn"), Some(_), Some("iam"), Some(""), Some(account)) if is_account_id(account) => {
+            Some(account)
+        }
+        _ => None,
+    }
+}
+
 /// Checks a tenant id: 1–128 characters of `[A-Za-z0-9_-]`.
 pub fn validate_tenant_id(id: &str) -> Result<(), ConfigProblem> {
     if id.is_empty() || id.len() > MAX_TENANT_ID_CHARS {
@@ -477,6 +659,14 @@ fn is_iam_name_char(c: char) -> bool {
 }
 
 fn check_external_id(external_id: &str, problems: &mut Vec<ConfigProblem>) {
+    if external_id == REDACTED_EXTERNAL_ID {
+        problems.push(ConfigProblem::new(
+            "external_id",
+            "is the redacted placeholder `tenants get`/`list` print; print the config with \
+             --show-external-id to put it back",
+        ));
+        return;
+    }
     let length = external_id.chars().count();
     if !EXTERNAL_ID_CHARS.contains(&length) {
         problems.push(ConfigProblem::new(
@@ -695,6 +885,7 @@ mod tests {
             retention_days: None,
             bucket_name: None,
             bucket_prefix: None,
+            bucket_owner_account_id: None,
             extra: BTreeMap::new(),
         }
     }
@@ -834,6 +1025,153 @@ mod tests {
         ] {
             assert!(check_role_arn(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_role_arn_whose_partition_does_not_serve_the_target_region_is_invalid() {
+        let config = |arn: &str, region: Option<&str>| DeliveryConfig {
+            log_distribution_role_arn: Some(arn.to_owned()),
+            target_region: region.map(str::to_owned),
+            ..cloudwatch()
+        };
+        let china = "arn:aws-cn:iam::123456789012:role/logs";
+        let error = config(china, Some("us-east-1"))
+            .check_role_partition()
+            .expect_err("aws-cn does not serve us-east-1");
+        assert_eq!(
+            error,
+            TenantConfigError {
+                tenant_id: "acme".into(),
+                field: "log_distribution_role_arn",
+                cause: ConfigCause::PartitionMismatch {
+                    partition: "aws-cn".into(),
+                    region: "us-east-1".into(),
+                    expected: "aws",
+                },
+            }
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("tenant acme: log_distribution_role_arn: ")
+        );
+        assert_eq!(
+            problem_fields(&config(china, Some("us-east-1"))),
+            ["log_distribution_role_arn"]
+        );
+        assert_eq!(
+            problem_fields(&config(ROLE, Some("cn-north-1"))),
+            ["log_distribution_role_arn"]
+        );
+        for (arn, region) in [
+            (china, Some("cn-northwest-1")),
+            (
+                "arn:aws-us-gov:iam::123456789012:role/x",
+                Some("us-gov-west-1"),
+            ),
+            (ROLE, Some("eu-west-1")),
+            (china, None),
+        ] {
+            assert_eq!(config(arn, region).validate(), Ok(()), "{arn} {region:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_partition_is_invalid() {
+        let config = DeliveryConfig {
+            log_distribution_role_arn: Some("arn:awsfoo:iam::123456789012:role/logs".into()),
+            ..cloudwatch()
+        };
+        let problems = config.validate().expect_err("awsfoo is no partition");
+        assert_eq!(problems[0].field, "log_distribution_role_arn");
+        assert!(
+            problems[0].message.contains("tenant acme"),
+            "{}",
+            problems[0]
+        );
+        assert!(matches!(
+            config.check_role_partition(),
+            Err(TenantConfigError {
+                cause: ConfigCause::UnknownPartition { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_enabled_cloudwatch_config_needs_its_own_external_id() {
+        let error = cloudwatch()
+            .require_external_id()
+            .expect_err("enabled, no external id");
+        assert_eq!(error.cause, ConfigCause::MissingExternalId);
+        assert_eq!(error.field, "external_id");
+        assert!(error.to_string().starts_with("tenant acme: external_id: "));
+        let with_id = DeliveryConfig {
+            external_id: Some("acme-ext".into()),
+            ..cloudwatch()
+        };
+        let disabled = DeliveryConfig {
+            enabled: false,
+            ..cloudwatch()
+        };
+        for fine in [with_id, disabled, s3()] {
+            assert_eq!(fine.require_external_id(), Ok(()), "{fine:?}");
+        }
+        assert_eq!(
+            cloudwatch().validate(),
+            Ok(()),
+            "stored configs still deliver"
+        );
+    }
+
+    #[test]
+    fn debug_of_a_config_never_shows_its_external_id() {
+        let config = DeliveryConfig {
+            external_id: Some("acme-secret-ext".into()),
+            ..cloudwatch()
+        };
+        let printed = format!("{config:?} {config:#?}");
+        assert!(!printed.contains("acme-secret-ext"), "{printed}");
+        assert!(printed.contains("Some(ExternalId(***))"), "{printed}");
+        assert!(
+            printed.contains("/rosa/acme"),
+            "other fields are printed: {printed}"
+        );
+        assert!(format!("{:?}", cloudwatch()).contains("external_id: None"));
+    }
+
+    #[test]
+    fn the_redacted_placeholder_is_never_a_valid_external_id() {
+        let config = DeliveryConfig {
+            external_id: Some(REDACTED_EXTERNAL_ID.into()),
+            ..cloudwatch()
+        };
+        let problems = config.validate().expect_err("placeholder refused");
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].message.contains("--show-external-id"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn the_bucket_owner_is_an_account_id_and_a_role_arn_names_its_account() {
+        let owner = |account: &str| DeliveryConfig {
+            bucket_owner_account_id: Some(account.to_owned()),
+            ..s3()
+        };
+        assert_eq!(owner("222222222222").validate(), Ok(()));
+        for bad in ["", "22222222222", "2222222222222", "22222222222a"] {
+            assert_eq!(
+                problem_fields(&owner(bad)),
+                ["bucket_owner_account_id"],
+                "{bad}"
+            );
+        }
+        assert_eq!(role_arn_account(ROLE), Some("123456789012"));
+        assert_eq!(role_arn_account("arn:aws:iam::1234:role/x"), None);
+        assert_eq!(role_arn_account("not an arn"), None);
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub struct ProcessorConfig {
     /// Deployment prefix of every object key in the central bucket ("" = none).
     #[arg(long, env = "LOGRELAY_KEY_PREFIX", default_value = "", global = true)]
     pub key_prefix: String,
+    /// The central bucket: notifications naming another bucket are refused and dead-lettered
+    /// (unset: any bucket the processor's role may read).
+    #[arg(long, env = "LOGRELAY_CENTRAL_BUCKET", global = true)]
+    pub central_bucket: Option<String>,
     /// Messages (lambda, sqs) or objects (manual, replay) processed at once.
     #[arg(long, env = "MAX_CONCURRENCY", global = true)]
     pub max_concurrency: Option<usize>,
@@ -221,7 +225,7 @@ pub enum Command {
     /// Deliver a tenant's objects again (backfill).
     Replay(ReplayArgs),
     /// Onboard and diagnose tenants (validate, put, get, list, delete, enable, disable, onboard, doctor).
-    Tenants(crate::admin::TenantsArgs),
+    Tenants(Box<crate::admin::TenantsArgs>),
 }
 
 /// Flags of `replay`.

@@ -25,6 +25,14 @@ pub enum ProcessError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The notification names a bucket other than the central bucket; the object is never read.
+    #[error("notification names bucket {bucket:?}, not the central bucket {central:?}; not read")]
+    ForeignBucket {
+        /// The bucket the notification names.
+        bucket: String,
+        /// The central bucket.
+        central: String,
+    },
     /// No enabled, valid delivery config exists for the tenant.
     #[error("tenant {tenant_id:?} is not configured (no enabled, valid delivery config)")]
     TenantNotConfigured {
@@ -91,6 +99,7 @@ impl ProcessError {
         match self {
             ProcessError::BadKey(_)
             | ProcessError::BadTenantId { .. }
+            | ProcessError::ForeignBucket { .. }
             | ProcessError::TenantNotConfigured { .. } => FailureKind::Permanent,
             ProcessError::TenantLookup { .. } => FailureKind::Transient,
             ProcessError::ReadObject { kind, .. }
@@ -105,6 +114,7 @@ impl ProcessError {
         match self {
             ProcessError::BadKey(_) => "bad_key",
             ProcessError::BadTenantId { .. } => "bad_tenant_id",
+            ProcessError::ForeignBucket { .. } => "foreign_bucket",
             ProcessError::TenantNotConfigured { .. } => "tenant_not_configured",
             ProcessError::TenantLookup { .. } => "tenant_lookup",
             ProcessError::Delivery { failures, .. } => match failures.as_slice() {

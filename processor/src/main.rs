@@ -202,6 +202,10 @@ fn build_processor(
     settings.central_role_arn = config.central_role_arn.clone();
     settings.default_external_id = config.default_external_id.clone();
     settings.key_prefix = config.key_prefix.clone();
+    settings.central_bucket = config
+        .central_bucket
+        .clone()
+        .filter(|bucket| !bucket.is_empty());
     settings.logs_endpoint_url = config.logs_endpoint_url.clone();
     if let Some(size) = config.put_log_events_max_events() {
         settings.limits.max_batch_events = size;

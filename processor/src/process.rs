@@ -1,6 +1,6 @@
 //! The processor core: one object in, one [`Outcome`] out, whatever the intake.
 //!
-//! key → tenant (the key's `customer_id`) → the tenant's configs → the object (streamed from S3) →
+//! bucket (only the central one) → key → tenant (the key's `customer_id`) → the tenant's configs → the object (streamed from S3) →
 //! records routed to each CloudWatch config's batches → PutLogEvents with the tenant's credentials,
 //! progress recorded after every accepted batch → S3 copies (only of objects that read cleanly and
 //! hold no other tenant's records) → progress completed, per-tenant counts emitted.
@@ -12,6 +12,7 @@
 //! `settle` (complete or release every lease, copy to S3, the report).
 
 mod attempt;
+mod bucket_owner;
 mod claim;
 mod read;
 mod settings;
@@ -49,6 +50,7 @@ pub struct Processor {
 #[derive(Debug)]
 struct Inner {
     key_prefix: String,
+    central_bucket: Option<String>,
     logs_endpoint_url: Option<String>,
     force_redelivery: bool,
     limits: ProcessorLimits,
@@ -99,6 +101,7 @@ impl Processor {
         Ok(Self {
             inner: Arc::new(Inner {
                 key_prefix: settings.key_prefix,
+                central_bucket: settings.central_bucket,
                 logs_endpoint_url: settings.logs_endpoint_url,
                 force_redelivery: settings.force_redelivery,
                 batch_limits: BatchLimits::with_max_events(limits.max_batch_events),
@@ -173,6 +176,7 @@ impl Processor {
 
 /// Runs one attempt through its steps, in the order the object meets them.
 async fn run(attempt: &mut Attempt<'_>) -> Result<Finished, ProcessError> {
+    check_bucket(attempt.inner.central_bucket.as_deref(), attempt.object)?;
     let key = attempt.parse_key()?;
     let tenant_id = key.partition.customer_id.clone();
     let wanted = attempt.wanted_configs(&key, &tenant_id).await?;
@@ -193,6 +197,18 @@ async fn run(attempt: &mut Attempt<'_>) -> Result<Finished, ProcessError> {
         .read_and_dispatch(&key, &headers, body, &mut targets)
         .await;
     attempt.settle(&key, &headers, targets, read, report).await
+}
+
+/// An object is read only from the central bucket (when it is known): a notification naming
+/// another bucket — forged, or from a misrouted subscription — is refused before any read.
+fn check_bucket(central: Option<&str>, object: &ObjectRef) -> Result<(), ProcessError> {
+    match central {
+        Some(central) if central != object.bucket => Err(ProcessError::ForeignBucket {
+            bucket: object.bucket.clone(),
+            central: central.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl ObjectHandler for Processor {

@@ -1,7 +1,8 @@
 //! Lambda mode end to end: the real processor binary runs the real `lambda_runtime` client against
 //! the testkit's Runtime API emulator, with the AWS emulator behind a fault proxy. One batch holds a
 //! deliverable object, an object whose reads fail with 5xx, a malformed body and the `s3:TestEvent`;
-//! the response must name exactly the transiently failed message.
+//! the response must name exactly the transiently failed message. An invocation whose deadline is
+//! already within the processor's margin starts nothing and reports every message.
 
 mod intake_support;
 
@@ -152,4 +153,57 @@ async fn a_batch_reports_exactly_the_transiently_failed_message() {
                 .is_some_and(|d| d.contains(&json!("tenant")))),
         "per-tenant EMF metrics on stdout: {stdout:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_near_its_deadline_starts_nothing_and_reports_every_message() {
+    let central = Central::new().await;
+    let (tenant, group) = central.new_cloudwatch_tenant(ACCOUNT_A).await;
+    central
+        .put_object(
+            &Partition::new(&tenant, "c1", "api", "pod-late"),
+            Utc::now(),
+            5,
+            "late",
+        )
+        .await;
+    let bodies = central.take_bodies().await;
+    let body = bodies
+        .iter()
+        .find(|b| b.contains("pod-late"))
+        .cloned()
+        .expect("the object's notification");
+    let event = json!({"Records": [sqs_record("m-late", &body), sqs_record("m-also", &body)]});
+
+    let api = LambdaRuntimeApi::start().await.expect("runtime API");
+    let mut env: HashMap<&'static str, String> = central.processor_env(&central.moto_url);
+    env.extend(api.runtime_env());
+    env.insert("EXECUTION_MODE", "lambda".into());
+    let mut child = tokio::process::Command::from(processor_command(&env))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    assert!(
+        api.wait_for_runtime(Duration::from_secs(30)).await,
+        "the runtime asks for work"
+    );
+    // 5 s left: less than the processor's margin.
+    let result = tokio::time::timeout(
+        INVOCATION_DEADLINE,
+        api.invoke_with_timeout(event, Duration::from_secs(5)),
+    )
+    .await
+    .expect("invocation answered");
+    let InvocationResult::Response(response) = result else {
+        panic!("expected a batch response, got {result:?}");
+    };
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-late"}, {"itemIdentifier": "m-also"}]})
+    );
+    assert!(
+        messages(ACCOUNT_A, &group).await.is_empty(),
+        "nothing was delivered"
+    );
+    child.kill().await.expect("kill");
 }

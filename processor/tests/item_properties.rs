@@ -145,6 +145,7 @@ fn hostile_config() -> impl Strategy<Value = DeliveryConfig> {
                 retention_days,
                 bucket_name: bucket,
                 bucket_prefix,
+                bucket_owner_account_id: None,
                 extra: Default::default(),
             },
         )
@@ -173,6 +174,7 @@ fn valid_config() -> impl Strategy<Value = DeliveryConfig> {
                 log_stream_template: template.filter(|_| !s3).map(str::to_owned),
                 bucket_name: s3.then(|| "tenant-bucket".to_owned()),
                 bucket_prefix: bucket_prefix.filter(|_| s3).map(|p| format!("{p}/")),
+                bucket_owner_account_id: None,
                 delivery_type: if s3 {
                     DeliveryType::S3
                 } else {

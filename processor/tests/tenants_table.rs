@@ -13,6 +13,10 @@ use tenants_support::{Ran, binary, context, context_with, run, run_err};
 
 /// Number of tenants of the round-trip test (the scan must need many pages).
 const TENANTS: usize = 150;
+/// The ExternalId of the round-trip test's cloudwatch config.
+const SECRET: &str = "tenant-000-secret-external-id";
+/// An enabled cloudwatch config without an ExternalId.
+const CLOUDWATCH_WITHOUT_ID: &str = "tenant_id: legacy\ntype: cloudwatch\nlog_distribution_role_arn: arn:aws:iam::222222222222:role/CustomerLogDistribution\nlog_group_name: /legacy\n";
 
 fn s3_entry(tenant: &str, bucket: &str) -> String {
     format!("- tenant_id: {tenant}\n  type: s3\n  bucket_name: {bucket}\n")
@@ -103,7 +107,7 @@ async fn put_get_list_delete_round_trip_150_tenants_over_a_paginated_scan() {
     }
     let _ = write!(
         text,
-        "- tenant_id: tenant-000\n  type: cloudwatch\n  log_distribution_role_arn: arn:aws:iam::222222222222:role/CustomerLogDistribution\n  log_group_name: /ROSA/cluster-logs/tenant-000\n"
+        "- tenant_id: tenant-000\n  type: cloudwatch\n  external_id: {SECRET}\n  log_distribution_role_arn: arn:aws:iam::222222222222:role/CustomerLogDistribution\n  log_group_name: /ROSA/cluster-logs/tenant-000\n"
     );
     let file = write(&dir, "tenants.yaml", &text);
 
@@ -128,6 +132,10 @@ async fn put_get_list_delete_round_trip_150_tenants_over_a_paginated_scan() {
     let listed: Vec<DeliveryConfig> =
         serde_json::from_str(&ran.out).expect("JSON array of configs");
     assert_eq!(listed.len(), TENANTS + 1);
+    assert!(!ran.out.contains(SECRET), "list --json redacts ExternalIds");
+    assert!(ran.out.contains("\"external_id\":\"***\""), "{}", ran.out);
+    let shown = run(&context, &["list", "--json", "--show-external-id"]).await;
+    assert!(shown.out.contains(SECRET), "--show-external-id prints them");
     let mut ids: Vec<&str> = listed
         .iter()
         .filter(|c| c.delivery_type == DeliveryType::S3)
@@ -173,6 +181,11 @@ async fn put_get_list_delete_round_trip_150_tenants_over_a_paginated_scan() {
     assert_eq!(configs.len(), 1);
     assert_eq!(configs[0].bucket_name.as_deref(), Some("bucket-042"));
     let both = run(&context, &["get", "tenant-000", "--json"]).await;
+    assert!(!both.out.contains(SECRET), "get redacts ExternalIds");
+    let yaml = run(&context, &["get", "tenant-000"]).await;
+    assert!(!yaml.out.contains(SECRET), "also in YAML: {}", yaml.out);
+    let shown = run(&context, &["get", "tenant-000", "--show-external-id"]).await;
+    assert!(shown.out.contains(SECRET), "--show-external-id prints it");
     let both: Vec<DeliveryConfig> = serde_json::from_str(&both.out).expect("JSON");
     assert_eq!(
         both.iter().map(|c| c.delivery_type).collect::<Vec<_>>(),
@@ -447,4 +460,71 @@ async fn the_binary_reads_the_table_from_the_environment_or_table_flag() {
     let ran = binary(moto.url(), "no-such-table", &[], &["list"]).await;
     assert_code(&ran, 3);
     assert!(ran.err.contains("no-such-table"), "{}", ran.err);
+}
+
+#[tokio::test]
+async fn an_enabled_cloudwatch_config_without_external_id_is_written_or_enabled_only_when_allowed()
+{
+    let context = context().await;
+    let table = TenantTable::new(&context.aws, &context.table);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write(&dir, "legacy.yaml", CLOUDWATCH_WITHOUT_ID);
+    let stored = || async {
+        table
+            .get("legacy", DeliveryType::Cloudwatch)
+            .await
+            .expect("get")
+    };
+
+    let refused = run(&context, &["put", &file]).await;
+    assert_code(&refused, 1);
+    assert!(
+        refused.err.contains("error: external_id: ") && refused.err.contains("(tenant legacy)"),
+        "{}",
+        refused.err
+    );
+    assert!(stored().await.is_none(), "nothing written");
+    let flags = [
+        "put",
+        "--tenant-id",
+        "legacy",
+        "--type",
+        "cloudwatch",
+        "--log-distribution-role-arn",
+        "arn:aws:iam::222222222222:role/CustomerLogDistribution",
+        "--log-group-name",
+        "/legacy",
+    ];
+    assert_code(&run(&context, &flags).await, 1);
+    assert!(stored().await.is_none(), "nothing written from flags");
+
+    let disabled = [&flags[..], &["--enabled", "false"]].concat();
+    assert_code(&run(&context, &disabled).await, 0);
+    let enable = run(&context, &["enable", "legacy", "cloudwatch"]).await;
+    assert_code(&enable, 1);
+    assert!(
+        enable.err.contains("error: external_id: "),
+        "{}",
+        enable.err
+    );
+    let allowed = run(
+        &context,
+        &["enable", "legacy", "cloudwatch", "--allow-no-external-id"],
+    )
+    .await;
+    assert_code(&allowed, 0);
+    assert!(
+        allowed.err.contains("warning: external_id: "),
+        "{}",
+        allowed.err
+    );
+    let config = stored().await.expect("stored").config.expect("readable");
+    assert!(config.enabled && config.external_id.is_none());
+
+    assert_code(&run(&context, &["delete", "legacy", "cloudwatch"]).await, 0);
+    assert_code(
+        &run(&context, &["put", "--allow-no-external-id", &file]).await,
+        0,
+    );
+    assert!(stored().await.is_some(), "written when allowed");
 }

@@ -52,6 +52,8 @@ pub enum InvocationResult {
 struct Invocation {
     request_id: String,
     payload: Value,
+    /// The function timeout announced for this invocation.
+    timeout: Duration,
 }
 
 /// State shared by the server's connections and the test's handle.
@@ -132,6 +134,12 @@ impl LambdaRuntimeApi {
     /// [`InvocationResult::InitError`] if the runtime reported an init error (before or while
     /// waiting). Wrap in `tokio::time::timeout` to bound the wait.
     pub async fn invoke(&self, payload: Value) -> InvocationResult {
+        self.invoke_with_timeout(payload, FUNCTION_TIMEOUT).await
+    }
+
+    /// As [`LambdaRuntimeApi::invoke`], announcing a deadline `timeout` from when the runtime
+    /// receives the invocation.
+    pub async fn invoke_with_timeout(&self, payload: Value, timeout: Duration) -> InvocationResult {
         if let Some(error) = self.init_error().await {
             return InvocationResult::InitError(error);
         }
@@ -147,6 +155,7 @@ impl LambdaRuntimeApi {
         let _ = self.state.queue_tx.send(Invocation {
             request_id,
             payload,
+            timeout,
         });
         match rx.await {
             Ok(result) => result,
@@ -246,7 +255,7 @@ async fn next_invocation(state: &State) -> Response<Full<Bytes>> {
         return reply(StatusCode::INTERNAL_SERVER_ERROR, "emulator shutting down");
     };
     let deadline = SystemTime::now()
-        .checked_add(FUNCTION_TIMEOUT)
+        .checked_add(invocation.timeout)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis())
         .unwrap_or_default();

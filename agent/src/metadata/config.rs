@@ -59,7 +59,12 @@ pub struct MetadataArgs {
     /// Pod annotations copied into records, comma-separated (`prefix/*` matches a prefix).
     #[arg(long, env = "LOGRELAY_ANNOTATION_ALLOWLIST", default_value = "")]
     pub annotation_allowlist: String,
-    /// Pod annotation naming the tenant (consulted first; empty = not consulted).
+    /// Let a pod's annotation (`--customer-id-annotation`) name its tenant. Off by default:
+    /// whoever can create a pod could otherwise choose any tenant for its logs.
+    #[arg(long, env = "LOGRELAY_CUSTOMER_ID_FROM_ANNOTATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub customer_id_from_annotation: bool,
+    /// Pod annotation naming the tenant, consulted first when `--customer-id-from-annotation=true`
+    /// (empty = not consulted).
     #[arg(long, env = "LOGRELAY_CUSTOMER_ID_ANNOTATION", default_value = CUSTOMER_ID_KEY)]
     pub customer_id_annotation: String,
     /// Namespace label naming the tenant (consulted second; empty = not consulted; then the
@@ -177,7 +182,10 @@ impl MetadataArgs {
         })?;
         let application_labels = list(&self.application_labels);
         let rules = DeriveRules {
-            customer_annotation: optional_key(&self.customer_id_annotation),
+            customer_annotation: self
+                .customer_id_from_annotation
+                .then(|| optional_key(&self.customer_id_annotation))
+                .flatten(),
             customer_namespace_label: optional_key(&self.customer_id_namespace_label),
             application_labels,
             label_allowlist: KeyAllowList::new(list(&self.label_allowlist)),
@@ -276,6 +284,38 @@ mod tests {
         assert!(rules.annotation_allowlist.allows("x/y"));
         assert_eq!(config.annotator.wait, Duration::from_millis(250));
         assert!(!config.watch.list_from_cache);
+    }
+
+    #[test]
+    fn the_customer_id_annotation_is_consulted_only_when_opted_in() {
+        let default = validate(&args(&["--metadata=on"]), false)
+            .expect("valid")
+            .expect("on");
+        assert_eq!(default.watch.rules.customer_annotation, None);
+        let opted_in = validate(
+            &args(&["--metadata=on", "--customer-id-from-annotation=true"]),
+            false,
+        )
+        .expect("valid")
+        .expect("on");
+        assert_eq!(
+            opted_in.watch.rules.customer_annotation.as_deref(),
+            Some(CUSTOMER_ID_KEY)
+        );
+        let renamed = validate(
+            &args(&[
+                "--metadata=on",
+                "--customer-id-from-annotation=true",
+                "--customer-id-annotation=example.com/tenant",
+            ]),
+            false,
+        )
+        .expect("valid")
+        .expect("on");
+        assert_eq!(
+            renamed.watch.rules.customer_annotation.as_deref(),
+            Some("example.com/tenant")
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! owning workload, and the selection decision.
 //!
 //! Defaults (each key configurable):
-//! - `customer_id`: pod annotation `logrelay.io/customer-id` → namespace label
-//!   `logrelay.io/customer-id` → namespace name.
+//! - `customer_id`: namespace label `logrelay.io/customer-id` → namespace name; the pod annotation
+//!   `logrelay.io/customer-id` comes first only when opted in (a pod creator could otherwise pick
+//!   any tenant).
 //! - `application`: pod label `app.kubernetes.io/name` → pod label `app` → owning workload name
 //!   (ReplicaSet → Deployment by removing the `pod-template-hash` suffix, StatefulSet, DaemonSet,
 //!   Job → CronJob by removing the scheduled-time suffix; not a Node, the owner of static pods)
@@ -83,7 +84,7 @@ impl KeyAllowList {
 /// The configurable parts of derivation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeriveRules {
-    /// Pod annotation naming the tenant (`None`: not consulted).
+    /// Pod annotation naming the tenant (`None`, the default: not consulted).
     pub customer_annotation: Option<String>,
     /// Namespace label naming the tenant (`None`: not consulted).
     pub customer_namespace_label: Option<String>,
@@ -100,7 +101,7 @@ pub struct DeriveRules {
 impl Default for DeriveRules {
     fn default() -> Self {
         Self {
-            customer_annotation: Some(CUSTOMER_ID_KEY.into()),
+            customer_annotation: None,
             customer_namespace_label: Some(CUSTOMER_ID_KEY.into()),
             application_labels: DEFAULT_APPLICATION_LABELS.map(String::from).to_vec(),
             label_allowlist: KeyAllowList::new(DEFAULT_LABEL_ALLOWLIST),
@@ -317,8 +318,26 @@ mod tests {
     }
 
     #[test]
-    fn customer_id_prefers_pod_annotation_then_namespace_label_then_namespace_name() {
+    fn by_default_a_pods_annotation_does_not_choose_its_tenant() {
         let rules = all_namespaces();
+        let annotated = base_pod(
+            json!({}),
+            json!({CUSTOMER_ID_KEY: "other-tenant"}),
+            json!([]),
+        );
+        let labelled = namespace("tenant-ns", json!({CUSTOMER_ID_KEY: "from-ns"}));
+        let plain = namespace("tenant-ns", json!({}));
+        let id = |ns: &Namespace| derive(&annotated, ns, &rules).expect("derives").customer_id;
+        assert_eq!(id(&labelled), "from-ns");
+        assert_eq!(id(&plain), "tenant-ns");
+    }
+
+    #[test]
+    fn customer_id_prefers_pod_annotation_then_namespace_label_then_namespace_name() {
+        let rules = DeriveRules {
+            customer_annotation: Some(CUSTOMER_ID_KEY.into()),
+            ..all_namespaces()
+        };
         let ns_plain = namespace("tenant-ns", json!({}));
         let ns_labelled = namespace("tenant-ns", json!({CUSTOMER_ID_KEY: "from-ns"}));
         let annotated = base_pod(json!({}), json!({CUSTOMER_ID_KEY: "from-pod"}), json!([]));

@@ -2,6 +2,7 @@
 //! [`super::onboard`] or [`super::doctor`], and writes results to stdout and refusals to stderr.
 //! Each returns the exit code (0 ok, 1 invalid/refused/failed step) or a [`TenantsError`].
 
+use super::admission::{self, Verdict};
 use super::doctor::{DoctorSettings, doctor as walk};
 use super::external_id::generate_external_id;
 use super::files::{Entry, read_files};
@@ -12,7 +13,7 @@ use super::{
     ValidateArgs, blank_config, now_rfc3339,
 };
 use crate::exit::{EXIT_FAILURES, EXIT_OK};
-use logrelay_common::tenant::{DeliveryConfig, DeliveryType};
+use logrelay_common::tenant::{ConfigProblem, DeliveryConfig, DeliveryType, REDACTED_EXTERNAL_ID};
 use std::io::Write;
 use std::path::Path;
 
@@ -23,7 +24,8 @@ const REGION_COLUMN: usize = 14;
 
 /// `validate FILE…`.
 pub fn validate(args: &ValidateArgs, output: &mut Output<'_>) -> Result<u8, TenantsError> {
-    let entries = read_files(&args.files);
+    let mut entries = read_files(&args.files);
+    admission::check_entries(&mut entries, args.allow_no_external_id);
     let invalid = entries.iter().filter(|entry| !entry.is_valid()).count();
     if args.json {
         let report = serde_json::json!({
@@ -95,7 +97,8 @@ pub async fn put(
                 "give either config files or field flags (--tenant-id, --type, …), not both".into(),
             ));
         }
-        let entries = read_files(&args.files);
+        let mut entries = read_files(&args.files);
+        admission::check_entries(&mut entries, args.allow_no_external_id);
         if entries.iter().any(|entry| !entry.is_valid()) {
             for entry in entries.iter().filter(|entry| !entry.is_valid()) {
                 write_entry(output.err, entry)?;
@@ -158,7 +161,8 @@ async fn config_from_flags(
             .map_err(|error| TenantsError::Usage(error.to_string()))?,
     };
     args.fields.apply(&mut config);
-    if let Err(problems) = config.validate() {
+    let problems = problems_of(&config, args.allow_no_external_id, output)?;
+    if !problems.is_empty() {
         writeln!(
             output.err,
             "{tenant_id}/{delivery_type}: INVALID, nothing written"
@@ -173,6 +177,35 @@ async fn config_from_flags(
         return Ok(None);
     }
     Ok(Some(config))
+}
+
+/// What keeps `config` from being written: its validation problems and, unless `allow`, a
+/// missing ExternalId (an allowed one is printed as a warning).
+fn problems_of(
+    config: &DeliveryConfig,
+    allow: bool,
+    output: &mut Output<'_>,
+) -> Result<Vec<ConfigProblem>, TenantsError> {
+    let mut problems = config.validate().err().unwrap_or_default();
+    match admission::external_id_verdict(config, allow) {
+        Verdict::Accepted => {}
+        Verdict::Allowed(warning) => writeln!(output.err, "  warning: {warning}")?,
+        Verdict::Refused(problem) => problems.push(problem),
+    }
+    Ok(problems)
+}
+
+/// What keeps `config` from being enabled (see [`problems_of`]).
+fn problems_enabled(
+    config: &DeliveryConfig,
+    allow: bool,
+    output: &mut Output<'_>,
+) -> Result<Vec<ConfigProblem>, TenantsError> {
+    let enabled = DeliveryConfig {
+        enabled: true,
+        ..config.clone()
+    };
+    problems_of(&enabled, allow, output)
 }
 
 /// Creates or (when `update`) replaces one config, keeping `created_at` of the stored one.
@@ -235,7 +268,7 @@ pub async fn get(
                         text.join("; ")
                     )?;
                 }
-                configs.push(config);
+                configs.push(printable(config, args.show_external_id));
             }
             Err(error) => {
                 unreadable += 1;
@@ -307,6 +340,7 @@ pub async fn list(
             };
             if args.json {
                 let separator = if count == 0 { "\n" } else { ",\n" };
+                let config = printable(config, args.show_external_id);
                 write!(
                     output.out,
                     "{separator}{}",
@@ -328,6 +362,15 @@ pub async fn list(
         writeln!(output.out, "{count} config(s)")?;
     }
     Ok(EXIT_OK)
+}
+
+/// `config` as `get` and `list` print it: its ExternalId replaced by [`REDACTED_EXTERNAL_ID`]
+/// unless `show` (`--show-external-id`).
+fn printable(mut config: DeliveryConfig, show: bool) -> DeliveryConfig {
+    if !show && config.external_id.is_some() {
+        config.external_id = Some(REDACTED_EXTERNAL_ID.to_owned());
+    }
+    config
 }
 
 fn write_row(out: &mut (dyn Write + Send), config: &DeliveryConfig) -> std::io::Result<()> {
@@ -382,13 +425,26 @@ pub async fn delete(
     }
 }
 
+/// What `enable` / `disable` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Enable; `allow_no_external_id` is `--allow-no-external-id`.
+    On {
+        /// Accept a cloudwatch config without its own ExternalId.
+        allow_no_external_id: bool,
+    },
+    /// Disable.
+    Off,
+}
+
 /// `enable` / `disable TENANT TYPE`; only a valid config is enabled.
 pub async fn set_enabled(
     context: &Context,
     args: &KeyArgs,
-    enabled: bool,
+    switch: Switch,
     output: &mut Output<'_>,
 ) -> Result<u8, TenantsError> {
+    let enabled = switch != Switch::Off;
     let table = TenantTable::new(&context.aws, &context.table);
     let key = format!("{}/{}", args.tenant, args.delivery_type);
     let verb = if enabled { "enabled" } else { "disabled" };
@@ -403,7 +459,13 @@ pub async fn set_enabled(
             return Ok(EXIT_FAILURES);
         }
     };
-    if enabled && let Err(problems) = config.validate() {
+    let problems = match switch {
+        Switch::On {
+            allow_no_external_id,
+        } => problems_enabled(&config, allow_no_external_id, output)?,
+        Switch::Off => Vec::new(),
+    };
+    if !problems.is_empty() {
         writeln!(output.err, "{key} is invalid, not enabled:")?;
         for problem in problems {
             writeln!(
@@ -629,4 +691,101 @@ pub async fn doctor(
         write!(output.out, "{}", report.to_text())?;
     }
     Ok(if report.ok { EXIT_OK } else { EXIT_FAILURES })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::{TenantsArgs, TenantsCommand};
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        tenants: TenantsArgs,
+    }
+
+    /// Runs `tenants validate ARGS…`: exit code, stdout.
+    fn validate_with(args: &[&str]) -> (u8, String) {
+        let mut argv = vec!["tenants", "validate"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        let TenantsCommand::Validate(args) = cli.tenants.command else {
+            panic!("validate");
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut output = Output {
+            out: &mut out,
+            err: &mut err,
+        };
+        let code = validate(&args, &mut output).expect("runs");
+        (code, String::from_utf8_lossy(&out).into_owned())
+    }
+
+    fn file(dir: &tempfile::TempDir, text: &str) -> String {
+        let path = dir.path().join("tenants.yaml");
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    }
+
+    const ENABLED_WITHOUT_ID: &str = "tenant_id: acme\ntype: cloudwatch\n\
+        log_distribution_role_arn: arn:aws:iam::111111111111:role/logs\nlog_group_name: /acme\n";
+
+    #[test]
+    fn validate_refuses_an_enabled_cloudwatch_config_without_external_id_unless_allowed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = file(&dir, ENABLED_WITHOUT_ID);
+        let (code, out) = validate_with(&[&path]);
+        assert_eq!(code, EXIT_FAILURES, "{out}");
+        assert!(out.contains("acme/cloudwatch: INVALID"), "{out}");
+        assert!(out.contains("error: external_id: "), "{out}");
+        assert!(out.contains("(tenant acme)"), "{out}");
+        let (code, out) = validate_with(&["--allow-no-external-id", &path]);
+        assert_eq!(code, EXIT_OK, "{out}");
+        assert!(out.contains("warning: external_id: "), "{out}");
+        let disabled = file(&dir, &format!("{ENABLED_WITHOUT_ID}enabled: false\n"));
+        assert_eq!(validate_with(&[&disabled]).0, EXIT_OK);
+    }
+
+    #[test]
+    fn printed_configs_redact_the_external_id_unless_asked() {
+        let mut config =
+            crate::admin::blank_config("acme", DeliveryType::Cloudwatch).expect("config");
+        config.external_id = Some("acme-secret-ext".into());
+        let redacted = serde_json::to_string(&printable(config.clone(), false)).expect("json");
+        assert!(!redacted.contains("acme-secret-ext"), "{redacted}");
+        assert!(redacted.contains("\"external_id\":\"***\""), "{redacted}");
+        let shown = serde_json::to_string(&printable(config, true)).expect("json");
+        assert!(shown.contains("acme-secret-ext"), "{shown}");
+        let none = crate::admin::blank_config("acme", DeliveryType::S3).expect("config");
+        assert_eq!(
+            printable(none.clone(), false),
+            none,
+            "no ExternalId, nothing added"
+        );
+    }
+
+    #[test]
+    fn validate_refuses_a_role_partition_that_does_not_serve_the_region() {
+        let dir = tempfile::tempdir().expect("dir");
+        for (arn, region) in [
+            ("arn:aws-cn:iam::111111111111:role/logs", "us-east-1"),
+            ("arn:awsfoo:iam::111111111111:role/logs", "us-east-1"),
+            ("arn:aws:iam::111111111111:role/logs", "cn-north-1"),
+        ] {
+            let path = file(
+                &dir,
+                &format!(
+                    "tenant_id: acme\ntype: cloudwatch\nexternal_id: acme-ext\n\
+                     log_distribution_role_arn: {arn}\nlog_group_name: /acme\ntarget_region: {region}\n"
+                ),
+            );
+            let (code, out) = validate_with(&[&path]);
+            assert_eq!(code, EXIT_FAILURES, "{arn} {region}: {out}");
+            assert!(
+                out.contains("error: log_distribution_role_arn: ") && out.contains("(tenant acme)"),
+                "{out}"
+            );
+        }
+    }
 }

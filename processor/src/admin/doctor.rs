@@ -283,7 +283,7 @@ async fn read_configs(
                 let kind = delivery_type.unwrap_or_else(|| "unknown".to_owned());
                 report.push(
                     Step::new(&format!("config.{kind}"), &format!("{kind} config"), StepStatus::Fail, format!("invalid: {}", problems.join("; ")))
-                        .with_hint(format!("The processor skips this config. Fix it: `tenants get {tenant_id} {kind}` > file, edit, `tenants put file --update`.")),
+                        .with_hint(format!("The processor skips this config. Fix it: `tenants get {tenant_id} {kind} --show-external-id` > file, edit, `tenants put file --update`.")),
                 );
             }
         }

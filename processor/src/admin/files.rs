@@ -22,7 +22,7 @@ const CLOUDWATCH_ONLY: [&str; 4] = [
     "retention_days",
 ];
 /// Fields that only the s3 delivery type reads.
-const S3_ONLY: [&str; 2] = ["bucket_name", "bucket_prefix"];
+const S3_ONLY: [&str; 3] = ["bucket_name", "bucket_prefix", "bucket_owner_account_id"];
 
 /// One entry of a file: where it is, the config when it decoded, its problems and warnings.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,9 +3,11 @@
 //! (ExternalId + what the customer deploys) and `doctor` (walk the real delivery chain with the
 //! processor's own code). `docs/tenants.md` is the operator's guide.
 //!
-//! [`files`] reads config files, [`store`] changes the table, [`onboard`] plans onboarding,
-//! [`doctor`] walks the chain with [`hints`] for failures, [`commands`] runs each subcommand.
+//! [`files`] reads config files, [`admission`] adds the rules applied before writing, [`store`]
+//! changes the table, [`onboard`] plans onboarding, [`doctor`] walks the chain with [`hints`] for
+//! failures, [`commands`] runs each subcommand.
 
+pub mod admission;
 pub mod commands;
 pub mod doctor;
 pub mod external_id;
@@ -51,7 +53,7 @@ pub enum TenantsCommand {
     /// Delete one config.
     Delete(KeyArgs),
     /// Switch one config on (it must be valid).
-    Enable(KeyArgs),
+    Enable(EnableArgs),
     /// Switch one config off.
     Disable(KeyArgs),
     /// Give a tenant an ExternalId and print what the customer must deploy.
@@ -69,6 +71,9 @@ pub struct ValidateArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Accept enabled cloudwatch configs without their own ExternalId (for a migration; logged).
+    #[arg(long)]
+    pub allow_no_external_id: bool,
 }
 
 /// Flags of `put`.
@@ -80,6 +85,9 @@ pub struct PutArgs {
     /// Replace existing configs (from flags: change only the given fields).
     #[arg(long)]
     pub update: bool,
+    /// Accept enabled cloudwatch configs without their own ExternalId (for a migration; logged).
+    #[arg(long)]
+    pub allow_no_external_id: bool,
     /// The config as flags.
     #[command(flatten)]
     pub fields: ConfigFlags,
@@ -130,6 +138,9 @@ pub struct ConfigFlags {
     /// s3: the key prefix ("" = bucket root).
     #[arg(long)]
     pub bucket_prefix: Option<String>,
+    /// s3: the account that must own the bucket (default: the cloudwatch role's account).
+    #[arg(long)]
+    pub bucket_owner_account_id: Option<String>,
 }
 
 impl ConfigFlags {
@@ -164,6 +175,10 @@ impl ConfigFlags {
         set(&mut config.log_stream_template, &self.log_stream_template);
         set(&mut config.bucket_name, &self.bucket_name);
         set(&mut config.bucket_prefix, &self.bucket_prefix);
+        set(
+            &mut config.bucket_owner_account_id,
+            &self.bucket_owner_account_id,
+        );
         if self.ttl.is_some() {
             config.ttl = self.ttl;
         }
@@ -184,6 +199,9 @@ pub struct GetArgs {
     /// Print JSON instead of YAML.
     #[arg(long)]
     pub json: bool,
+    /// Print ExternalIds (otherwise shown as `***`).
+    #[arg(long)]
+    pub show_external_id: bool,
 }
 
 /// Flags of `list`.
@@ -195,6 +213,9 @@ pub struct ListArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print ExternalIds in `--json` (otherwise shown as `***`).
+    #[arg(long)]
+    pub show_external_id: bool,
 }
 
 /// A tenant and a delivery type.
@@ -205,6 +226,17 @@ pub struct KeyArgs {
     /// Delivery type: cloudwatch or s3.
     #[arg(value_parser = parse_delivery_type, value_name = "TYPE")]
     pub delivery_type: DeliveryType,
+}
+
+/// Flags of `enable`.
+#[derive(Debug, Clone, Args)]
+pub struct EnableArgs {
+    /// The config to enable.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Enable a cloudwatch config without its own ExternalId (for a migration; logged).
+    #[arg(long)]
+    pub allow_no_external_id: bool,
 }
 
 /// Flags of `onboard`.
@@ -412,8 +444,15 @@ pub async fn run_with(
         TenantsCommand::Get(args) => commands::get(context, args, output).await,
         TenantsCommand::List(args) => commands::list(context, args, output).await,
         TenantsCommand::Delete(args) => commands::delete(context, args, output).await,
-        TenantsCommand::Enable(args) => commands::set_enabled(context, args, true, output).await,
-        TenantsCommand::Disable(args) => commands::set_enabled(context, args, false, output).await,
+        TenantsCommand::Enable(args) => {
+            let switch = commands::Switch::On {
+                allow_no_external_id: args.allow_no_external_id,
+            };
+            commands::set_enabled(context, &args.key, switch, output).await
+        }
+        TenantsCommand::Disable(args) => {
+            commands::set_enabled(context, args, commands::Switch::Off, output).await
+        }
         TenantsCommand::Onboard(args) => commands::onboard(context, args, output).await,
         TenantsCommand::Doctor(args) => commands::doctor(context, args, output).await,
     }

@@ -4,9 +4,11 @@
 //!
 //! Sessions come from `logrelay_common::aws::assume_role_chain`, whose credentials refresh
 //! themselves 5 minutes before they expire; this module caches the resulting configs per
-//! (role, external id, region, cluster) — the cluster because it is a session tag — bounds
-//! concurrent AssumeRole calls, and remembers a refusal (access denied) for a short while so a
-//! misconfigured tenant costs one STS call per minute, not one per object.
+//! (tenant, role, external id, region, cluster) — tenant and cluster because they are session
+//! tags, so no tenant is ever served a session tagged for another — bounds concurrent AssumeRole
+//! calls, and remembers a refusal (access denied) per the same key for a short while so a
+//! misconfigured tenant costs one STS call per minute, not one per object, and never refuses
+//! another tenant.
 
 mod step;
 
@@ -20,8 +22,9 @@ use crate::telemetry::InternalEvent;
 use crate::telemetry::events::AssumeRoleDenied;
 use aws_config::{Region, SdkConfig};
 use logrelay_common::aws::{AwsError, ErrorClass, RoleStep, assume_role_chain};
-use logrelay_common::tenant::DeliveryConfig;
+use logrelay_common::tenant::{DeliveryConfig, RedactedExternalId};
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -36,8 +39,8 @@ pub const MAX_CACHED_SESSIONS: usize = 10_000;
 /// A session unused this long may be dropped when the cache is full.
 const IDLE_SESSION: Duration = Duration::from_secs(60 * 60);
 
-/// Roles and limits for assuming.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Roles and limits for assuming. `Debug` never prints the default ExternalId.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CredentialSettings {
     /// The central distribution role; `None` uses the processor's own identity as the central hop.
     pub central_role_arn: Option<String>,
@@ -47,6 +50,23 @@ pub struct CredentialSettings {
     pub max_concurrent_assume_role: usize,
     /// How long a refusal is remembered.
     pub denied_retry_after: Duration,
+}
+
+impl fmt::Debug for CredentialSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialSettings")
+            .field("central_role_arn", &self.central_role_arn)
+            .field(
+                "default_external_id",
+                &RedactedExternalId(self.default_external_id.as_deref()),
+            )
+            .field(
+                "max_concurrent_assume_role",
+                &self.max_concurrent_assume_role,
+            )
+            .field("denied_retry_after", &self.denied_retry_after)
+            .finish()
+    }
 }
 
 impl Default for CredentialSettings {
@@ -60,8 +80,9 @@ impl Default for CredentialSettings {
     }
 }
 
-/// A tenant's session: a config acting as the tenant's role.
-#[derive(Debug, Clone)]
+/// A tenant's session: a config acting as the tenant's role. `Debug` shows the destination only
+/// (the SDK config's own `Debug` prints the AssumeRole input, ExternalId included).
+#[derive(Clone)]
 pub struct TenantSession {
     /// SDK config with self-refreshing tenant credentials and the target region.
     pub config: SdkConfig,
@@ -69,12 +90,30 @@ pub struct TenantSession {
     pub destination: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What a cached session or refusal is for: every input of the tenant hop that reaches STS.
+/// `Debug` never prints the ExternalId.
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct SessionKey {
+    tenant_id: String,
     role_arn: String,
     external_id: Option<String>,
     region: Option<String>,
     cluster_tag: String,
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionKey")
+            .field("tenant_id", &self.tenant_id)
+            .field("role_arn", &self.role_arn)
+            .field(
+                "external_id",
+                &RedactedExternalId(self.external_id.as_deref()),
+            )
+            .field("region", &self.region)
+            .field("cluster_tag", &self.cluster_tag)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -89,14 +128,33 @@ struct SessionSlot {
     last_used: Option<Instant>,
 }
 
-/// Hands out central and tenant sessions, cached.
-#[derive(Debug, Clone)]
+/// Hands out central and tenant sessions, cached. `Debug` shows settings and counts only (the
+/// SDK configs' own `Debug` prints the AssumeRole input, ExternalId included).
+#[derive(Clone)]
 pub struct CredentialBroker {
     base: SdkConfig,
     settings: Arc<CredentialSettings>,
     central: Arc<tokio::sync::Mutex<Option<SdkConfig>>>,
     sessions: Arc<Mutex<HashMap<SessionKey, Arc<tokio::sync::Mutex<SessionSlot>>>>>,
     permits: Arc<Semaphore>,
+}
+
+impl fmt::Debug for TenantSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantSession")
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CredentialBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cached = self.sessions.lock().map_or(0, |sessions| sessions.len());
+        f.debug_struct("CredentialBroker")
+            .field("settings", &self.settings)
+            .field("cached_sessions", &cached)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CredentialBroker {
@@ -168,6 +226,7 @@ impl CredentialBroker {
                 .unwrap_or_else(|| self.base.region().map_or("", Region::as_ref))
         );
         let key = SessionKey {
+            tenant_id: config.tenant_id.clone(),
             role_arn: step.role_arn.clone(),
             external_id: step.external_id.clone(),
             region: step.region.clone(),
@@ -305,8 +364,23 @@ mod tests {
 
     /// A fake STS endpoint that grants every role except `denied`.
     async fn fake_sts(denied: &'static str) -> FakeHttp {
+        fake_sts_refusing(move |form| field(form, "RoleArn") == Some(denied)).await
+    }
+
+    /// The value of the session tag `key` in an AssumeRole form.
+    fn tag<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        (1..=2).find_map(|i| {
+            (field(form, &format!("Tags.member.{i}.Key"))? == key)
+                .then(|| field(form, &format!("Tags.member.{i}.Value")))?
+        })
+    }
+
+    /// A fake STS endpoint that refuses the requests `refuse` picks and grants the others.
+    async fn fake_sts_refusing(
+        refuse: impl Fn(&[(String, String)]) -> bool + Send + Sync + 'static,
+    ) -> FakeHttp {
         fake_http::serve(move |request: &Request| {
-            if field(&request.form(), "RoleArn") == Some(denied) {
+            if refuse(&request.form()) {
                 (403, "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform sts:AssumeRole</Message></Error><RequestId>r</RequestId></ErrorResponse>".to_owned())
             } else {
                 (200, "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult><Credentials><AccessKeyId>AKIDFAKE</AccessKeyId><SecretAccessKey>secret</SecretAccessKey><SessionToken>token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>AROAFAKE:s</AssumedRoleId><Arn>arn:aws:sts::111111111111:assumed-role/r/s</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleResponse>".to_owned())
@@ -326,8 +400,12 @@ mod tests {
     }
 
     fn tenant_config(role: &str, external_id: Option<&str>) -> DeliveryConfig {
+        config_of("acme", role, external_id)
+    }
+
+    fn config_of(tenant: &str, role: &str, external_id: Option<&str>) -> DeliveryConfig {
         serde_json::from_value(serde_json::json!({
-            "tenant_id": "acme",
+            "tenant_id": tenant,
             "type": "cloudwatch",
             "log_distribution_role_arn": role,
             "log_group_name": "/acme",
@@ -463,5 +541,83 @@ mod tests {
             .tenant(&tenant_config(TENANT_ROLE, Some("x1")), "c1")
             .await
             .expect("other tenants are unaffected");
+    }
+
+    #[tokio::test]
+    async fn debug_of_cache_keys_sessions_and_settings_never_shows_an_external_id() {
+        let key = SessionKey {
+            tenant_id: "acme".into(),
+            role_arn: TENANT_ROLE.into(),
+            external_id: Some("acme-secret-ext".into()),
+            region: Some("eu-west-1".into()),
+            cluster_tag: "c1".into(),
+        };
+        let settings = CredentialSettings {
+            default_external_id: Some("shared-secret-ext".into()),
+            ..Default::default()
+        };
+        let sts = fake_sts(DENIED_ROLE).await;
+        let broker = broker(&sts.url, settings.clone()).await;
+        let session = broker
+            .tenant(&tenant_config(TENANT_ROLE, Some("acme-secret-ext")), "c1")
+            .await
+            .expect("session");
+        let printed = format!("{key:?} {key:#?} {settings:?} {broker:?} {session:?}");
+        for secret in ["acme-secret-ext", "shared-secret-ext"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("ExternalId(***)"), "{printed}");
+        assert!(printed.contains(TENANT_ROLE), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn tenants_sharing_role_and_external_id_get_their_own_sessions() {
+        let sts = fake_sts(DENIED_ROLE).await;
+        let broker = broker(&sts.url, CredentialSettings::default()).await;
+        let alpha = config_of("alpha", TENANT_ROLE, Some("shared-ext"));
+        let beta = config_of("beta", TENANT_ROLE, Some("shared-ext"));
+        broker.tenant(&alpha, "c1").await.expect("alpha's session");
+        broker.tenant(&beta, "c1").await.expect("beta's session");
+        broker
+            .tenant(&alpha, "c1")
+            .await
+            .expect("alpha's cached session");
+        broker
+            .tenant(&beta, "c1")
+            .await
+            .expect("beta's cached session");
+        let tenants: Vec<Option<String>> = sts
+            .seen()
+            .iter()
+            .map(|request| tag(&request.form(), TAG_TENANT_ID).map(str::to_owned))
+            .collect();
+        assert_eq!(
+            tenants,
+            [Some("alpha".to_owned()), Some("beta".to_owned())],
+            "one AssumeRole per tenant, each tagged with its own tenant"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tenants_remembered_refusal_does_not_refuse_another_with_the_same_role() {
+        let sts = fake_sts_refusing(|form| tag(form, TAG_TENANT_ID) == Some("alpha")).await;
+        let broker = broker(&sts.url, CredentialSettings::default()).await;
+        let alpha = config_of("alpha", TENANT_ROLE, Some("shared-ext"));
+        let beta = config_of("beta", TENANT_ROLE, Some("shared-ext"));
+        let error = broker
+            .tenant(&alpha, "c1")
+            .await
+            .expect_err("alpha refused");
+        assert_eq!(error.reason, "access_denied");
+        broker
+            .tenant(&beta, "c1")
+            .await
+            .expect("beta is asked for itself, not refused by alpha's memory");
+        let again = broker
+            .tenant(&alpha, "c1")
+            .await
+            .expect_err("still refused");
+        assert!(again.message.contains("remembered"), "{}", again.message);
+        assert_eq!(sts.seen().len(), 2, "alpha once, beta once");
     }
 }

@@ -1,7 +1,9 @@
 //! S3 delivery: a server-side `CopyObject` of the whole object into the tenant's bucket at
 //! `{bucket_prefix}{customer_id}/{cluster_id}/{application}/{pod_name}/{file}` (the central layout's
 //! encoded segments), with `bucket-owner-full-control` and metadata tracing the copy back to its
-//! source. Single hop: the central role writes, the tenant's bucket policy grants it.
+//! source. Single hop: the central role writes, the tenant's bucket policy grants it. Every copy
+//! names the account that must own the bucket (`ExpectedBucketOwner`), so a typo or a bucket name
+//! re-registered by someone else fails (access denied) instead of handing the tenant's logs over.
 
 use crate::error::DeliveryError;
 use crate::retry::{RetryPolicy, with_retries};
@@ -52,6 +54,9 @@ pub struct CopyRequest {
     pub bucket: String,
     /// Key in the tenant bucket.
     pub key: String,
+    /// The account that must own `bucket` (`ExpectedBucketOwner`): the config's
+    /// `bucket_owner_account_id`; the caller fills it from the tenant's role when unset.
+    pub expected_bucket_owner: Option<String>,
     /// Metadata (without the `x-amz-meta-` prefix).
     pub metadata: Vec<(String, String)>,
 }
@@ -90,6 +95,7 @@ impl CopyRequest {
             source_etag: source_etag.to_owned(),
             bucket,
             key: destination_key(config, layout_key),
+            expected_bucket_owner: config.bucket_owner_account_id.clone(),
             metadata,
         })
     }
@@ -134,6 +140,7 @@ pub async fn copy_object(
             .copy_source(&source)
             .copy_source_if_match(format!("\"{}\"", request.source_etag))
             .bucket(&request.bucket)
+            .set_expected_bucket_owner(request.expected_bucket_owner.clone())
             .key(&request.key)
             .acl(ObjectCannedAcl::BucketOwnerFullControl)
             .metadata_directive(MetadataDirective::Replace)
@@ -234,5 +241,60 @@ mod tests {
         assert_eq!(get("logrelay-source-etag"), Some("e1"));
         assert_eq!(get("logrelay-tenant-id"), Some("acme"));
         assert_eq!(get("logrelay-cluster-id"), Some("cl%C3%BCster"));
+    }
+
+    #[tokio::test]
+    async fn every_copy_names_the_account_that_must_own_the_bucket() {
+        use crate::deliver::fake_http;
+        use aws_credential_types::Credentials;
+        use logrelay_common::aws::{AwsOptions, base_config};
+        let server = fake_http::serve(|_| {
+            (
+                200,
+                "<CopyObjectResult><ETag>\"e\"</ETag></CopyObjectResult>".to_owned(),
+            )
+        })
+        .await;
+        let central = base_config(&AwsOptions {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(server.url.clone()),
+            credentials: Some(Credentials::from_keys("AKID", "secret", None)),
+        })
+        .await;
+        let mut request =
+            CopyRequest::for_config(&config(None), "central", "k", None, "e1", "k", "c1")
+                .expect("s3 config");
+        request.expected_bucket_owner = Some("222222222222".into());
+        let policy = RetryPolicy {
+            attempts: 1,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        };
+        let client = client(&central, Duration::from_secs(5));
+        copy_object(&client, &request, &policy, "acme")
+            .await
+            .expect("copied");
+        let seen = server.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            seen[0].header("x-amz-expected-bucket-owner"),
+            Some("222222222222")
+        );
+        assert_eq!(
+            seen[0].header("x-amz-acl"),
+            Some("bucket-owner-full-control")
+        );
+    }
+
+    #[test]
+    fn the_configured_bucket_owner_is_taken_into_the_request() {
+        let mut owned = config(None);
+        owned.bucket_owner_account_id = Some("333333333333".into());
+        let request = CopyRequest::for_config(&owned, "central", "k", None, "e", "k", "c")
+            .expect("s3 config");
+        assert_eq!(
+            request.expected_bucket_owner.as_deref(),
+            Some("333333333333")
+        );
     }
 }

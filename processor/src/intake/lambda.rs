@@ -7,6 +7,9 @@
 //! forwarded to `DLQ_URL` when set, then reported as done. If forwarding fails the message is
 //! reported as failed, so it comes back and the queue's redrive policy still catches it.
 //! After each invocation the metrics are written as EMF lines (per-tenant counters).
+//!
+//! Records are started only while more than a margin is left before the invocation's deadline
+//! ([`deadline`](crate::intake::deadline)); the others are reported as failures and come back.
 
 use std::sync::Arc;
 
@@ -15,11 +18,15 @@ use futures::StreamExt;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 use crate::intake::dead_letter::DeadLetterQueue;
+use crate::intake::deadline::{Clock, DEFAULT_DEADLINE_MARGIN, Deadline, SystemClock};
 use crate::intake::event::{BodySource, parse_body};
 use crate::intake::message::{Tally, process_items};
 use crate::intake::settle::{QueuedMessage, settle};
 use crate::object::ObjectHandler;
+use crate::telemetry::InternalEvent;
 use crate::telemetry::emf::EmfHandle;
+use crate::telemetry::intake::MessagesNotStarted;
+use std::time::Duration;
 
 /// Default number of messages processed at once (Lambda's default SQS batch size is 10).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 10;
@@ -54,7 +61,25 @@ struct RecordResult {
     index: usize,
     message_id: Option<String>,
     is_final: bool,
+    /// Not started because the deadline was near (comes back).
+    not_started: bool,
     tally: Tally,
+}
+
+impl RecordResult {
+    /// A record passed over because the deadline was near: it must come back.
+    fn not_started(index: usize, message_id: Option<String>) -> Self {
+        let mut tally = Tally::default();
+        tally.messages += 1;
+        tally.retried += 1;
+        Self {
+            index,
+            message_id,
+            is_final: false,
+            not_started: true,
+            tally,
+        }
+    }
 }
 
 /// The Lambda intake over any [`ObjectHandler`].
@@ -63,6 +88,8 @@ pub struct LambdaIntake<H> {
     dead_letter: Option<DeadLetterQueue>,
     max_concurrency: usize,
     metrics: Option<EmfHandle>,
+    clock: Arc<dyn Clock>,
+    deadline_margin: Duration,
 }
 
 impl<H: ObjectHandler + 'static> LambdaIntake<H> {
@@ -73,7 +100,21 @@ impl<H: ObjectHandler + 'static> LambdaIntake<H> {
             dead_letter: None,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             metrics: None,
+            clock: Arc::new(SystemClock),
+            deadline_margin: DEFAULT_DEADLINE_MARGIN,
         }
+    }
+
+    /// Reads the time from `clock` (tests use a fake one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Starts no record with less than `margin` left before the invocation's deadline.
+    pub fn with_deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
+        self
     }
 
     /// Forwards permanently failed messages to `queue` before acknowledging them.
@@ -94,18 +135,30 @@ impl<H: ObjectHandler + 'static> LambdaIntake<H> {
         self
     }
 
-    /// Processes one SQS event; the response names every message that must come back.
+    /// Processes one SQS event without a deadline; the response names every message that must
+    /// come back.
     pub async fn handle_batch(
         &self,
         event: SqsEvent,
     ) -> Result<SqsBatchResponse, LambdaHandlerError> {
+        self.handle_batch_until(event, None).await
+    }
+
+    /// Processes one SQS event, starting records only while `deadline` allows; the response names
+    /// every message that must come back, the ones not started included.
+    pub async fn handle_batch_until(
+        &self,
+        event: SqsEvent,
+        deadline: Option<Deadline>,
+    ) -> Result<SqsBatchResponse, LambdaHandlerError> {
         let mut results: Vec<RecordResult> =
             futures::stream::iter(event.records.into_iter().enumerate())
-                .map(|(index, record)| self.process_record(index, record))
+                .map(|(index, record)| self.start_record(index, record, deadline))
                 .buffer_unordered(self.max_concurrency)
                 .collect()
                 .await;
         results.sort_by_key(|r| r.index);
+        self.report_not_started(&results, deadline);
         let mut tally = Tally::default();
         let mut response = SqsBatchResponse::default();
         let mut missing_id = None;
@@ -144,9 +197,38 @@ impl<H: ObjectHandler + 'static> LambdaIntake<H> {
         let intake = Arc::new(self);
         lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
             let intake = intake.clone();
-            async move { intake.handle_batch(event.payload).await }
+            let deadline =
+                Deadline::from_epoch_millis(event.context.deadline, intake.deadline_margin);
+            async move { intake.handle_batch_until(event.payload, deadline).await }
         }))
         .await
+    }
+
+    /// Processes one record, unless the deadline is too near to start it.
+    async fn start_record(
+        &self,
+        index: usize,
+        record: SqsMessage,
+        deadline: Option<Deadline>,
+    ) -> RecordResult {
+        match deadline {
+            Some(deadline) if !deadline.allows_start(self.clock.now()) => {
+                RecordResult::not_started(index, record.message_id)
+            }
+            _ => self.process_record(index, record).await,
+        }
+    }
+
+    /// Emits one event for the records passed over in this invocation, if any.
+    fn report_not_started(&self, results: &[RecordResult], deadline: Option<Deadline>) {
+        let count = results.iter().filter(|r| r.not_started).count();
+        if let (true, Some(deadline)) = (count > 0, deadline) {
+            MessagesNotStarted {
+                count,
+                left: deadline.left(self.clock.now()),
+            }
+            .emit();
+        }
     }
 
     /// Processes one record and decides whether it is done.
@@ -173,6 +255,7 @@ impl<H: ObjectHandler + 'static> LambdaIntake<H> {
             index,
             message_id,
             is_final,
+            not_started: false,
             tally,
         }
     }
@@ -288,5 +371,89 @@ mod tests {
         let ids: Vec<(Option<&str>, String)> = records;
         intake.handle_batch(event(&ids)).await.expect("ok");
         assert_eq!(handler.peak.load(Ordering::SeqCst), 3);
+    }
+
+    /// A clock the test moves by hand.
+    struct FakeClock(std::sync::Mutex<std::time::SystemTime>);
+
+    impl FakeClock {
+        fn advance(&self, by: Duration) {
+            if let Ok(mut now) = self.0.lock() {
+                *now += by;
+            }
+        }
+    }
+
+    impl Clock for FakeClock {
+        fn now(&self) -> std::time::SystemTime {
+            self.0
+                .lock()
+                .map(|now| *now)
+                .unwrap_or(std::time::UNIX_EPOCH)
+        }
+    }
+
+    /// Each object takes 10 s of the fake clock.
+    struct TenSecondObjects {
+        clock: Arc<FakeClock>,
+        handled: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ObjectHandler for TenSecondObjects {
+        async fn handle(&self, _: &crate::object::ObjectRef) -> crate::object::Outcome {
+            self.clock.advance(Duration::from_secs(10));
+            self.handled
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            crate::object::Outcome::Delivered(Default::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn records_are_not_started_near_the_deadline_and_come_back() {
+        let start = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let clock = Arc::new(FakeClock(std::sync::Mutex::new(start)));
+        let handler = Arc::new(TenSecondObjects {
+            clock: clock.clone(),
+            handled: Default::default(),
+        });
+        let intake = LambdaIntake::new(handler.clone())
+            .with_max_concurrency(1)
+            .with_clock(clock.clone());
+        let ids = ["m0", "m1", "m2", "m3", "m4"];
+        let records: Vec<_> = ids
+            .iter()
+            .map(|id| (Some(*id), s3_body(&format!("a%2F{id}"))))
+            .collect();
+        // 35 s left, 20 s margin: records start at 0 s and 10 s; at 20 s only 15 s are left.
+        let deadline = Deadline::new(start + Duration::from_secs(35), Duration::from_secs(20));
+        let response = intake
+            .handle_batch_until(event(&records), Some(deadline))
+            .await
+            .expect("partial batch response");
+        assert_eq!(failed_ids(&response), ["m2", "m3", "m4"]);
+        assert_eq!(
+            handler.handled.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "no object started after the margin was reached"
+        );
+
+        let none_left = Deadline::new(
+            clock.now() + Duration::from_secs(5),
+            DEFAULT_DEADLINE_MARGIN,
+        );
+        let response = intake
+            .handle_batch_until(event(&records[..2]), Some(none_left))
+            .await
+            .expect("partial batch response");
+        assert_eq!(
+            failed_ids(&response),
+            ["m0", "m1"],
+            "nothing started, everything comes back"
+        );
+        let response = intake
+            .handle_batch_until(event(&records[..1]), None)
+            .await
+            .expect("no deadline: processed");
+        assert!(response.batch_item_failures.is_empty());
     }
 }

@@ -4,6 +4,7 @@
 //! - [`event`]: message bodies → objects (SNS envelope, S3 event, EventBridge, `s3://` lines);
 //! - [`message`]: one message through the handler, and what then becomes of the message;
 //! - [`lambda`]: the Lambda entry point (SQS event source, partial batch failures);
+//! - [`deadline`]: when a Lambda invocation stops starting records;
 //! - [`sqs`]: a long-polling SQS consumer with visibility heartbeats and graceful shutdown;
 //! - [`manual`]: bodies or `s3://` lines from stdin;
 //! - [`replay`]: a tenant's objects listed from the bucket, delivered again;
@@ -12,6 +13,7 @@
 //! - [`signal`]: SIGTERM/SIGINT as a future.
 
 pub mod dead_letter;
+pub mod deadline;
 pub mod event;
 pub mod lambda;
 pub mod manual;

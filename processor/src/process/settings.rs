@@ -78,6 +78,9 @@ pub struct ProcessorSettings {
     pub default_external_id: Option<String>,
     /// Deployment prefix of keys in the central bucket (`""` = none).
     pub key_prefix: String,
+    /// `LOGRELAY_CENTRAL_BUCKET`: the only bucket objects are read from; a notification naming
+    /// another is refused permanently (dead-lettered). `None` reads any bucket IAM allows.
+    pub central_bucket: Option<String>,
     /// CloudWatch Logs endpoint override (tests, VPC endpoints); `None` = the SDK's.
     pub logs_endpoint_url: Option<String>,
     /// Deliver objects again even when the progress table says a config is complete for them, from
@@ -98,6 +101,7 @@ impl ProcessorSettings {
             central_role_arn: None,
             default_external_id: None,
             key_prefix: String::new(),
+            central_bucket: None,
             logs_endpoint_url: None,
             force_redelivery: false,
             limits: ProcessorLimits::default(),

@@ -178,7 +178,7 @@ impl Attempt<'_> {
             ));
         }
         let tenant_id = &key.partition.customer_id;
-        let request = CopyRequest::for_config(
+        let mut request = CopyRequest::for_config(
             &target.config,
             &self.object.bucket,
             &self.object.key,
@@ -190,6 +190,7 @@ impl Attempt<'_> {
         .ok_or_else(|| {
             DeliveryError::permanent("invalid_config", "s3 config has no bucket_name")
         })?;
+        request.expected_bucket_owner = Some(self.bucket_owner(&target.config).await?);
         let central = self
             .inner
             .credentials

@@ -4,7 +4,9 @@
 use super::*;
 use crate::object::DeliveryReport;
 use crate::retry::RetryPolicy;
-use crate::telemetry::events::{ASSUME_ROLE_DENIED_TOTAL, RECORDS_MISATTRIBUTED_TOTAL};
+use crate::telemetry::events::{
+    ASSUME_ROLE_DENIED_TOTAL, OBJECTS_TOTAL, RECORDS_MISATTRIBUTED_TOTAL,
+};
 use crate::tenant::DynamoItem;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -177,8 +179,10 @@ impl TestTenant {
     /// given); returns the bucket.
     async fn add_s3(&self, prefix: Option<&str>) -> String {
         let bucket = tenant_bucket(self.moto).await;
-        let mut config =
-            serde_json::json!({"tenant_id": self.tenant, "type": "s3", "bucket_name": bucket});
+        let mut config = serde_json::json!({
+            "tenant_id": self.tenant, "type": "s3", "bucket_name": bucket,
+            "bucket_owner_account_id": ACCOUNT_A,
+        });
         if let Some(prefix) = prefix {
             config["bucket_prefix"] = serde_json::json!(prefix);
         }
@@ -431,6 +435,89 @@ async fn records_claiming_another_tenant_are_counted_and_never_delivered() {
         )),
         "{rendered}"
     );
+}
+
+#[tokio::test]
+async fn a_notification_naming_another_bucket_is_refused_permanently_and_counted() {
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    let real = acme.put(2, "central").await;
+    // The same key, with other lines, in another bucket the processor's identity may read.
+    let foreign_bucket = unique_name("foreign");
+    create_bucket(&acme.central.aws, &foreign_bucket)
+        .await
+        .expect("bucket");
+    let body = logrelay_common::codec::encode_records(&acme.records(3, "foreign")).expect("encode");
+    put_object(&acme.central.aws, &foreign_bucket, &real.key, body)
+        .await
+        .expect("put");
+    let foreign = ObjectRef {
+        bucket: foreign_bucket.clone(),
+        ..real.clone()
+    };
+    let central = acme.central.bucket.clone();
+    let processor = acme.processor_with(|settings| settings.central_bucket = Some(central));
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let outcome = {
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        processor.handle(&foreign).await
+    };
+    let Outcome::Failed { kind, error } = outcome else {
+        panic!("refused: {outcome:?}");
+    };
+    assert_eq!(kind, FailureKind::Permanent, "dead-lettered, not retried");
+    assert_eq!(error.reason(), "foreign_bucket");
+    assert!(error.to_string().contains(&foreign_bucket), "{error}");
+    let rendered = handle.render();
+    assert!(
+        rendered.lines().any(|line| line.starts_with(OBJECTS_TOTAL)
+            && line.contains("reason=\"foreign_bucket\"")
+            && line.contains("outcome=\"failed_permanent\"")),
+        "{rendered}"
+    );
+    assert!(
+        acme.delivered().await.is_empty(),
+        "nothing of the foreign object delivered"
+    );
+
+    expect_delivered(processor.handle(&real).await);
+    let delivered = acme.delivered().await;
+    assert_eq!(
+        delivered.len(),
+        2,
+        "the central bucket's object is delivered: {delivered:?}"
+    );
+    assert!(
+        delivered.iter().all(|line| line.starts_with("central")),
+        "{delivered:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_s3_copy_whose_bucket_owner_cannot_be_named_is_refused() {
+    let acme = TestTenant::new().await;
+    let bucket = tenant_bucket(acme.moto).await;
+    acme.central
+        .put_config(
+            serde_json::json!({"tenant_id": acme.tenant, "type": "s3", "bucket_name": bucket}),
+        )
+        .await;
+    let object = acme.put(2, "x").await;
+    let Outcome::Failed { kind, error } = acme.processor().handle(&object).await else {
+        panic!("refused");
+    };
+    assert_eq!(kind, FailureKind::Permanent);
+    assert_eq!(error.reason(), "bucket_owner_unknown");
+    let copies = logrelay_common::aws::s3_client(&acme.moto.config(ACCOUNT_A).await)
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list")
+        .key_count()
+        .unwrap_or_default();
+    assert_eq!(copies, 0, "nothing copied");
 }
 
 #[tokio::test]

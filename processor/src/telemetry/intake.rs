@@ -21,6 +21,29 @@ pub const QUEUE_ERRORS_TOTAL: &str = "logrelay_processor_queue_errors_total";
 /// Visibility extensions sent for messages still in progress.
 pub const VISIBILITY_EXTENSIONS_TOTAL: &str = "logrelay_processor_visibility_extensions_total";
 
+/// Messages a Lambda invocation did not start because its deadline was near (reported as batch
+/// item failures, so they come back).
+pub const MESSAGES_NOT_STARTED_TOTAL: &str = "logrelay_processor_messages_not_started_total";
+
+/// A Lambda invocation left messages unstarted because too little time was left.
+pub struct MessagesNotStarted {
+    /// How many.
+    pub count: usize,
+    /// Time left before the deadline when the first was passed over.
+    pub left: std::time::Duration,
+}
+
+impl InternalEvent for MessagesNotStarted {
+    fn emit(self) {
+        tracing::warn!(
+            count = self.count,
+            left_ms = u64::try_from(self.left.as_millis()).unwrap_or(u64::MAX),
+            "deadline near: messages not started are reported as failures and come back"
+        );
+        counter!(MESSAGES_NOT_STARTED_TOTAL).increment(self.count as u64);
+    }
+}
+
 /// A body could not be read; the message is dead-lettered.
 pub struct BodyRejected<'a> {
     /// The message (or manual entry) id.
