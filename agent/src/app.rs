@@ -15,12 +15,12 @@ use crate::internal_events::InternalEvent;
 use crate::internal_events::checkpoint::{
     AgentWasDown, CheckpointFreshStart, CheckpointSaveFailed,
 };
-use crate::pipeline::{SOURCE_CHANNEL_CAPACITY, SourceEvent};
 use crate::server::{self, ServerState};
 use crate::sink::directory::DirectoryService;
 use crate::sink::retry::RetryPolicy;
 use crate::sink::s3::{S3Service, WriterRole};
 use crate::sink::{ObjectService, SinkTarget, Uploader};
+use crate::source_event::{SOURCE_CHANNEL_CAPACITY, SourceEvent};
 use crate::stdin;
 use crate::tail::{RecordContext, TailError, Tailer, TailerConfig, TailerHandle};
 use logrelay_common::aws::{self, AwsError};

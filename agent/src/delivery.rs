@@ -15,8 +15,8 @@ use crate::checkpoint::{FileRegistry, Position};
 use crate::internal_events::InternalEvent;
 use crate::internal_events::batch::{Backpressure, BatchMemory, LineEncodeFailed};
 use crate::internal_events::sink::UploadsAbandoned;
-use crate::pipeline::{Line, SourceEvent};
 use crate::sink::Uploader;
+use crate::source_event::{Line, SourceEvent};
 use crate::timer::sleep_until_opt;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -303,10 +303,10 @@ fn resume_point(line: &Line) -> Position {
 mod tests {
     use super::*;
     use crate::batch::testing::{decode, lines};
-    use crate::pipeline::FileId;
     use crate::sink::directory::DirectoryService;
     use crate::sink::retry::RetryPolicy;
     use crate::sink::{ObjectService, Uploader};
+    use crate::source_event::FileId;
     use logrelay_common::record::LogRecord;
     use std::path::{Path, PathBuf};
 
@@ -430,7 +430,7 @@ mod tests {
             file: FileId(2),
             end: 1000,
             end_marker: 5,
-            unfinished: crate::pipeline::Unfinished::NONE,
+            unfinished: crate::source_event::Unfinished::NONE,
         })
         .await
         .expect("sends");

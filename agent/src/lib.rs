@@ -3,7 +3,7 @@
 //! acknowledged.
 //!
 //! The data path reads top to bottom: [`tail`] (discover and read files) → [`parse`] (CRI / docker,
-//! partial lines) → [`pipeline`] (the hand-over) → [`batch`] (per-partition gzip batches) →
+//! partial lines) → [`source_event`] (the hand-over) → [`batch`] (per-partition gzip batches) →
 //! [`sink`] (S3 or a local directory) → [`checkpoint`] (acknowledged offsets). [`stdin`] is the other
 //! source; [`server`] serves metrics and health probes.
 
@@ -16,9 +16,9 @@ pub mod fnv;
 pub mod internal_events;
 pub mod metadata;
 pub mod parse;
-pub mod pipeline;
 pub mod server;
 pub mod sink;
+pub mod source_event;
 pub mod stdin;
 pub mod tail;
 pub mod timer;

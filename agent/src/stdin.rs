@@ -11,7 +11,7 @@
 use crate::internal_events::parse::{EmptyLine, StdinRecordRepaired, StdinRepair};
 use crate::internal_events::tail::LinesRead;
 use crate::parse::finish_message;
-use crate::pipeline::{FileId, Line, SourceEvent, Unfinished};
+use crate::source_event::{FileId, Line, SourceEvent, Unfinished};
 use crate::tail::path::UNKNOWN;
 use crate::tail::reader::MarkerWindow;
 use chrono::Utc;
@@ -255,7 +255,7 @@ fn raw_record(bytes: &[u8], cut: u64, max_line_bytes: usize) -> LogRecord {
 mod tests {
     use super::*;
     use crate::parse::{ORIGINAL_BYTES_FIELD, TRUNCATED_FIELD};
-    use crate::pipeline::offset_marker;
+    use crate::source_event::offset_marker;
 
     async fn run_on(
         input: &[u8],

@@ -13,7 +13,7 @@ use logrelay_agent::metadata::index::PodIndex;
 use logrelay_agent::metadata::persist::CACHE_FILE_NAME;
 use logrelay_agent::metadata::select::LabelSelector;
 use logrelay_agent::parse::Message;
-use logrelay_agent::pipeline::{FileId, Line, SourceEvent, Unfinished};
+use logrelay_agent::source_event::{FileId, Line, SourceEvent, Unfinished};
 use logrelay_agent::tail::{PodLogPath, RecordContext, from_path};
 use logrelay_common::key::{self, ObjectKey, Partition};
 use logrelay_common::record::{LogRecord, Stream};

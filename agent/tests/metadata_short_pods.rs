@@ -7,7 +7,7 @@ use logrelay_agent::checkpoint::FileRegistry;
 use logrelay_agent::metadata::Metadata;
 use logrelay_agent::metadata::annotator::MISSING_FIELD;
 use logrelay_agent::metadata::config::{KubeSource, MetadataConfig};
-use logrelay_agent::pipeline::{FileId, SourceEvent};
+use logrelay_agent::source_event::{FileId, SourceEvent};
 use logrelay_agent::tail::{RecordContext, Tailer, TailerConfig};
 use logrelay_testkit::fake_kube::FakeKube;
 use serde_json::json;

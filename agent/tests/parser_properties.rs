@@ -17,7 +17,7 @@ use logrelay_agent::parse::partial::{
 };
 use logrelay_agent::parse::timestamp::parse_rfc3339;
 use logrelay_agent::parse::{DEFAULT_MAX_LINE_BYTES, Format, Message, cri, docker, finish_message};
-use logrelay_agent::pipeline::{FileId, SourceEvent, Unfinished, offset_marker};
+use logrelay_agent::source_event::{FileId, SourceEvent, Unfinished, offset_marker};
 use logrelay_agent::stdin;
 use logrelay_agent::tail::path::{PodLogPath, UNKNOWN};
 use logrelay_agent::tail::reader::{LineSplitter, SplitItem};

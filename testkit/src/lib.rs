@@ -9,6 +9,7 @@ pub mod http_proxy;
 pub mod lambda_runtime_api;
 pub mod moto;
 pub mod resources;
+pub mod strategies;
 
 pub use fault_proxy::{FaultKind, FaultMatch, FaultPlan, FaultProxy};
 pub use moto::{DEFAULT_ACCOUNT_ID, Moto};

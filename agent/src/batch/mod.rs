@@ -15,7 +15,7 @@ pub(crate) mod testing;
 use crate::checkpoint::FileRegistry;
 use crate::internal_events::InternalEvent;
 use crate::internal_events::batch::BatchSealed;
-use crate::pipeline::{FileId, Line};
+use crate::source_event::{FileId, Line};
 use bytes::Bytes;
 use chunked::{ChunkedGzBody, SharedCompressor};
 use logrelay_common::codec::CodecError;

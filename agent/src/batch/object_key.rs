@@ -16,7 +16,7 @@
 
 use super::FileRange;
 use crate::checkpoint::FileRegistry;
-use crate::pipeline::FileId;
+use crate::source_event::FileId;
 use chrono::{DateTime, Utc};
 use logrelay_common::key::{self, KeyError, ObjectKey, Partition};
 

@@ -1,6 +1,6 @@
 //! Test helpers for the delivery side: records, lines and decoding of stored objects.
 
-use crate::pipeline::{FileId, Line, SourceEvent, offset_marker};
+use crate::source_event::{FileId, Line, SourceEvent, offset_marker};
 use chrono::{TimeZone, Utc};
 use logrelay_common::codec::{NdjsonGzReader, ReadLimits};
 use logrelay_common::record::{LogRecord, Stream};
@@ -37,7 +37,7 @@ pub fn line(file: u64, start: u64, pod: &str, message: &str) -> Line {
         start,
         end,
         end_marker: offset_marker(format!("{message}\n").as_bytes()),
-        unfinished: crate::pipeline::Unfinished::NONE,
+        unfinished: crate::source_event::Unfinished::NONE,
     }
 }
 

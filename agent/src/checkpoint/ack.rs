@@ -5,14 +5,14 @@
 //! position just before the first line it got. A file's acknowledged position is the position
 //! before the oldest batch not yet confirmed (or the last event's end when every batch is
 //! confirmed): the end of the longest prefix of the file's events whose lines all sit in
-//! confirmed objects. [`SourceEvent::Consumed`](crate::pipeline::SourceEvent::Consumed) ranges count
+//! confirmed objects. [`SourceEvent::Consumed`](crate::source_event::SourceEvent::Consumed) ranges count
 //! as confirmed at once. Batches may be confirmed in any order.
 //!
 //! Memory: a file's queue holds each unconfirmed batch at most once, so its length is bounded by the
 //! batches in flight, which the batcher's memory cap bounds.
 
 use crate::batch::BatchId;
-use crate::pipeline::{FileId, Unfinished};
+use crate::source_event::{FileId, Unfinished};
 use std::collections::{HashMap, VecDeque};
 
 /// A resume point in a file: an offset, the marker of the bytes before it, and the lines still
@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 pub struct Position {
     /// Byte offset.
     pub offset: u64,
-    /// [`offset_marker`](crate::pipeline::offset_marker) of the bytes before `offset`.
+    /// [`offset_marker`](crate::source_event::offset_marker) of the bytes before `offset`.
     pub marker: u64,
     /// Lines unfinished before `offset`.
     pub unfinished: Unfinished,

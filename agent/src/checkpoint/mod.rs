@@ -5,7 +5,7 @@
 //! [`registry`] is where the source side tells delivery which file a [`FileId`] is (identity and
 //! current path), so checkpoints survive restarts and object keys are deterministic.
 //!
-//! [`FileId`]: crate::pipeline::FileId
+//! [`FileId`]: crate::source_event::FileId
 
 pub mod ack;
 pub mod registry;

@@ -5,7 +5,7 @@
 //! checkpoints (identity + path) and to build deterministic object keys, and removes a file once it
 //! is closed and fully acknowledged.
 
-use crate::pipeline::FileId;
+use crate::source_event::FileId;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -335,7 +335,7 @@ impl Saver {
 
     /// The checkpoint file is current: finished files' final positions are on disk, so stop
     /// tracking them.
-    fn saved(&mut self, finished: Vec<crate::pipeline::FileId>) {
+    fn saved(&mut self, finished: Vec<crate::source_event::FileId>) {
         self.last_saved = Instant::now();
         if !finished.is_empty() {
             let mut acks = lock_acks(&self.acks);
@@ -351,7 +351,7 @@ impl Saver {
     }
 
     /// Merges the tracker's positions into the set; returns the files that are finished.
-    fn collect(&mut self) -> Vec<crate::pipeline::FileId> {
+    fn collect(&mut self) -> Vec<crate::source_event::FileId> {
         for retired in self.registry.take_retired() {
             self.set.remove(&retired);
         }
@@ -403,7 +403,7 @@ impl Saver {
 mod tests {
     use super::*;
     use crate::batch::BatchId;
-    use crate::pipeline::FileId;
+    use crate::source_event::FileId;
     use std::path::PathBuf;
 
     fn cp(inode: u64, offset: u64) -> FileCheckpoint {
@@ -576,7 +576,7 @@ mod tests {
                 crate::checkpoint::Position {
                     offset: 100,
                     marker: 77,
-                    unfinished: crate::pipeline::Unfinished::NONE,
+                    unfinished: crate::source_event::Unfinished::NONE,
                 },
             );
             t.closed(FileId(1));
@@ -622,7 +622,7 @@ mod tests {
         let position = crate::checkpoint::Position {
             offset: 100,
             marker: 77,
-            unfinished: crate::pipeline::Unfinished::NONE,
+            unfinished: crate::source_event::Unfinished::NONE,
         };
         lock_acks(&acks).line(FileId(1), BatchId(1), 0, position);
         let acknowledged_at = Instant::now();

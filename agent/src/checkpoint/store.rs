@@ -3,7 +3,7 @@
 //! checkpoints, never a torn file.
 
 use super::registry::FileIdentity;
-use crate::pipeline::Unfinished;
+use crate::source_event::Unfinished;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -33,7 +33,7 @@ pub struct FileCheckpoint {
     pub path: PathBuf,
     /// Every byte before this offset is in an acknowledged object (or produced no line).
     pub offset: u64,
-    /// [`offset_marker`](crate::pipeline::offset_marker) of the bytes just before `offset`.
+    /// [`offset_marker`](crate::source_event::offset_marker) of the bytes just before `offset`.
     pub offset_marker: u64,
     /// Lines unfinished before `offset` (a partial line of one stream with entries of the other
     /// after its start): read again from their starts after a restart.

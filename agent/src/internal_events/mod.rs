@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod metadata;
 pub mod parse;
 pub mod sink;
 pub mod tail;
@@ -24,6 +25,7 @@ pub trait InternalEvent {
 pub fn describe_metrics() {
     batch::describe_metrics();
     checkpoint::describe_metrics();
+    metadata::describe_metrics();
     parse::describe_metrics();
     sink::describe_metrics();
     tail::describe_metrics();

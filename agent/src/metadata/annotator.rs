@@ -14,11 +14,11 @@
 //! before them and the next run reads them again — with the cache file's or the API's metadata.
 
 use super::derive::PodMeta;
-use super::events::{
+use super::index::PodIndex;
+use crate::internal_events::metadata::{
     HeldLines, LineExcluded, LinesEnriched, MetadataMissing, MissingReason, UnsentAtShutdown,
 };
-use super::index::PodIndex;
-use crate::pipeline::{FileId, Line, SourceEvent};
+use crate::source_event::{FileId, Line, SourceEvent};
 use crate::tail::path::UNKNOWN;
 use crate::timer::sleep_until_opt;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -409,7 +409,7 @@ impl Stage {
             LineExcluded {
                 namespace: &meta.namespace,
                 pod_name: &meta.name,
-                reason,
+                reason: reason.as_str(),
             }
             .emit();
             let consumed = SourceEvent::Consumed {
@@ -551,7 +551,7 @@ mod tests {
             start: n * 10,
             end: n * 10 + 10,
             end_marker: n,
-            unfinished: crate::pipeline::Unfinished::NONE,
+            unfinished: crate::source_event::Unfinished::NONE,
         })
     }
 
@@ -634,7 +634,7 @@ mod tests {
                 file: FileId(1),
                 end: 35,
                 end_marker: 0,
-                unfinished: crate::pipeline::Unfinished::NONE,
+                unfinished: crate::source_event::Unfinished::NONE,
             })
             .await
             .expect("sends");

@@ -8,7 +8,7 @@
 //! watch.
 
 use super::derive::PodMeta;
-use super::events::{CacheEvicted, IndexSize};
+use crate::internal_events::metadata::{CacheEvicted, IndexSize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};

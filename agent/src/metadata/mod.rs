@@ -6,22 +6,21 @@
 //! - [`index`]: derived metadata by path UID, kept after deletion while still needed.
 //! - [`persist`]: the cache file in the data directory (enriches pods gone before a restart).
 //! - [`annotator`]: the pipeline stage between the sources and the batcher.
-//! - [`config`]: flags; [`events`]: metrics and logs.
+//! - [`config`]: flags. Metrics and logs: `internal_events::metadata`.
 //!
 //! [`Metadata::start`] ties them together. See `docs/agent-metadata.md`.
 
 pub mod annotator;
 pub mod config;
 pub mod derive;
-pub mod events;
 pub mod index;
 pub mod persist;
 pub mod select;
 pub mod watch;
 
+use crate::internal_events::metadata::{CacheLoaded, CacheWritten};
 use annotator::Annotator;
 use config::{KubeSource, MetadataConfig};
-use events::{CacheLoaded, CacheWritten};
 use index::PodIndex;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,7 +80,6 @@ impl Metadata {
     /// Loads the cache file, starts the watchers and the maintenance task (call inside a Tokio
     /// runtime). Never waits for the API: lines of pods not known yet are held by the annotator.
     pub fn start_with_client(client: kube::Client, config: MetadataConfig) -> Self {
-        events::describe_metrics();
         let index = Arc::new(PodIndex::new(
             config.gone_retention,
             config.pods_root.clone(),

@@ -8,8 +8,8 @@
 //! reach the file tailer: lines of unknown pods are held, then shipped without metadata.
 
 use super::derive::{DeriveRules, derive};
-use super::events::{Relisted, WatchRestarted};
 use super::index::PodIndex;
+use crate::internal_events::metadata::{Relisted, WatchRestarted};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::runtime::reflector::{self, ObjectRef, Store};

@@ -18,7 +18,7 @@
 //! [`super::finish_message`]).
 
 use crate::internal_events::parse::{PartialFlushReason, PartialLineFlushed};
-use crate::pipeline::Unfinished;
+use crate::source_event::Unfinished;
 use chrono::{DateTime, Utc};
 use logrelay_common::record::Stream;
 use std::time::{Duration, Instant};

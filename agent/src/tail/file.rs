@@ -11,7 +11,7 @@ use crate::internal_events::parse::{EmptyLine, ParseError, PartialFlushReason};
 use crate::internal_events::tail::{HoleBytesSkipped, LinesRead};
 use crate::parse::partial::{Chunk, Merged, MergedLine, PartialMerger};
 use crate::parse::{Format, finish_message};
-use crate::pipeline::{FileId, Line, MARKER_BYTES, SourceEvent, Unfinished, offset_marker};
+use crate::source_event::{FileId, Line, MARKER_BYTES, SourceEvent, Unfinished, offset_marker};
 use chrono::Utc;
 use flate2::read::MultiGzDecoder;
 use logrelay_common::record::Stream;

@@ -8,7 +8,7 @@
 //! nanosecond timestamp, so first lines are as good as unique.
 
 use crate::fnv::fnv1a;
-use crate::pipeline::MARKER_BYTES;
+use crate::source_event::MARKER_BYTES;
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -78,7 +78,7 @@ fn read_at_most(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::offset_marker;
+    use crate::source_event::offset_marker;
     use std::io::Write;
 
     #[test]

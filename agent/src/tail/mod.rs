@@ -11,7 +11,7 @@
 //! - [`tailer`]: the loop: rotation, truncation, deletion, checkpoints, the per-pod cap, fairness,
 //!   and at start the `.gz` files rotated and gzipped while the agent was down.
 //!
-//! Guarantees: every byte read is covered by one [`crate::pipeline::SourceEvent`] in file order; a
+//! Guarantees: every byte read is covered by one [`crate::source_event::SourceEvent`] in file order; a
 //! renamed file is drained through its open descriptor; a deleted file is drained, then closed; a
 //! file that shrinks is read again from 0 (counted); a checkpoint that no longer fits its file
 //! (inode reused, bytes before it changed) restarts the file at 0 (counted); bytes that become

@@ -2,7 +2,7 @@
 //! memory: a line longer than the cap keeps its first bytes and only counts the rest, so a 100 MiB
 //! line without a newline costs the cap, not 100 MiB.
 
-use crate::pipeline::{MARKER_BYTES, offset_marker};
+use crate::source_event::{MARKER_BYTES, offset_marker};
 
 /// The last [`MARKER_BYTES`] raw bytes consumed, for offset markers.
 #[derive(Debug, Clone, Default)]

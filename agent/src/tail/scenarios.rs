@@ -6,7 +6,9 @@
 use super::*;
 use crate::checkpoint::{FileCheckpoint, FileRegistry};
 use crate::parse::{ORIGINAL_BYTES_FIELD, TRUNCATED_FIELD};
-use crate::pipeline::{FileId, SOURCE_CHANNEL_CAPACITY, SourceEvent, Unfinished, offset_marker};
+use crate::source_event::{
+    FileId, SOURCE_CHANNEL_CAPACITY, SourceEvent, Unfinished, offset_marker,
+};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};

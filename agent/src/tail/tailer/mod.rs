@@ -18,7 +18,7 @@ use crate::checkpoint::{FileCheckpoint, FileRegistry};
 use crate::internal_events::tail::{ReadFailed, TailerGauges};
 use crate::parse::DEFAULT_MAX_LINE_BYTES;
 use crate::parse::partial::{PARTIAL_FLUSH_TIMEOUT, PartialMerger};
-use crate::pipeline::{FileId, SourceEvent};
+use crate::source_event::{FileId, SourceEvent};
 use notify::RecommendedWatcher;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
@@ -188,7 +188,7 @@ impl TailerHandle {
 impl Tailer {
     /// A tailer reading the tree under `config.root`, resuming files from `resume` (the loaded
     /// checkpoints), registering each file in `registry` before its first event, and sending
-    /// events to `sender` (capacity [`crate::pipeline::SOURCE_CHANNEL_CAPACITY`]).
+    /// events to `sender` (capacity [`crate::source_event::SOURCE_CHANNEL_CAPACITY`]).
     pub fn new(
         config: TailerConfig,
         resume: Vec<FileCheckpoint>,

@@ -8,7 +8,7 @@ use crate::internal_events::tail::{
     BytesLost, CompressedFileResumed, FileClosed, FileRotated, FileTruncated, LossReason,
     ReadFailed, WatchFailed,
 };
-use crate::pipeline::{FileId, offset_marker};
+use crate::source_event::{FileId, offset_marker};
 use crate::tail::discovery::{self, Found};
 use crate::tail::file::{FileStart, Halt, Source, TrackedFile};
 use crate::tail::identity::{

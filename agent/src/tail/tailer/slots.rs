@@ -4,7 +4,7 @@
 use super::State;
 use super::start::verified_window;
 use crate::internal_events::tail::ReadFailed;
-use crate::pipeline::FileId;
+use crate::source_event::FileId;
 use crate::tail::file::{Halt, Source};
 use crate::tail::path::FileKind;
 use std::collections::HashMap;

@@ -9,7 +9,7 @@ use crate::internal_events::tail::{
     DiscoveryFailed, FileDiscovered, FileResumed, LossReason, RestartReason, ResumeRestarted,
     RotatedFileDeferred,
 };
-use crate::pipeline::{FileId, offset_marker};
+use crate::source_event::{FileId, offset_marker};
 use crate::tail::discovery::Found;
 use crate::tail::file::{FileStart, Halt, Resume, Source, TrackedFile};
 use crate::tail::identity::{fingerprint, marker_window, read_first_bytes};
@@ -23,7 +23,7 @@ use std::time::{Instant, SystemTime};
 
 /// A file that was truncated, kept for [`TRUNCATED_MEMORY`] with its read state (offset, held
 /// unfinished line, pending partials) so that its copy (copytruncate) continues it under the same
-/// [`crate::pipeline::FileId`]: its lines not yet acknowledged stay in the same acknowledgement
+/// [`crate::source_event::FileId`]: its lines not yet acknowledged stay in the same acknowledgement
 /// order, and a checkpoint of the copy never passes what was acknowledged of the original.
 pub(super) struct Truncated {
     pub(super) file: TrackedFile,

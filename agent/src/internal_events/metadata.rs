@@ -133,8 +133,8 @@ pub struct LineExcluded<'a> {
     pub namespace: &'a str,
     /// Pod name.
     pub pod_name: &'a str,
-    /// Why.
-    pub reason: super::select::ExcludeReason,
+    /// Why (`namespace`, `pod_opt_out`, …).
+    pub reason: &'static str,
 }
 
 impl LineExcluded<'_> {
@@ -143,12 +143,12 @@ impl LineExcluded<'_> {
         tracing::trace!(
             namespace = self.namespace,
             pod = self.pod_name,
-            reason = self.reason.as_str(),
+            reason = self.reason,
             "line excluded by selection"
         );
         metrics::counter!(
             "logrelay_agent_metadata_excluded_lines_total",
-            "reason" => self.reason.as_str()
+            "reason" => self.reason
         )
         .increment(1);
     }
