@@ -287,21 +287,15 @@ impl ProgressStore {
             owner,
             "SET #next = :next, #ahead = :ahead, #events = :events, #fingerprint = :fingerprint, \
              #until = :until, #updated = :now, #ttl = :ttl",
-            vec![
-                (":next", n(state.cursor.next())),
-                (
-                    ":ahead",
-                    AttributeValue::L(state.cursor.ahead().map(n).collect()),
-                ),
-                (":events", n(state.events_delivered)),
-                (
-                    ":fingerprint",
-                    s(state.fingerprint.as_deref().unwrap_or_default()),
-                ),
-                (":until", n(now + millis(self.settings.lease))),
-                (":now", n(now)),
-                (":ttl", n(self.expiry_epoch_seconds())),
-            ],
+            [
+                state_values(state),
+                vec![
+                    (":until", n(now + millis(self.settings.lease))),
+                    (":now", n(now)),
+                    (":ttl", n(self.expiry_epoch_seconds())),
+                ],
+            ]
+            .concat(),
         )
         .await
     }
@@ -318,21 +312,15 @@ impl ProgressStore {
             owner,
             "SET #complete = :true, #next = :next, #ahead = :ahead, #events = :events, \
              #fingerprint = :fingerprint, #updated = :now, #ttl = :ttl REMOVE #until, #owner",
-            vec![
-                (":true", AttributeValue::Bool(true)),
-                (":next", n(state.cursor.next())),
-                (
-                    ":ahead",
-                    AttributeValue::L(state.cursor.ahead().map(n).collect()),
-                ),
-                (":events", n(state.events_delivered)),
-                (
-                    ":fingerprint",
-                    s(state.fingerprint.as_deref().unwrap_or_default()),
-                ),
-                (":now", n(now_ms())),
-                (":ttl", n(self.expiry_epoch_seconds())),
-            ],
+            [
+                state_values(state),
+                vec![
+                    (":true", AttributeValue::Bool(true)),
+                    (":now", n(now_ms())),
+                    (":ttl", n(self.expiry_epoch_seconds())),
+                ],
+            ]
+            .concat(),
         )
         .await
     }
@@ -357,20 +345,14 @@ impl ProgressStore {
             owner,
             "SET #next = :next, #ahead = :ahead, #events = :events, #fingerprint = :fingerprint, \
              #updated = :now, #ttl = :ttl REMOVE #until, #owner",
-            vec![
-                (":next", n(state.cursor.next())),
-                (
-                    ":ahead",
-                    AttributeValue::L(state.cursor.ahead().map(n).collect()),
-                ),
-                (":events", n(state.events_delivered)),
-                (
-                    ":fingerprint",
-                    s(state.fingerprint.as_deref().unwrap_or_default()),
-                ),
-                (":now", n(now_ms())),
-                (":ttl", n(self.expiry_epoch_seconds())),
-            ],
+            [
+                state_values(state),
+                vec![
+                    (":now", n(now_ms())),
+                    (":ttl", n(self.expiry_epoch_seconds())),
+                ],
+            ]
+            .concat(),
         )
         .await;
     }
@@ -445,6 +427,22 @@ impl ProgressStore {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs())
     }
+}
+
+/// The values of a state's attributes (`:next`, `:ahead`, `:events`, `:fingerprint`) for an update.
+fn state_values(state: &ProgressState) -> Vec<(&'static str, AttributeValue)> {
+    vec![
+        (":next", n(state.cursor.next())),
+        (
+            ":ahead",
+            AttributeValue::L(state.cursor.ahead().map(n).collect()),
+        ),
+        (":events", n(state.events_delivered)),
+        (
+            ":fingerprint",
+            s(state.fingerprint.as_deref().unwrap_or_default()),
+        ),
+    ]
 }
 
 /// Reads the state part of an item (missing or malformed attributes read as "nothing done").
