@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Assertions over every rendered agent DaemonSet: the properties that docs/deploy.md and the agent rely on, which
+"""Assertions over every rendered agent DaemonSet (and the ClusterRole and NetworkPolicy rendered with it): the
+properties that docs/deploy.md, docs/security.md and the agent rely on, which
 schema validation and checkov cannot know. Whether ports, probe paths, scrape annotations and the environment agree with
 what the agent binary serves and accepts is checked by scripts/contract.py, through the binary's --check-config.
 
@@ -40,8 +41,16 @@ def probe_ok(probe: dict, path: str) -> bool:
 
 
 AGENT_CHECKS: dict[str, Callable[[dict], bool]] = {
-    "/var/log from the host, read-only": lambda ds: mount(agent_container(ds), "/var/log").get("readOnly") is True
-    and volume(ds, mount(agent_container(ds), "/var/log").get("name", "")).get("hostPath", {}).get("path") == "/var/log",
+    "/var/log/pods from the host, read-only, and no other part of /var/log": lambda ds: mount(
+        agent_container(ds), "/var/log/pods"
+    ).get("readOnly")
+    is True
+    and volume(ds, mount(agent_container(ds), "/var/log/pods").get("name", "")).get("hostPath", {}).get("path")
+    == "/var/log/pods"
+    and all(
+        m["mountPath"] == "/var/log/pods" or not m["mountPath"].startswith("/var/log")
+        for m in agent_container(ds).get("volumeMounts", [])
+    ),
     "checkpoint data dir on the host": lambda ds: "hostPath"
     in volume(ds, mount(agent_container(ds), "/var/lib/logrelay").get("name", "")),
     "NODE_NAME from the downward API": lambda ds: env(agent_container(ds), "NODE_NAME").get("valueFrom", {})
@@ -76,7 +85,9 @@ AGENT_CHECKS: dict[str, Callable[[dict], bool]] = {
 
 # Per agent check: a mutation of the DaemonSet that must make it fail.
 AGENT_BREAKS: dict[str, Callable[[dict], None]] = {
-    "/var/log from the host, read-only": lambda ds: mount(agent_container(ds), "/var/log").update(readOnly=False),
+    "/var/log/pods from the host, read-only, and no other part of /var/log": lambda ds: agent_container(ds)[
+        "volumeMounts"
+    ].append({"name": "pod-logs", "mountPath": "/var/log", "readOnly": True}),
     "checkpoint data dir on the host": lambda ds: volume(ds, "data").pop("hostPath"),
     "NODE_NAME from the downward API": lambda ds: env(agent_container(ds), "NODE_NAME").update(
         valueFrom={"fieldRef": {"fieldPath": "metadata.name"}}
@@ -100,6 +111,48 @@ AGENT_BREAKS: dict[str, Callable[[dict], None]] = {
 }
 
 
+def of_kind(docs: list[dict], kind: str, name: str) -> dict:
+    return next((d for d in docs if d.get("kind") == kind and d["metadata"]["name"] == name), {})
+
+
+def egress_ports(policy: dict) -> set[tuple[str, int]]:
+    return {(p.get("protocol", "TCP"), p.get("port")) for rule in policy["spec"]["egress"] for p in rule["ports"]}
+
+
+# Properties of the other objects rendered with the DaemonSet (RBAC, network policy).
+RENDER_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
+    "ClusterRole: get/list/watch of pods and namespaces, nothing else": lambda docs: of_kind(
+        docs, "ClusterRole", "logrelay-agent"
+    )["rules"]
+    == [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list", "watch"]}],
+    "NetworkPolicy: egress limited to HTTPS, the API server and DNS": lambda docs: "Egress"
+    in of_kind(docs, "NetworkPolicy", "logrelay-agent")["spec"]["policyTypes"]
+    and egress_ports(of_kind(docs, "NetworkPolicy", "logrelay-agent"))
+    == {("TCP", 443), ("TCP", 6443), ("UDP", 53), ("TCP", 53)},
+}
+
+RENDER_BREAKS: dict[str, Callable[[list[dict]], None]] = {
+    "ClusterRole: get/list/watch of pods and namespaces, nothing else": lambda docs: of_kind(
+        docs, "ClusterRole", "logrelay-agent"
+    )["rules"][0]["resources"].append("nodes"),
+    "NetworkPolicy: egress limited to HTTPS, the API server and DNS": lambda docs: of_kind(
+        docs, "NetworkPolicy", "logrelay-agent"
+    )["spec"].update(policyTypes=["Ingress"]),
+}
+
+
+def run_render(docs: list[dict]) -> list[str]:
+    failed = []
+    for name, check in RENDER_CHECKS.items():
+        try:
+            ok = check(docs)
+        except (KeyError, IndexError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            failed.append(name)
+    return failed
+
+
 def run(ds: dict) -> list[str]:
     failed = []
     for name, check in AGENT_CHECKS.items():
@@ -116,11 +169,19 @@ def main(argv: list[str]) -> int:
     self_test = "--self-test" in argv
     files = [a for a in argv if not a.startswith("--")]
     daemonsets = []
+    renders = []
+    by_file = {}
     for f in files:
         with open(f) as fh:
-            for doc in yaml.safe_load_all(fh):
-                if doc and doc.get("kind") == "DaemonSet" and doc["metadata"]["name"] == "logrelay-agent":
-                    daemonsets.append((f, doc))
+            by_file[f] = [doc for doc in yaml.safe_load_all(fh) if doc]
+    every_doc = [doc for docs in by_file.values() for doc in docs]
+    for f, docs in by_file.items():
+        for doc in docs:
+            if doc.get("kind") == "DaemonSet" and doc["metadata"]["name"] == "logrelay-agent":
+                daemonsets.append((f, doc))
+                # A rendered overlay holds its RBAC and policy; raw manifests keep them in files of their own.
+                rendered = any(d.get("kind") == "ClusterRole" for d in docs)
+                renders.append((f, docs if rendered else every_doc))
     if not daemonsets:
         print("no logrelay-agent DaemonSet in the given manifests")
         return 1
@@ -140,6 +201,24 @@ def main(argv: list[str]) -> int:
         else:
             failed = run(ds)
             print(f"  {'ok  ' if not failed else 'FAIL'} {f}: {len(AGENT_CHECKS) - len(failed)}/{len(AGENT_CHECKS)} DaemonSet properties")
+            for name in failed:
+                print(f"         missing: {name}")
+            status |= bool(failed)
+    for f, docs in renders:
+        if self_test:
+            missed = []
+            for name, brk in RENDER_BREAKS.items():
+                broken = copy.deepcopy(docs)
+                brk(broken)
+                if name not in run_render(broken):
+                    missed.append(name)
+            print(f"  {'ok  ' if not missed else 'FAIL'} {f}: {len(RENDER_BREAKS) - len(missed)}/{len(RENDER_BREAKS)} RBAC/policy breaks caught")
+            for name in missed:
+                print(f"         still passes when broken: {name}")
+            status |= bool(missed)
+        else:
+            failed = run_render(docs)
+            print(f"  {'ok  ' if not failed else 'FAIL'} {f}: {len(RENDER_CHECKS) - len(failed)}/{len(RENDER_CHECKS)} RBAC/policy properties")
             for name in failed:
                 print(f"         missing: {name}")
             status |= bool(failed)
