@@ -1,5 +1,7 @@
 //! The one syntax of sizes and durations in flags and environment variables, for every binary:
-//! `10MiB`, `65536`, `2k`; `300s`, `5m`, `500ms`, `1h` (bare numbers are bytes and seconds).
+//! `10MiB`, `10MB`, `65536`, `2k`; `300s`, `5m`, `500ms`, `1h` (bare numbers are bytes and seconds).
+//! Sizes follow IEC 80000-13: `KiB`/`MiB`/`GiB` are powers of 1024, `KB`/`MB`/`GB` powers of 1000;
+//! a bare `K`/`M`/`G` is 1024-based, as in Kubernetes' and Docker's shorthand.
 
 use std::time::Duration;
 
@@ -12,20 +14,24 @@ fn number_and_unit(value: &str) -> Option<(u64, &str)> {
     Some((number.parse().ok()?, unit))
 }
 
-/// Parses a byte size: a number with an optional binary unit (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`;
-/// case-insensitive; `B` or none = bytes).
+/// Parses a byte size: a number with an optional unit, case-insensitive: `KiB`, `MiB`, `GiB` (and
+/// the shorthand `K`, `M`, `G`) are powers of 1024; `KB`, `MB`, `GB` powers of 1000; `B` or none
+/// = bytes.
 pub fn parse_bytes(value: &str) -> Result<u64, String> {
     let value = value.trim();
     let (number, unit) = number_and_unit(value)
         .ok_or_else(|| format!("{value:?} is not a size like 10MiB or 65536"))?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
         other => {
             return Err(format!(
-                "unknown size unit {other:?} (use B, KiB, MiB or GiB)"
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB, or KB, MB, GB for powers of 1000)"
             ));
         }
     };
@@ -61,11 +67,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_take_binary_units_and_bare_bytes() {
+    fn sizes_take_binary_and_decimal_units_and_bare_bytes() {
         assert_eq!(parse_bytes("65536"), Ok(65536));
         assert_eq!(parse_bytes("10MiB"), Ok(10 << 20));
         assert_eq!(parse_bytes("2k"), Ok(2048));
         assert_eq!(parse_bytes("1 GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("10MB"), Ok(10_000_000), "MB is 10^6, never read as MiB");
+        assert_eq!(parse_bytes("2kb"), Ok(2_000));
+        assert_eq!(parse_bytes("1GB"), Ok(1_000_000_000));
         assert!(parse_bytes("10 parsecs").is_err());
         assert!(parse_bytes("MiB").is_err());
         assert!(parse_bytes("99999999999999999999G").is_err());
