@@ -72,7 +72,11 @@ mod tests {
         assert_eq!(parse_bytes("10MiB"), Ok(10 << 20));
         assert_eq!(parse_bytes("2k"), Ok(2048));
         assert_eq!(parse_bytes("1 GiB"), Ok(1 << 30));
-        assert_eq!(parse_bytes("10MB"), Ok(10_000_000), "MB is 10^6, never read as MiB");
+        assert_eq!(
+            parse_bytes("10MB"),
+            Ok(10_000_000),
+            "MB is 10^6, never read as MiB"
+        );
         assert_eq!(parse_bytes("2kb"), Ok(2_000));
         assert_eq!(parse_bytes("1GB"), Ok(1_000_000_000));
         assert!(parse_bytes("10 parsecs").is_err());
