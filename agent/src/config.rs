@@ -396,15 +396,13 @@ impl AgentConfig {
                 "must be at least 1",
             ));
         }
-        let listen = match self.listen.as_str() {
-            "off" | "" => None,
-            addr => Some(addr.parse::<SocketAddr>().map_err(|err| {
-                invalid(
-                    "--listen (LOGRELAY_LISTEN)",
-                    format!("{addr:?}: {err} (expected HOST:PORT or off)"),
-                )
-            })?),
-        };
+        let listen =
+            match self.listen.as_str() {
+                "off" | "" => None,
+                addr => Some(logrelay_common::http_endpoint::parse_listen(addr).map_err(
+                    |err| invalid("--listen (LOGRELAY_LISTEN)", format!("{err} or off")),
+                )?),
+            };
         Ok(ValidConfig {
             source: self.source,
             pods_root: self.pods_root.clone(),

@@ -26,6 +26,21 @@ pub const HTTP_PATHS: &[&str] = &[METRICS_PATH, HEALTHZ_PATH, READYZ_PATH];
 /// Content type of the Prometheus text exposition format 0.0.4.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Parses a listen address the same way in every binary: `IP:PORT` (`0.0.0.0:9880`, `[::]:9880`)
+/// or `HOST:PORT` resolved once at start (`localhost:9999`; the first address the resolver gives).
+pub fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    let value = value.trim();
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match std::net::ToSocketAddrs::to_socket_addrs(value) {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{value:?} resolves to no address")),
+        Err(err) => Err(format!("{value:?}: {err} (expected HOST:PORT)")),
+    }
+}
+
 /// What `/readyz` asks a component.
 pub trait Readiness: Clone + Send + Sync + 'static {
     /// `Ok` when ready; otherwise why not, as `/readyz` prints it.
@@ -105,6 +120,22 @@ mod tests {
         let mut response = String::new();
         stream.read_to_string(&mut response).await.expect("reads");
         response
+    }
+
+    #[test]
+    fn listen_addresses_are_ip_or_host_with_a_port() {
+        assert_eq!(
+            parse_listen("0.0.0.0:9880"),
+            Ok("0.0.0.0:9880".parse().expect("addr"))
+        );
+        assert_eq!(
+            parse_listen("[::]:9090"),
+            Ok("[::]:9090".parse().expect("addr"))
+        );
+        let local = parse_listen("localhost:9999").expect("a host name resolves");
+        assert!(local.ip().is_loopback() && local.port() == 9999, "{local}");
+        assert!(parse_listen("localhost").is_err(), "a port is required");
+        assert!(parse_listen("0.0.0.0:99999").is_err());
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! `EXECUTION_MODE`; in a Lambda environment without either, `lambda` is assumed. The `tenants`
 //! subcommand hands its flags to [`crate::admin`] with [`ProcessorConfig::admin_settings`].
 
+use logrelay_common::http_endpoint::parse_listen;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -114,10 +115,10 @@ pub struct ProcessorConfig {
     #[arg(long, env = "MAX_CONCURRENCY", global = true)]
     pub max_concurrency: Option<usize>,
     /// Listen address of /metrics, /healthz and /readyz in sqs mode (HOST:PORT; default 0.0.0.0:9090).
-    #[arg(long, env = "LOGRELAY_LISTEN", global = true)]
+    #[arg(long, env = "LOGRELAY_LISTEN", global = true, value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Deprecated name of `--listen` (logs a WARN).
-    #[arg(long, env = "LOGRELAY_METRICS_LISTEN", global = true, hide = true)]
+    #[arg(long, env = "LOGRELAY_METRICS_LISTEN", global = true, hide = true, value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
     /// CloudWatch namespace of the EMF metrics in lambda mode.
     #[arg(long, env = "LOGRELAY_METRICS_NAMESPACE", default_value = crate::telemetry::emf::DEFAULT_NAMESPACE, global = true)]
