@@ -141,11 +141,12 @@ RENDER_BREAKS: dict[str, Callable[[list[dict]], None]] = {
 }
 
 
-def run_render(docs: list[dict]) -> list[str]:
+def run(checks: dict, subject) -> list[str]:
+    """The names of the `checks` that `subject` fails."""
     failed = []
-    for name, check in RENDER_CHECKS.items():
+    for name, check in checks.items():
         try:
-            ok = check(docs)
+            ok = check(subject)
         except (KeyError, IndexError, TypeError, AttributeError):
             ok = False
         if not ok:
@@ -153,16 +154,24 @@ def run_render(docs: list[dict]) -> list[str]:
     return failed
 
 
-def run(ds: dict) -> list[str]:
-    failed = []
-    for name, check in AGENT_CHECKS.items():
-        try:
-            ok = check(ds)
-        except (KeyError, IndexError, TypeError, AttributeError):
-            ok = False
-        if not ok:
-            failed.append(name)
-    return failed
+def report(f: str, what: str, checks: dict, breaks: dict, subject, self_test: bool) -> bool:
+    """Runs `checks` on `subject` (or, with `self_test`, each of `breaks` on a copy); prints; True when all is well."""
+    if self_test:
+        missed = []
+        for name, brk in breaks.items():
+            broken = copy.deepcopy(subject)
+            brk(broken)
+            if name not in run(checks, broken):
+                missed.append(name)
+        print(f"  {'ok  ' if not missed else 'FAIL'} {f}: {len(breaks) - len(missed)}/{len(breaks)} {what} breaks caught")
+        for name in missed:
+            print(f"         still passes when broken: {name}")
+        return not missed
+    failed = run(checks, subject)
+    print(f"  {'ok  ' if not failed else 'FAIL'} {f}: {len(checks) - len(failed)}/{len(checks)} {what} properties")
+    for name in failed:
+        print(f"         missing: {name}")
+    return not failed
 
 
 def main(argv: list[str]) -> int:
@@ -185,44 +194,12 @@ def main(argv: list[str]) -> int:
     if not daemonsets:
         print("no logrelay-agent DaemonSet in the given manifests")
         return 1
-    status = 0
+    ok = True
     for f, ds in daemonsets:
-        if self_test:
-            missed = []
-            for name, brk in AGENT_BREAKS.items():
-                broken = copy.deepcopy(ds)
-                brk(broken)
-                if name not in run(broken):
-                    missed.append(name)
-            print(f"  {'ok  ' if not missed else 'FAIL'} {f}: {len(AGENT_BREAKS) - len(missed)}/{len(AGENT_BREAKS)} breaks caught")
-            for name in missed:
-                print(f"         still passes when broken: {name}")
-            status |= bool(missed)
-        else:
-            failed = run(ds)
-            print(f"  {'ok  ' if not failed else 'FAIL'} {f}: {len(AGENT_CHECKS) - len(failed)}/{len(AGENT_CHECKS)} DaemonSet properties")
-            for name in failed:
-                print(f"         missing: {name}")
-            status |= bool(failed)
+        ok &= report(f, "DaemonSet", AGENT_CHECKS, AGENT_BREAKS, ds, self_test)
     for f, docs in renders:
-        if self_test:
-            missed = []
-            for name, brk in RENDER_BREAKS.items():
-                broken = copy.deepcopy(docs)
-                brk(broken)
-                if name not in run_render(broken):
-                    missed.append(name)
-            print(f"  {'ok  ' if not missed else 'FAIL'} {f}: {len(RENDER_BREAKS) - len(missed)}/{len(RENDER_BREAKS)} RBAC/policy breaks caught")
-            for name in missed:
-                print(f"         still passes when broken: {name}")
-            status |= bool(missed)
-        else:
-            failed = run_render(docs)
-            print(f"  {'ok  ' if not failed else 'FAIL'} {f}: {len(RENDER_CHECKS) - len(failed)}/{len(RENDER_CHECKS)} RBAC/policy properties")
-            for name in failed:
-                print(f"         missing: {name}")
-            status |= bool(failed)
-    return status
+        ok &= report(f, "RBAC/policy", RENDER_CHECKS, RENDER_BREAKS, docs, self_test)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
