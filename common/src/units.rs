@@ -1,5 +1,6 @@
 //! The one syntax of sizes and durations in flags and environment variables, for every binary:
-//! `10MiB`, `10MB`, `65536`, `2k`; `300s`, `5m`, `500ms`, `1h` (bare numbers are bytes and seconds).
+//! `10MiB`, `10MB`, `65536`, `2k`; `300s`, `1.5s`, `5m`, `500ms`, `1h` (bare numbers are bytes and
+//! seconds).
 //! Sizes follow IEC 80000-13: `KiB`/`MiB`/`GiB` are powers of 1024, `KB`/`MB`/`GB` powers of 1000;
 //! a bare `K`/`M`/`G` is 1024-based, as in Kubernetes' and Docker's shorthand.
 
@@ -40,26 +41,30 @@ pub fn parse_bytes(value: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{value:?} is too large"))
 }
 
-/// Parses a duration: a number with an optional unit `ms`, `s`, `m` or `h` (bare = seconds).
+/// Parses a duration: a number, fractions allowed, with an optional unit `ms`, `s`, `m` or `h`
+/// (bare = seconds): `300`, `1.5s`, `5m`, `500ms`, `2h`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let (number, unit) = number_and_unit(value)
-        .ok_or_else(|| format!("{value:?} is not a duration like 300s, 5m or 500ms"))?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => number
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "too large".into()),
-        "h" => number
-            .checked_mul(3600)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "too large".into()),
-        other => Err(format!(
-            "unknown duration unit {other:?} (use ms, s, m or h)"
-        )),
-    }
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration like 300s, 5m, 1.5s or 500ms"))?;
+    let seconds_per_unit = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(number * seconds_per_unit)
+        .map_err(|_| format!("{value:?} is too large"))
 }
 
 #[cfg(test)]
@@ -90,6 +95,10 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("1.2.3s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
         assert!(parse_duration("1d").is_err());
         assert!(parse_duration("soon").is_err());
     }

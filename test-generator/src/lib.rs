@@ -29,3 +29,23 @@ pub mod seq;
 pub mod shutdown;
 pub mod stats;
 pub mod verify;
+
+/// Reads a time flag as seconds, in the shared duration syntax (`5`, `1.5s`, `500ms`, `2m`, `1h`).
+pub fn seconds(value: &str) -> Result<f64, String> {
+    logrelay_common::units::parse_duration(value).map(|duration| duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_flags_take_bare_seconds_and_units() {
+        assert_eq!(seconds("5"), Ok(5.0));
+        assert_eq!(seconds("5s"), Ok(5.0));
+        assert_eq!(seconds("0.5"), Ok(0.5));
+        assert_eq!(seconds("250ms"), Ok(0.25));
+        assert_eq!(seconds("2m"), Ok(120.0));
+        assert!(seconds("soon").is_err());
+    }
+}

@@ -66,7 +66,7 @@ pub struct PodsArgs {
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
     /// Seconds to run; 0 runs until SIGINT/SIGTERM.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = crate::seconds)]
     pub duration: f64,
     /// Seed for deterministic names, UIDs and content; random when absent.
     #[arg(long)]
@@ -78,10 +78,10 @@ pub struct PodsArgs {
     #[arg(long, default_value_t = rotation::DEFAULT_MAX_FILES)]
     pub max_files: usize,
     /// Seconds between churn steps (a pod replaced, a container restarted); 0 disables churn.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = crate::seconds)]
     pub churn_interval: f64,
     /// Seconds before a deleted pod's directory is removed.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value = "5", value_parser = crate::seconds)]
     pub removal_delay: f64,
     /// Write Namespace and Pod objects (JSON) under this directory.
     #[arg(long)]
@@ -93,10 +93,10 @@ pub struct PodsArgs {
     #[arg(long)]
     pub ledger: Option<PathBuf>,
     /// Seconds between periodic ledger writes.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value = "5", value_parser = crate::seconds)]
     pub ledger_interval: f64,
     /// Seconds between progress lines on stderr; 0 prints only the final one.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value = "10", value_parser = crate::seconds)]
     pub stats_interval: f64,
     /// Smallest typical message, in bytes.
     #[arg(long, default_value_t = 80)]

@@ -57,7 +57,7 @@ pub struct KillLoopArgs {
     #[arg(long, value_enum, default_value_t)]
     pub rotation: RotationMode,
     /// Seconds of writing.
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value = "300", value_parser = crate::seconds)]
     pub duration: f64,
     /// Write rate over all containers, MiB per second.
     #[arg(long, default_value_t = 3.0)]
@@ -66,10 +66,10 @@ pub struct KillLoopArgs {
     #[arg(long, default_value_t = 50)]
     pub kills: usize,
     /// Shortest agent lifetime between kills, seconds.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value = "1", value_parser = crate::seconds)]
     pub min_interval: f64,
     /// Longest agent lifetime between kills, seconds.
-    #[arg(long, default_value_t = 6.0)]
+    #[arg(long, default_value = "6", value_parser = crate::seconds)]
     pub max_interval: f64,
     /// Share of kills after which the agent stays down for 5–10 s before its restart.
     #[arg(long, default_value_t = 0.2)]
@@ -90,10 +90,10 @@ pub struct KillLoopArgs {
     #[arg(long, default_value_t = 5)]
     pub max_files: usize,
     /// Seconds between churn steps (a pod replaced, a container restarted); 0 disables churn.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value = "3", value_parser = crate::seconds)]
     pub churn_interval: f64,
     /// Seconds before a deleted pod's directory is removed.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value = "5", value_parser = crate::seconds)]
     pub removal_delay: f64,
     /// Share of lines of 16 KiB to a few hundred KiB.
     #[arg(long, default_value_t = 0.005)]
