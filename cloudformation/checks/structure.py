@@ -366,22 +366,37 @@ CENTRAL_ACTIONS = {
     "s3:GetObject",
     "s3:GetObjectVersion",
     "s3:ListBucket",
-    "dynamodb:GetItem",
-    "dynamodb:Query",
     "kms:Decrypt",
     "sts:AssumeRole",
     "sts:TagSession",
 }
+# The processor roles the central role trusts: the names the Lambda and SQS stacks give them.
+PROCESSOR_ROLE_NAMES = [
+    "${ProjectName}-${Environment}-processor-lambda-${RandomSuffix}",
+    "${ProjectName}-${Environment}-processor-sqs-${RandomSuffix}",
+]
 # Only for copying into tenants' buckets, and only with these conditions.
 CENTRAL_COPY_ACTIONS = {"s3:PutObject", "s3:PutObjectAcl"}
+
+
+def central_role_trusts_the_processor_roles(ts: Templates) -> list[str]:
+    role = props(ts["core"], "CentralLogDistributionRole")
+    problems = []
+    for s in allows(role["AssumeRolePolicyDocument"]):
+        trusted = s.get("Condition", {}).get("ArnEquals", {}).get("aws:PrincipalArn", [])
+        names = sorted(str(sub_text(arn)).rsplit("/", 1)[-1] for arn in trusted)
+        if names != PROCESSOR_ROLE_NAMES:
+            problems.append(f"central role trusts {names or 'any principal'}, not exactly {PROCESSOR_ROLE_NAMES}")
+    for stack, logical in (("lambda", "ProcessorExecutionRole"), ("sqs", "ProcessorPodRole")):
+        name = sub_text(props(ts[stack], logical).get("RoleName"))
+        if name not in PROCESSOR_ROLE_NAMES:
+            problems.append(f"{stack} stack's {logical} is named {name}, which the central role does not trust")
+    return problems
 
 
 def central_role_least_privilege(ts: Templates) -> list[str]:
     role = props(ts["core"], "CentralLogDistributionRole")
     problems = []
-    for s in allows(role["AssumeRolePolicyDocument"]):
-        if "aws:PrincipalArn" not in s.get("Condition", {}).get("ArnLike", {}):
-            problems.append("central role trust is not limited to the processor roles (aws:PrincipalArn)")
     for pol in role.get("Policies", []):
         for s in allows(pol["PolicyDocument"]):
             acts = actions(s)
@@ -603,6 +618,14 @@ CHECKS = {
     "agent writer roles only put objects": Check(
         writer_roles_only_put_objects,
         _set(WRITER_POLICY + ["Statement", 0, "Action"], ["s3:PutObject", "s3:GetObject"]),
+    ),
+    "central role trusts exactly this deployment's processor roles": Check(
+        central_role_trusts_the_processor_roles,
+        _set(
+            ["core", "Resources", "CentralLogDistributionRole", "Properties", "AssumeRolePolicyDocument", "Statement", 0,
+             "Condition"],
+            {"ArnLike": {"aws:PrincipalArn": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${ProjectName}-${Environment}-processor-*"}}},
+        ),
     ),
     "central role: read, assume tenant roles, nothing else": Check(
         central_role_least_privilege,
