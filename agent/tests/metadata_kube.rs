@@ -15,7 +15,7 @@ use logrelay_agent::metadata::select::LabelSelector;
 use logrelay_agent::parse::Message;
 use logrelay_agent::source_event::{FileId, Line, SourceEvent, Unfinished};
 use logrelay_agent::tail::{PodLogPath, RecordContext, from_path};
-use logrelay_common::key::{self, ObjectKey, Partition};
+use logrelay_common::key::{self, ObjectKey, Partition, QUARANTINE_CUSTOMER};
 use logrelay_common::record::{LogRecord, Stream};
 use logrelay_testkit::fake_kube::FakeKube;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
@@ -579,7 +579,7 @@ async fn hostile_values_stay_inside_their_tenant_segment() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn metadata_wait_expiry_ships_path_fields_with_a_counted_marker() {
+async fn metadata_wait_expiry_ships_to_quarantine_with_a_counted_marker() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
@@ -601,8 +601,18 @@ async fn metadata_wait_expiry_ships_path_fields_with_a_counted_marker() {
     let first = rig.next_record().await;
     assert!(started.elapsed() >= wait, "held for the wait first");
     assert_eq!(first.extra[MISSING_FIELD], json!(true));
-    assert_eq!(first.customer_id, "hcp-z", "path-derived: the namespace");
-    assert_eq!(first.application, "main", "path-derived: the container");
+    assert_eq!(
+        first.customer_id, QUARANTINE_CUSTOMER,
+        "no tenant is guessed from the namespace name"
+    );
+    assert_eq!(
+        first.application, "hcp-z",
+        "the namespace, for the operator"
+    );
+    assert_eq!(
+        (first.namespace.as_str(), first.container_name.as_str()),
+        ("hcp-z", "main")
+    );
     assert_eq!(first.message, "ghost-0");
     assert_eq!(rig.next_record().await.message, "ghost-1", "never dropped");
     rig.stop().await;
@@ -654,6 +664,31 @@ async fn restart_with_the_cache_file_enriches_a_pod_that_is_gone() {
     assert!(
         !rig.metadata.index().is_live("uid-f"),
         "known from the cache only"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_pod_is_in_the_cache_file_within_seconds_not_only_at_shutdown() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let fake = FakeKube::start().await.expect("fake");
+    fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
+    let rig = start(fake, data.path(), Duration::from_secs(30), "").await;
+    rig.ready().await;
+    rig.fake.upsert_pod(pod("hcp-a", "short", "uid-short"));
+    let index = rig.metadata.index().clone();
+    eventually("pod indexed", || index.is_live("uid-short")).await;
+    let cache = data.path().join(CACHE_FILE_NAME);
+    let started = Instant::now();
+    // A SIGKILL now must not forget the pod: the file is written soon after the change.
+    eventually("pod in the cache file", || {
+        std::fs::read_to_string(&cache).is_ok_and(|text| text.contains("uid-short"))
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "written within the save delay, not the 10 s maintenance tick: {:?}",
+        started.elapsed()
     );
     rig.stop().await;
 }

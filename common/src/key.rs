@@ -54,6 +54,13 @@ const TRUNCATED_PREFIX_MAX: usize = MAX_SEGMENT_BYTES - 1 - TRUNCATION_HASH_HEX_
 /// does not fit, so at most `MAX_ENCODED_CHAR_BYTES - 1` bytes of room are left unused.
 const TRUNCATED_PREFIX_MIN: usize = TRUNCATED_PREFIX_MAX + 1 - MAX_ENCODED_CHAR_BYTES;
 
+/// The customer segment of quarantined objects: lines the agent could not attribute to a tenant
+/// (their pod's metadata never arrived). `.` is not allowed in a tenant id, so no tenant can own
+/// this prefix, and the processor never delivers from it; an operator assigns such objects to a
+/// tenant with `logrelay-processor quarantine release`. Their application segment holds the
+/// namespace the lines came from.
+pub const QUARANTINE_CUSTOMER: &str = ".quarantine";
+
 /// Where an object belongs: the decoded values of the four directory segments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Partition {
@@ -96,6 +103,11 @@ impl Partition {
             out.push('/');
         }
         out
+    }
+
+    /// Whether this is a quarantine partition ([`QUARANTINE_CUSTOMER`]).
+    pub fn is_quarantine(&self) -> bool {
+        self.customer_id == QUARANTINE_CUSTOMER
     }
 
     /// The encoded prefix of everything one customer owns, `enc/`, for listing.
@@ -238,7 +250,8 @@ pub fn validate_prefix(prefix: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-fn normalize_prefix(prefix: &str) -> String {
+/// A deployment prefix as keys carry it: `""`, or ending in `/` (added when missing).
+pub fn normalize_prefix(prefix: &str) -> String {
     if prefix.is_empty() || prefix.ends_with('/') {
         prefix.to_owned()
     } else {

@@ -23,6 +23,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod progress;
 pub mod provision;
+pub mod quarantine;
 pub mod run;
 pub mod summary;
 pub mod verify;

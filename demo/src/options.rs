@@ -122,6 +122,9 @@ pub struct DemoOptions {
     pub progress: bool,
     /// Chaos to inflict (`logrelay-demo chaos`), if any.
     pub chaos: Option<ChaosPlan>,
+    /// A Deployment (namespace, name) whose pods the fake API never serves: the agent cannot know
+    /// them, so their lines go to quarantine until the run's operator step releases them.
+    pub unlisted_deployment: Option<(String, String)>,
 }
 
 impl DemoOptions {
@@ -171,6 +174,7 @@ pub fn default_options(args: &RunArgs) -> anyhow::Result<DemoOptions> {
             .unwrap_or_else(crate::paths::default_work_dir),
         seed: args.seed,
         progress: true,
+        unlisted_deployment: None,
         chaos: None,
     })
 }

@@ -177,7 +177,7 @@ impl Pipeline {
         let kube = FakeKube::start()
             .await
             .context("start the fake Kubernetes API")?;
-        kube.load_dir(&work.kube_objects)
+        kube.load_dir_hiding(&work.kube_objects, options.unlisted_deployment.clone())
             .context("serve the generator's Kubernetes objects")?;
         let kubeconfig = kube
             .kubeconfig_path()

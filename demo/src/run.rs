@@ -140,6 +140,7 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
             log_tail(pipeline.agent.log_path(), LOG_TAIL_LINES)
         )),
     }
+    quarantine_step(&binaries, &provisioned, &work, &mut notes).await;
     if !wait_for_empty_queue(
         &operator_sqs,
         &provisioned.central.queue.url,
@@ -192,6 +193,37 @@ async fn run_with(options: &DemoOptions, progress: &Progress) -> anyhow::Result<
     summary.judge();
     drop(pipeline);
     Ok(summary)
+}
+
+/// The operator's quarantine step (`quarantine.rs`): releases lines of pods whose metadata never
+/// reached the agent to their tenant while the processor still runs; a note says what it did.
+async fn quarantine_step(
+    binaries: &Binaries,
+    provisioned: &Provisioned,
+    work: &WorkDir,
+    notes: &mut Vec<String>,
+) {
+    let released = crate::quarantine::release_all(
+        &binaries.processor,
+        &provisioned.operator,
+        &provisioned.central.bucket,
+        &work.logs,
+    )
+    .await;
+    match released {
+        Ok(pods) if pods.is_empty() => {}
+        Ok(pods) => notes.push(format!(
+            "quarantine: {} objects of {} pods whose metadata never reached the agent, released by \
+             the operator step (`logrelay-processor quarantine release`): {}",
+            pods.iter().map(|p| p.objects).sum::<u64>(),
+            pods.len(),
+            pods.iter()
+                .map(|p| format!("{}/{}", p.namespace, p.pod))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Err(error) => notes.push(format!("quarantine step failed: {error:#}")),
+    }
 }
 
 /// What the emulator made the provisioning do differently from AWS, as notes of the summary.

@@ -52,6 +52,7 @@ fn options(work: &tempfile::TempDir) -> DemoOptions {
         work_dir: work.path().join("run"),
         seed: Some(SEED),
         progress: false,
+        unlisted_deployment: None,
         chaos: Some(ChaosPlan {
             seed: SEED,
             fault_rate: 0.30,

@@ -44,6 +44,7 @@ fn options(work: &tempfile::TempDir, tenants: &[&str], denied: Option<&str>) -> 
         seed: Some(7),
         progress: false,
         chaos: None,
+        unlisted_deployment: None,
     }
 }
 
@@ -129,10 +130,13 @@ async fn every_tenant_gets_all_and_only_its_own_lines() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_killed_and_restarted_mid_run_loses_nothing() {
+async fn agent_killed_mid_run_and_pods_without_metadata_lose_nothing_and_misroute_nothing() {
     let work = tempfile::tempdir().expect("temp dir");
     let mut options = options(&work, &["acme", "globex"], None);
     options.kill_agent_after = Some(Duration::from_secs(5));
+    // Pods the agent can never know: their lines must reach no tenant on their own (quarantine),
+    // then reach the right one after the operator's release.
+    options.unlisted_deployment = Some(("globex".into(), "api".into()));
     let summary = run(work, options).await;
     assert_isolated(&summary);
     assert!(
@@ -141,6 +145,14 @@ async fn agent_killed_and_restarted_mid_run_loses_nothing() {
             .iter()
             .any(|n| n.contains("killed with SIGKILL")),
         "{:?}",
+        summary.notes
+    );
+    assert!(
+        summary
+            .notes
+            .iter()
+            .any(|n| n.starts_with("quarantine: ") && n.contains("globex/api-")),
+        "globex's api pods were quarantined and released: {:?}",
         summary.notes
     );
 }

@@ -227,6 +227,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Onboard and diagnose tenants (validate, put, get, list, delete, enable, disable, onboard, doctor).
     Tenants(Box<crate::admin::TenantsArgs>),
+    /// List quarantined lines (pods without metadata) and assign them to a tenant (list, release).
+    Quarantine(Box<crate::quarantine::QuarantineArgs>),
 }
 
 /// Flags of `replay`.
@@ -540,10 +542,10 @@ impl ProcessorConfig {
             Command::Lambda => Mode::Lambda,
             Command::Manual => Mode::Manual,
             Command::Replay(args) => Mode::Replay(Box::new(args)),
-            Command::Tenants(_) => {
+            Command::Tenants(_) | Command::Quarantine(_) => {
                 return Err(ConfigError::new(
                     "command",
-                    "`tenants` is run by logrelay_processor::admin::main",
+                    "`tenants` and `quarantine` are run by their own entry points",
                 ));
             }
             Command::Sqs => {

@@ -6,7 +6,8 @@
 //! (configs from DynamoDB) → [`credentials`] (central role → tenant role) → [`deliver`]
 //! (CloudWatch Logs, S3 copy), with [`progress`] making redelivery resume instead of re-send. The
 //! core ([`process::Processor`], an [`object::ObjectHandler`]) knows nothing of how it was invoked.
-//! [`admin`] is the operator CLI (`logrelay-processor tenants …`); [`exit`] holds every exit code.
+//! [`admin`] is the operator CLI (`logrelay-processor tenants …`), [`quarantine`] assigns lines
+//! the agent could not attribute; [`exit`] holds every exit code.
 
 pub mod admin;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod intake;
 pub mod object;
 pub mod process;
 pub mod progress;
+pub mod quarantine;
 pub mod record;
 pub mod report;
 pub mod retry;

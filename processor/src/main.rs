@@ -28,6 +28,13 @@ fn main() -> ExitCode {
         return ExitCode::from(if report.is_ok() { EXIT_OK } else { EXIT_CONFIG });
     }
     let config = ProcessorConfig::parse();
+    if let Some(Command::Quarantine(args)) = &config.command {
+        return ExitCode::from(logrelay_processor::quarantine::main(
+            args,
+            config.region.clone(),
+            &config.key_prefix,
+        ));
+    }
     if let Some(Command::Tenants(args)) = &config.command {
         return ExitCode::from(logrelay_processor::admin::main(
             &config.admin_settings(),

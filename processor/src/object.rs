@@ -33,6 +33,9 @@ pub enum SkipReason {
     AlreadyDelivered,
     /// No delivery config wants any of the object's records.
     NothingWanted,
+    /// The object is in the quarantine prefix (lines the agent could not attribute to a tenant):
+    /// never delivered; an operator assigns it with `quarantine release`.
+    Quarantined,
 }
 
 /// What became of one object.

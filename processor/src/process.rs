@@ -1,6 +1,6 @@
 //! The processor core: one object in, one [`Outcome`] out, whatever the intake.
 //!
-//! bucket (only the central one) → key → tenant (the key's `customer_id`) → the tenant's configs → the object (streamed from S3) →
+//! bucket (only the central one) → key (never the quarantine prefix) → tenant (the key's `customer_id`) → the tenant's configs → the object (streamed from S3) →
 //! records routed to each CloudWatch config's batches → PutLogEvents with the tenant's credentials,
 //! progress recorded after every accepted batch → S3 copies (only of objects that read cleanly and
 //! hold no other tenant's records) → progress completed, per-tenant counts emitted.
@@ -141,14 +141,16 @@ impl Processor {
                 Outcome::Delivered(report)
             }
             Ok(Finished::Skipped(reason)) => {
-                let label = match reason {
-                    SkipReason::AlreadyDelivered => "skipped_duplicate",
-                    SkipReason::NothingWanted => "skipped_unwanted",
+                let (label, why) = match reason {
+                    SkipReason::AlreadyDelivered => ("skipped_duplicate", "ok"),
+                    SkipReason::NothingWanted => ("skipped_unwanted", "ok"),
+                    // Logged at warn level by the event: someone has to assign these lines.
+                    SkipReason::Quarantined => ("skipped_quarantined", "no_known_tenant"),
                 };
                 ObjectFinished {
                     tenant: &tenant,
                     outcome: label,
-                    reason: "ok",
+                    reason: why,
                     object: &uri,
                 }
                 .emit();
@@ -178,6 +180,9 @@ impl Processor {
 async fn run(attempt: &mut Attempt<'_>) -> Result<Finished, ProcessError> {
     check_bucket(attempt.inner.central_bucket.as_deref(), attempt.object)?;
     let key = attempt.parse_key()?;
+    if key.partition.is_quarantine() {
+        return Ok(Finished::Skipped(SkipReason::Quarantined));
+    }
     let tenant_id = key.partition.customer_id.clone();
     let wanted = attempt.wanted_configs(&key, &tenant_id).await?;
     if wanted.is_empty() {

@@ -324,14 +324,21 @@ impl FakeKube {
     /// rewritten file is upserted, a pod rewritten with `metadata.deletionTimestamp` is updated and
     /// then deleted (as the kubelet does once its containers stopped), a removed file is deleted.
     pub fn load_dir(&self, dir: &Path) -> io::Result<()> {
+        self.load_dir_hiding(dir, None)
+    }
+
+    /// Like [`FakeKube::load_dir`], but never serves the pods of `hidden` (namespace, Deployment
+    /// name: pods named `<deployment>-…`), as for pods created and deleted while nobody watched.
+    pub fn load_dir_hiding(&self, dir: &Path, hidden: Option<(String, String)>) -> io::Result<()> {
+        let hidden = hidden.map(|(namespace, deployment)| (namespace, format!("{deployment}-")));
         let mut seen = HashMap::new();
-        scan_dir(&self.shared, dir, &mut seen)?;
+        scan_dir(&self.shared, dir, hidden.as_ref(), &mut seen)?;
         let shared = self.shared.clone();
         let dir = dir.to_path_buf();
         let poller = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(DIR_POLL_INTERVAL).await;
-                if let Err(err) = scan_dir(&shared, &dir, &mut seen) {
+                if let Err(err) = scan_dir(&shared, &dir, hidden.as_ref(), &mut seen) {
                     tracing::warn!(dir = %dir.display(), %err, "fake kube: could not scan objects");
                 }
             }
@@ -378,7 +385,13 @@ impl Drop for FakeKube {
 /// A file seen by the directory poller: its (mtime, len) and the object's identity.
 type SeenFiles = HashMap<PathBuf, ((SystemTime, u64), Resource, String, String)>;
 
-fn scan_dir(shared: &Shared, dir: &Path, seen: &mut SeenFiles) -> io::Result<()> {
+/// `hidden`: (namespace, pod name prefix) of pods never served.
+fn scan_dir(
+    shared: &Shared,
+    dir: &Path,
+    hidden: Option<&(String, String)>,
+    seen: &mut SeenFiles,
+) -> io::Result<()> {
     let mut present = Vec::new();
     // Namespaces first, so a pod never arrives before its namespace.
     for (sub, resource) in [("namespaces", Resource::Namespace), ("pods", Resource::Pod)] {
@@ -408,6 +421,11 @@ fn scan_dir(shared: &Shared, dir: &Path, seen: &mut SeenFiles) -> io::Result<()>
             };
             let namespace = str_at(&object, "metadata.namespace").to_owned();
             let name = str_at(&object, "metadata.name").to_owned();
+            if resource == Resource::Pod
+                && hidden.is_some_and(|(ns, prefix)| *ns == namespace && name.starts_with(prefix))
+            {
+                continue;
+            }
             let deleting = resource == Resource::Pod
                 && object
                     .pointer("/metadata/deletionTimestamp")

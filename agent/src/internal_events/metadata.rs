@@ -62,13 +62,11 @@ pub fn describe_metrics() {
     );
 }
 
-/// Why a line was shipped without metadata.
+/// Why a line was shipped to quarantine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MissingReason {
     /// `--metadata-wait` passed before the pod was known.
     WaitExpired,
-    /// The cap on held lines or bytes was reached; the oldest held line was released.
-    HeldOverflow,
     /// The path carries no pod UID (a file outside the kubelet's layout): nothing to wait for.
     NoPodInPath,
 }
@@ -78,13 +76,13 @@ impl MissingReason {
     pub fn as_str(self) -> &'static str {
         match self {
             MissingReason::WaitExpired => "wait_expired",
-            MissingReason::HeldOverflow => "held_overflow",
             MissingReason::NoPodInPath => "no_pod_in_path",
         }
     }
 }
 
-/// A line was shipped with path-derived fields and the `metadata_missing` marker.
+/// A line whose pod is unknown was shipped to the quarantine prefix, with the
+/// `metadata_missing` marker.
 #[derive(Debug, Clone, Copy)]
 pub struct MetadataMissing<'a> {
     /// Namespace from the path.
@@ -93,17 +91,30 @@ pub struct MetadataMissing<'a> {
     pub pod_name: &'a str,
     /// Why.
     pub reason: MissingReason,
+    /// The first quarantined line of this pod seen lately: logged at warn level (the others at
+    /// debug level).
+    pub first_of_pod: bool,
 }
 
 impl MetadataMissing<'_> {
     /// Logs and counts the event.
     pub fn emit(self) {
-        tracing::debug!(
-            namespace = self.namespace,
-            pod = self.pod_name,
-            reason = self.reason.as_str(),
-            "line shipped without pod metadata"
-        );
+        if self.first_of_pod {
+            tracing::warn!(
+                namespace = self.namespace,
+                pod = self.pod_name,
+                reason = self.reason.as_str(),
+                "lines of a pod without metadata go to the quarantine prefix (no tenant is guessed); \
+                 assign them with `logrelay-processor quarantine release`"
+            );
+        } else {
+            tracing::debug!(
+                namespace = self.namespace,
+                pod = self.pod_name,
+                reason = self.reason.as_str(),
+                "line of an unknown pod shipped to quarantine"
+            );
+        }
         metrics::counter!("logrelay_agent_metadata_missing_total", "reason" => self.reason.as_str())
             .increment(1);
     }

@@ -3,9 +3,11 @@
 //! lines of pods not known yet.
 //!
 //! Timing: a line of an unknown pod is held (per file, in order) until its pod appears in the
-//! index or `--metadata-wait` passes; then it is shipped with path-derived fields and the
-//! [`MISSING_FIELD`] marker — never dropped. Held lines are bounded ([`AnnotatorConfig`]); past
-//! the cap the oldest are released early, also marked. Events of one file keep their order: a
+//! index or `--metadata-wait` passes; then it is shipped to the quarantine prefix
+//! ([`QUARANTINE_CUSTOMER`]) with the [`MISSING_FIELD`] marker — never dropped, and never routed
+//! to a tenant guessed from the namespace name. Held lines are bounded ([`AnnotatorConfig`]): at
+//! the cap the stage stops taking input (backpressure on the tailer, whose files are the buffer)
+//! until held lines are resolved or their wait ends. Events of one file keep their order: a
 //! `Consumed` or `Closed` behind held lines waits for them. Files being read pin their pod's
 //! metadata in the index until their `Closed` event.
 //!
@@ -21,6 +23,8 @@ use crate::internal_events::metadata::{
 use crate::source_event::{FileId, Line, SourceEvent};
 use crate::tail::path::UNKNOWN;
 use crate::timer::sleep_until_opt;
+use logrelay_common::key::QUARANTINE_CUSTOMER;
+use logrelay_common::record::LogRecord;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +51,9 @@ pub const DEFAULT_MAX_HELD_LINES: usize = 10_000;
 /// Default cap on message bytes of held lines: 8 MiB (with [`DEFAULT_MAX_HELD_LINES`], at most
 /// about 13 MiB held in all, beside the batcher's own memory limit).
 pub const DEFAULT_MAX_HELD_BYTES: usize = 8 << 20;
+
+/// Pods remembered as quarantined (for logging each once); the set is cleared when full.
+const MAX_REMEMBERED_QUARANTINED_PODS: usize = 1024;
 
 /// Settings of the annotator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +129,8 @@ struct Stage {
     held_lines: usize,
     held_bytes: usize,
     enriched: u64,
+    /// Pods whose lines were quarantined lately (namespace, name): each is logged once.
+    quarantined_pods: HashSet<(String, String)>,
 }
 
 impl Annotator {
@@ -148,6 +157,7 @@ impl Annotator {
             held_lines: 0,
             held_bytes: 0,
             enriched: 0,
+            quarantined_pods: HashSet::new(),
         };
         loop {
             let deadline = stage.order.front().map(|(_, _, deadline)| *deadline);
@@ -162,7 +172,9 @@ impl Annotator {
                 () = sleep_until_opt(deadline), if deadline.is_some() => {
                     stage.expire(Instant::now()).await?;
                 }
-                event = input.recv() => match event {
+                // At the cap the stage stops reading: the sources wait (their files are the
+                // buffer) until held lines are resolved or their wait ends.
+                event = input.recv(), if !stage.at_cap() => match event {
                     Some(event) => stage.handle(event).await?,
                     None => {
                         stage.flush_all().await?;
@@ -214,7 +226,7 @@ impl Stage {
         });
         if !state.held.is_empty() {
             self.hold(file, SourceEvent::Line(line));
-            return self.enforce_cap().await;
+            return Ok(());
         }
         match self.resolve(&line) {
             Resolution::Known(meta) => self.emit_known(line, &meta).await,
@@ -224,7 +236,7 @@ impl Stage {
             }
             Resolution::Wait => {
                 self.hold(file, SourceEvent::Line(line));
-                self.enforce_cap().await
+                Ok(())
             }
         }
     }
@@ -306,18 +318,12 @@ impl Stage {
         Ok(())
     }
 
-    /// Releases the oldest lines while over a cap.
-    async fn enforce_cap(&mut self) -> Result<(), AnnotatorError> {
-        while self.held_lines > self.config.max_held_lines
-            || self.held_bytes > self.config.max_held_bytes
-        {
-            let Some((file, _)) = self.oldest_held() else {
-                break;
-            };
-            self.order.pop_front();
-            self.release_head(file, MissingReason::HeldOverflow).await?;
-        }
-        Ok(())
+    /// Whether held lines reached a cap (then no more input is taken). Never true with nothing
+    /// held, so one line larger than the byte cap still passes.
+    fn at_cap(&self) -> bool {
+        self.held_lines > 0
+            && (self.held_lines >= self.config.max_held_lines
+                || self.held_bytes >= self.config.max_held_bytes)
     }
 
     /// Releases every held file whose pod is now known.
@@ -430,15 +436,18 @@ impl Stage {
         mut line: Line,
         reason: MissingReason,
     ) -> Result<(), AnnotatorError> {
+        let pod = (line.record.namespace.clone(), line.record.pod_name.clone());
+        if self.quarantined_pods.len() >= MAX_REMEMBERED_QUARANTINED_PODS {
+            self.quarantined_pods.clear();
+        }
         MetadataMissing {
             namespace: &line.record.namespace,
             pod_name: &line.record.pod_name,
             reason,
+            first_of_pod: self.quarantined_pods.insert(pod),
         }
         .emit();
-        line.record
-            .extra
-            .insert(MISSING_FIELD.into(), serde_json::Value::Bool(true));
+        quarantine(&mut line.record);
         self.send(SourceEvent::Line(line)).await
     }
 
@@ -461,6 +470,17 @@ impl Stage {
             .await
             .map_err(|_| AnnotatorError::OutputClosed)
     }
+}
+
+/// Routes a line whose pod is unknown to the quarantine prefix: never to a tenant guessed from
+/// its path. The application segment holds the namespace (what an operator assigns by); the
+/// record keeps its path-derived namespace, pod and container, marked with [`MISSING_FIELD`].
+fn quarantine(record: &mut LogRecord) {
+    record.customer_id = QUARANTINE_CUSTOMER.to_owned();
+    record.application.clone_from(&record.namespace);
+    record
+        .extra
+        .insert(MISSING_FIELD.into(), serde_json::Value::Bool(true));
 }
 
 /// The pod UID in the line's path (`record.kubernetes.pod_uid` as the tailer sets it), when the
@@ -660,7 +680,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn wait_expiry_ships_path_fields_with_the_marker() {
+    async fn wait_expiry_ships_to_quarantine_never_to_the_namespace_name() {
         let rig = rig(AnnotatorConfig::default());
         rig.index.upsert(meta("u2", "p2"));
         rig.tx.send(line(1, 0, "p1", "u1")).await.expect("sends");
@@ -673,15 +693,33 @@ mod tests {
         );
         assert!(rig.rx.try_recv().is_err(), "p1 still held");
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let Ok(SourceEvent::Line(out)) = rig.rx.try_recv() else {
+            panic!("p1's line after its wait")
+        };
         assert_eq!(
-            rig.rx.try_recv().map(|e| describe(&e)).ok().as_deref(),
-            Some("p1-0:ns:missing")
+            describe(&SourceEvent::Line(out.clone())),
+            "p1-0:.quarantine:missing"
+        );
+        assert_eq!(
+            (
+                out.record.application.as_str(),
+                out.record.namespace.as_str()
+            ),
+            ("ns", "ns"),
+            "the application segment names the namespace; the namespace field is kept"
+        );
+        assert_eq!(
+            (
+                out.record.pod_name.as_str(),
+                out.record.container_name.as_str()
+            ),
+            ("p1", "main")
         );
         assert!(drain(rig).await.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_cap_releases_the_oldest_held_lines() {
+    async fn at_the_cap_input_waits_and_nothing_is_released_early() {
         let config = AnnotatorConfig {
             max_held_lines: 2,
             ..AnnotatorConfig::default()
@@ -692,17 +730,40 @@ mod tests {
         rig.tx.send(line(1, 1, "p1", "u1")).await.expect("sends");
         tokio::time::sleep(Duration::from_millis(10)).await;
         let mut rig = rig;
-        assert_eq!(
-            rig.rx.try_recv().map(|e| describe(&e)).ok().as_deref(),
-            Some("p1-0:ns:missing")
-        );
-        assert!(rig.rx.try_recv().is_err());
+        assert!(rig.rx.try_recv().is_err(), "nothing released at the cap");
+        assert_eq!(rig.tx.capacity(), 1023, "the third line waits in the input");
         rig.index.upsert(meta("u1", "p1"));
         rig.index.upsert(meta("u2", "p2"));
         tokio::time::sleep(Duration::from_millis(10)).await;
         let mut rest = drain(rig).await;
         rest.sort();
-        assert_eq!(rest, ["p1-1:tenant-a:ok", "p2-0:tenant-a:ok"]);
+        assert_eq!(
+            rest,
+            ["p1-0:tenant-a:ok", "p1-1:tenant-a:ok", "p2-0:tenant-a:ok"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_input_resumes_when_the_wait_ends() {
+        let config = AnnotatorConfig {
+            max_held_lines: 1,
+            ..AnnotatorConfig::default()
+        };
+        let rig = rig(config);
+        rig.index.upsert(meta("u2", "p2"));
+        rig.tx.send(line(1, 0, "p1", "u1")).await.expect("sends");
+        rig.tx.send(line(2, 0, "p2", "u2")).await.expect("sends");
+        tokio::time::sleep(DEFAULT_METADATA_WAIT - Duration::from_millis(100)).await;
+        let mut rig = rig;
+        assert!(
+            rig.rx.try_recv().is_err(),
+            "a known pod's line waits behind the cap"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            drain(rig).await,
+            ["p1-0:.quarantine:missing", "p2-0:tenant-a:ok"]
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -720,7 +781,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn paths_without_a_pod_are_shipped_at_once() {
+    async fn paths_without_a_pod_go_to_quarantine_at_once() {
         let rig = rig(AnnotatorConfig::default());
         let SourceEvent::Line(mut odd) = line(1, 0, "p1", "u1") else {
             unreachable!()
@@ -731,7 +792,7 @@ mod tests {
         let mut rig = rig;
         assert_eq!(
             rig.rx.try_recv().map(|e| describe(&e)).ok().as_deref(),
-            Some("p1-0:ns:missing")
+            Some("p1-0:.quarantine:missing")
         );
         drain(rig).await;
     }
@@ -769,6 +830,7 @@ mod tests {
             held_lines: 0,
             held_bytes: 0,
             enriched: 0,
+            quarantined_pods: HashSet::new(),
         };
         for n in 0..1100 {
             stage.hold(FileId(1), line(1, n, "p1", "u1"));

@@ -28,9 +28,13 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use watch::Watchers;
 
-/// How often gone pods are collected, the cache file is written (when changed) and the gauges are
-/// updated: 10 s (a crash loses at most this much of new pods' metadata from the cache file).
+/// How often gone pods are collected and the gauges are updated: 10 s.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How soon the cache file is written after a pod is added or changes: 1 s (a crash loses at most
+/// this much of new pods' metadata; a pod deleted while the agent is down is still known after a
+/// restart only through the cache file). Changes within the delay share one write.
+pub const CACHE_SAVE_DELAY: Duration = Duration::from_secs(1);
 
 /// Why the metadata stage could not start.
 #[derive(Debug, thiserror::Error)]
@@ -144,10 +148,22 @@ impl Metadata {
 async fn maintain(index: Arc<PodIndex>, watchers: Arc<Watchers>, cache_path: Option<PathBuf>) {
     let mut ticker = tokio::time::interval(MAINTENANCE_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut generation = index.subscribe();
     loop {
-        ticker.tick().await;
-        index.collect_garbage();
-        index.size().emit(watchers.namespaces());
+        tokio::select! {
+            _ = ticker.tick() => {
+                index.collect_garbage();
+                index.size().emit(watchers.namespaces());
+            }
+            changed = generation.changed(), if cache_path.is_some() => {
+                if changed.is_err() {
+                    return;
+                }
+                // Changes of the next moment are written together.
+                tokio::time::sleep(CACHE_SAVE_DELAY).await;
+                generation.borrow_and_update();
+            }
+        }
         if let Some(path) = &cache_path
             && index.is_dirty()
         {

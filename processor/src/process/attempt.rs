@@ -54,6 +54,10 @@ impl<'a> Attempt<'a> {
     /// Parses the object's key and checks the tenant it names, which the attempt then belongs to.
     pub(super) fn parse_key(&mut self) -> Result<ObjectKey, ProcessError> {
         let key = ObjectKey::parse_with_prefix(&self.object.key, &self.inner.key_prefix)?;
+        if key.partition.is_quarantine() {
+            // No tenant: the caller skips it.
+            return Ok(key);
+        }
         let tenant_id = key.partition.customer_id.clone();
         validate_tenant_id(&tenant_id).map_err(|problem| ProcessError::BadTenantId {
             tenant_id: tenant_id.clone(),

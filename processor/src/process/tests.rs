@@ -988,6 +988,42 @@ async fn records_an_application_filter_does_not_want_are_counted() {
     assert_eq!((report.events_delivered, report.records_filtered), (3, 1));
 }
 
+#[tokio::test]
+async fn quarantined_objects_are_never_delivered_to_the_tenant_their_namespace_names() {
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    let processor = acme.processor();
+    // The agent's quarantine: lines of an unknown pod in a namespace named like the tenant.
+    let quarantine = Partition::new(
+        logrelay_common::key::QUARANTINE_CUSTOMER,
+        "c1",
+        acme.tenant.as_str(),
+        "p",
+    );
+    let mut lines = records(&acme.tenant, &quarantine, 3, "q");
+    for record in &mut lines {
+        record.customer_id = logrelay_common::key::QUARANTINE_CUSTOMER.into();
+        record.namespace.clone_from(&acme.tenant);
+    }
+    let object = acme.central.put_records(&quarantine, &lines).await;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let outcome = {
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        processor.handle(&object).await
+    };
+    assert!(
+        matches!(outcome, Outcome::Skipped(SkipReason::Quarantined)),
+        "{outcome:?}"
+    );
+    assert!(acme.delivered().await.is_empty());
+    let rendered = handle.render();
+    assert!(
+        rendered.contains("outcome=\"skipped_quarantined\"")
+            && rendered.contains("reason=\"no_known_tenant\""),
+        "{rendered}"
+    );
+}
+
 /// IAM enforced: the customer role's trust policy requires the tenant's ExternalId. moto evaluates
 /// trust policies only for roles in the caller's own account, so both tenants' roles live there.
 #[tokio::test]

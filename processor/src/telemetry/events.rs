@@ -12,7 +12,7 @@ use metrics::{counter, histogram};
 use std::time::Duration;
 
 /// Objects finished, by outcome (`delivered`, `skipped_duplicate`, `skipped_unwanted`,
-/// `failed_transient`, `failed_permanent`) and reason.
+/// `skipped_quarantined`, `failed_transient`, `failed_permanent`) and reason.
 pub const OBJECTS_TOTAL: &str = "logrelay_processor_objects_total";
 /// Records read from objects.
 pub const RECORDS_READ_TOTAL: &str = "logrelay_processor_records_read_total";
@@ -59,7 +59,8 @@ pub const DELIVERY_LATENCY_SECONDS: &str = "logrelay_processor_delivery_latency_
 pub struct ObjectFinished<'a> {
     /// Tenant from the key (`""` when the key had none).
     pub tenant: &'a str,
-    /// `delivered`, `skipped_duplicate`, `skipped_unwanted`, `failed_transient`, `failed_permanent`.
+    /// `delivered`, `skipped_duplicate`, `skipped_unwanted`, `skipped_quarantined` (logged at
+    /// warn level), `failed_transient`, `failed_permanent`.
     pub outcome: &'static str,
     /// Stable reason label (`ok` when delivered).
     pub reason: &'static str,
