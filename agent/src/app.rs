@@ -122,10 +122,25 @@ where
 {
     let (store, loaded) = load_checkpoints(&config)?;
     let uploader = build_uploader(&config).await?;
-    tracing::info!(sink = %config.sink, source = ?config.source, node = %config.node_name, "starting");
+    tracing::info!(
+        sink = %config.sink,
+        source = ?config.source,
+        node = %config.node_name,
+        pods_root = %config.pods_root.display(),
+        "starting"
+    );
     log_selection(&config);
 
-    let state = ServerState::new(metrics, uploader.health());
+    let mut state = ServerState::new(metrics, uploader.health());
+    if config.source == SourceKind::Files {
+        if !config.pods_root.is_dir() {
+            tracing::warn!(
+                pods_root = %config.pods_root.display(),
+                "--pods-root (LOGRELAY_PODS_ROOT) is not a directory: nothing to read, and /readyz answers 503 until it exists"
+            );
+        }
+        state = state.with_pods_root(config.pods_root.clone());
+    }
     let server_stop = CancellationToken::new();
     let server = start_server(&config, &state, &server_stop, hooks).await?;
 

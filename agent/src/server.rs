@@ -1,11 +1,13 @@
 //! The agent's metrics recorder and its readiness: the shared HTTP endpoint
 //! (`logrelay_common::http_endpoint`) serves `/metrics`, `/healthz` and `/readyz`, which is ready
-//! once the pipeline started and while the sink has not been failing for long.
+//! once the pipeline started, while the file source's pods root exists and while the sink has not
+//! been failing for long.
 
 use crate::sink::SinkHealth;
 use logrelay_common::http_endpoint::{self, Readiness};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +38,8 @@ pub struct ServerState {
     metrics: PrometheusHandle,
     started: Arc<AtomicBool>,
     sink: SinkHealth,
+    /// The directory the file source reads (`None` for stdin): not ready while it is missing.
+    pods_root: Option<PathBuf>,
 }
 
 impl ServerState {
@@ -45,7 +49,14 @@ impl ServerState {
             metrics,
             started: Arc::new(AtomicBool::new(false)),
             sink,
+            pods_root: None,
         }
+    }
+
+    /// Makes readiness require `pods_root` to be a directory (the file source's input).
+    pub fn with_pods_root(mut self, pods_root: PathBuf) -> Self {
+        self.pods_root = Some(pods_root);
+        self
     }
 
     /// Marks the pipeline as started (sources and delivery running).
@@ -66,6 +77,8 @@ impl Readiness for ServerState {
     fn readiness(&self) -> Result<(), &'static str> {
         if !self.started.load(Ordering::Relaxed) {
             Err("starting")
+        } else if self.pods_root.as_ref().is_some_and(|root| !root.is_dir()) {
+            Err("pods root missing")
         } else if !self.sink.is_healthy() {
             Err("sink failing")
         } else {
@@ -100,5 +113,17 @@ mod tests {
         state.set_started();
         assert_eq!(state.readiness(), Ok(()));
         assert!(state.is_ready());
+    }
+
+    #[test]
+    fn not_ready_while_the_pods_root_is_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("pods");
+        let metrics = PrometheusBuilder::new().build_recorder().handle();
+        let state = ServerState::new(metrics, SinkHealth::default()).with_pods_root(root.clone());
+        state.set_started();
+        assert_eq!(state.readiness(), Err("pods root missing"));
+        std::fs::create_dir(&root).expect("creates");
+        assert_eq!(state.readiness(), Ok(()));
     }
 }
