@@ -32,6 +32,7 @@ use crate::deliver::cloudwatch::service::KnownStreams;
 use crate::error::ProcessError;
 use crate::object::{DeliveryReport, FailureKind, ObjectHandler, ObjectRef, Outcome, SkipReason};
 use crate::progress::{ProgressSettings, ProgressStore};
+use crate::retry::{RetryTally, tallied};
 use crate::telemetry::InternalEvent;
 use crate::telemetry::events::ObjectFinished;
 use crate::tenant::TenantDirectory;
@@ -127,8 +128,18 @@ impl Processor {
     pub async fn process(&self, object: &ObjectRef) -> Outcome {
         let uri = format!("s3://{}/{}", object.bucket, object.key);
         let mut attempt = Attempt::new(&self.inner, object);
-        let result = run(&mut attempt).await;
+        let tally = Arc::new(RetryTally::default());
+        let result = tallied(tally.clone(), run(&mut attempt)).await;
         let tenant = attempt.tenant_id.clone().unwrap_or_default();
+        if let (retries @ 1.., Some(last)) = tally.summary() {
+            tracing::info!(
+                object = %uri,
+                tenant = %tenant,
+                retries,
+                last_error_class = %last,
+                "object's AWS calls were retried"
+            );
+        }
         match result {
             Ok(Finished::Delivered(report)) => {
                 ObjectFinished {

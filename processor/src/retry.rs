@@ -15,6 +15,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use logrelay_common::aws::{AwsError, ErrorClass};
 use rand::Rng;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the SDK keeps AWS's request id among an error's metadata.
@@ -150,8 +151,54 @@ impl Classified {
     }
 }
 
+/// The retries of one object's calls (every call made inside [`tallied`]), for its summary line.
+#[derive(Debug, Default)]
+pub struct RetryTally {
+    retries: std::sync::atomic::AtomicU64,
+    last_class: std::sync::Mutex<Option<ErrorClass>>,
+}
+
+impl RetryTally {
+    fn record(&self, class: ErrorClass) {
+        self.retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut last) = self.last_class.lock() {
+            *last = Some(class);
+        }
+    }
+
+    /// Retries so far and the class of the last failure that was retried.
+    pub fn summary(&self) -> (u64, Option<ErrorClass>) {
+        let retries = self.retries.load(std::sync::atomic::Ordering::Relaxed);
+        let last = self.last_class.lock().ok().and_then(|last| *last);
+        (retries, last)
+    }
+}
+
+tokio::task_local! {
+    static TALLY: Arc<RetryTally>;
+}
+
+/// Runs `future` with retries counted in `tally` (also inside tasks spawned with [`in_tally`]).
+pub async fn tallied<F: Future>(tally: Arc<RetryTally>, future: F) -> F::Output {
+    TALLY.scope(tally, future).await
+}
+
+/// `future` counting its retries in the tally of the task that creates it (for a task spawned on
+/// behalf of an object; without a tally it runs as it is).
+pub fn in_tally<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    let tally = TALLY.try_with(Arc::clone).ok();
+    async move {
+        match tally {
+            Some(tally) => TALLY.scope(tally, future).await,
+            None => future.await,
+        }
+    }
+}
+
 /// Calls `call` until it succeeds, fails with a non-retryable error, or the policy's attempts are
-/// used up; sleeps a jittered backoff between attempts and counts each retry for `tenant`.
+/// used up; sleeps a jittered backoff between attempts and counts each retry for `tenant` (and in
+/// the object's [`RetryTally`], when the call runs inside [`tallied`]).
 pub async fn with_retries<T, E, F, Fut>(
     policy: &RetryPolicy,
     tenant: &str,
@@ -177,6 +224,7 @@ where
                     return Err(failure);
                 }
                 let backoff = policy.backoff(attempts);
+                let _ = TALLY.try_with(|tally| tally.record(failure.class));
                 CallRetried {
                     tenant,
                     operation,
@@ -270,5 +318,26 @@ mod tests {
             error.to_string().contains("gave up after 5 attempts: slow"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tally_follows_its_object_into_spawned_tasks() {
+        let tally = Arc::new(RetryTally::default());
+        tallied(tally.clone(), async {
+            let _ = TALLY.try_with(|t| t.record(ErrorClass::Throttling));
+            tokio::spawn(in_tally(async {
+                let _ = TALLY.try_with(|t| t.record(ErrorClass::Transient));
+            }))
+            .await
+            .expect("joins");
+            // A task spawned without `in_tally` counts nowhere.
+            tokio::spawn(async {
+                assert!(TALLY.try_with(|_| ()).is_err());
+            })
+            .await
+            .expect("joins");
+        })
+        .await;
+        assert_eq!(tally.summary(), (2, Some(ErrorClass::Transient)));
     }
 }

@@ -678,10 +678,15 @@ mod tests {
     async fn throttling_is_retried_within_the_budget_then_fails_transiently() {
         let fake = fake_http::serve(|_: &Request| error("ThrottlingException")).await;
         let service = service(&fake.url, Arc::default()).await;
-        let failure = service
-            .deliver("s", events(&["x"]))
+        let tally = Arc::new(crate::retry::RetryTally::default());
+        let failure = crate::retry::tallied(tally.clone(), service.deliver("s", events(&["x"])))
             .await
             .expect_err("throttled");
+        assert_eq!(
+            tally.summary(),
+            (2, Some(logrelay_common::aws::ErrorClass::Throttling)),
+            "two retries counted for the object"
+        );
         assert_eq!(
             (failure.reason, failure.is_transient()),
             ("throttled", true)

@@ -222,7 +222,7 @@ async fn start(
     let permits = context.tenant_permits.clone();
     let seq = batch.seq;
     let stream = batch.stream.clone();
-    let handle = lanes.in_flight.spawn(async move {
+    let handle = lanes.in_flight.spawn(crate::retry::in_tally(async move {
         let SealedBatch { stream, events, .. } = batch;
         let result = match permits.acquire_owned().await {
             Ok(_permit) => service.deliver(&stream, events).await,
@@ -232,7 +232,7 @@ async fn start(
             )),
         };
         (route, seq, stream, result)
-    });
+    }));
     lanes.running.insert(handle.id(), (route, seq, stream));
     true
 }
