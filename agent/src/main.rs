@@ -34,8 +34,8 @@ fn main() -> ExitCode {
     let config = match flags.validate() {
         Ok(config) => config,
         Err(error) => {
+            // Once, in the chosen log format (a second plain line would break JSON logs).
             tracing::error!(field = error.field, "{error}");
-            eprintln!("logrelay-agent: {error}");
             return ExitCode::FAILURE;
         }
     };

@@ -243,3 +243,35 @@ fn check_config_reports_listen_selector_and_deprecated_prefix_and_refuses_unknow
     assert_eq!(report["unknown_env"], serde_json::json!(["LOGRELAY_LISTN"]));
     assert_eq!(report["unused_env"], serde_json::json!(["POD_NAME"]));
 }
+
+#[test]
+fn text_logs_off_a_terminal_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    let output = Command::new(AGENT)
+        .args([
+            "--source",
+            "stdin",
+            "--listen",
+            "off",
+            "--log-format",
+            "text",
+        ])
+        .arg("--sink")
+        .arg(format!("file://{}", out.display()))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("S3_BUCKET_NAME")
+        .env_remove("LOGRELAY_SINK")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs the agent");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("starting"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a pipe:\n{log}"
+    );
+}

@@ -601,9 +601,10 @@ pub enum AwsError {
         code: Option<String>,
         /// The full error chain, human-readable.
         message: String,
-        /// The underlying SDK error.
-        #[source]
-        source: Option<Box<dyn StdError + Send + Sync>>,
+        /// The underlying SDK error, for debugging. Deliberately not the error's `source()`:
+        /// `message` already carries its text, and chain printers (`{:#}`, log layers) would
+        /// print it again.
+        cause: Option<Box<dyn StdError + Send + Sync>>,
     },
     /// A role step's inputs are invalid (checked before calling STS).
     #[error("invalid assume-role step {step}: {reason}")]
@@ -627,7 +628,7 @@ impl AwsError {
             class,
             code,
             message: error_chain_text(&err),
-            source: Some(Box::new(err)),
+            cause: Some(Box::new(err)),
         }
     }
 
@@ -643,7 +644,7 @@ impl AwsError {
             class,
             code,
             message: error_chain_text(&err),
-            source: Some(Box::new(err)),
+            cause: Some(Box::new(err)),
         }
     }
 
@@ -977,7 +978,7 @@ mod tests {
             class: ErrorClass::AccessDenied,
             code: Some("AccessDenied".into()),
             message: "not authorized".into(),
-            source: None,
+            cause: None,
         };
         assert_eq!(
             err.to_string(),
@@ -985,5 +986,27 @@ mod tests {
         );
         assert!(err.is_access_denied());
         assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn a_call_error_prints_its_cause_once_in_a_chain() {
+        let err = AwsError::Call {
+            operation: "sqs:GetQueueAttributes".into(),
+            class: ErrorClass::Transient,
+            code: Some("ThrottlingException".into()),
+            message: "service error: Rate exceeded".into(),
+            cause: Some(Box::new(std::io::Error::other(
+                "service error: Rate exceeded",
+            ))),
+        };
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read the attributes of queue q")]
+        struct Outer(#[source] AwsError);
+        let chain = error_chain_text(&Outer(err));
+        assert_eq!(
+            chain,
+            "cannot read the attributes of queue q: sqs:GetQueueAttributes failed (transient): \
+             ThrottlingException: service error: Rate exceeded"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Logging setup shared by every logrelay binary: `tracing` to stderr, human-readable or JSON.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -61,11 +62,21 @@ pub fn init(format: LogFormat) {
     );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_wanted(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        ))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// Colour codes only on a terminal, and never with `NO_COLOR` set (files, pipes and log collectors
+/// get plain text).
+fn colour_wanted(stderr_is_terminal: bool, no_color: bool) -> bool {
+    stderr_is_terminal && !no_color
 }
 
 /// Builds the filter from a `RUST_LOG`-style spec (default `info`); unless `wire` is set, the

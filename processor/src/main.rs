@@ -66,8 +66,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(config, mode)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
+            // Once, in the chosen log format (a second plain line would break JSON logs).
             tracing::error!(error = format!("{error:#}"), "fatal error");
-            eprintln!("logrelay-processor: {error:#}");
             ExitCode::from(EXIT_RUNTIME)
         }
     }

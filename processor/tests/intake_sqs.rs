@@ -367,3 +367,45 @@ async fn shutdown_finishes_in_flight_messages_and_deletes_them() {
         "and deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_at_start_is_retried_and_a_missing_queue_fails_at_once() {
+    let pipeline = Pipeline::new(30).await;
+    pipeline.put("acme/c1/app/pod/ok-1.json.gz").await;
+    let proxy = logrelay_testkit::FaultProxy::start(Moto::shared().await.url())
+        .await
+        .expect("proxy");
+    let through_proxy = |url: &str| {
+        let config = pipeline.config.to_builder().endpoint_url(url).build();
+        aws_sdk_sqs::Client::new(&config)
+    };
+    proxy.fail_next(2, logrelay_testkit::FaultKind::Throttling);
+    let handler = Arc::new(RecordingHandler::default());
+    let intake = SqsIntake::new(
+        through_proxy(&proxy.url()),
+        handler.clone(),
+        SqsSettings::new(&pipeline.queue.url),
+    );
+    let signal = Arc::new(Notify::new());
+    let task = spawn(intake, signal.clone());
+    handler.wait_for("acme/c1/app/pod/ok-1.json.gz", 1).await;
+    stop(task, &signal).await;
+    assert_eq!(proxy.faults_injected(), 2);
+
+    let missing = SqsIntake::new(
+        through_proxy(&proxy.url()),
+        Arc::new(RecordingHandler::default()),
+        SqsSettings::new(format!("{}-missing", pipeline.queue.url)),
+    );
+    let started = std::time::Instant::now();
+    let error = missing
+        .run(std::future::pending::<()>())
+        .await
+        .expect_err("a missing queue stops the poller");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "not retried: {:?}",
+        started.elapsed()
+    );
+    assert!(error.to_string().contains("-missing"), "{error}");
+}

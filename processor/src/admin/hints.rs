@@ -242,7 +242,7 @@ mod tests {
             class: ErrorClass::AccessDenied,
             code: code.map(str::to_owned),
             message: "not authorized".into(),
-            source: None,
+            cause: None,
         }
     }
 

@@ -66,6 +66,13 @@ impl SqsSettings {
     }
 }
 
+/// Attempts to read the queue's attributes at start when AWS answers with throttling or a
+/// transient error (5 attempts, pauses 0.5, 1, 2, 4 s: 7.5 s in all).
+pub const START_ATTEMPTS: u32 = 5;
+
+/// First pause between those attempts (doubling).
+const START_RETRY_BASE: Duration = Duration::from_millis(500);
+
 /// The poller cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum SqsIntakeError {
@@ -228,18 +235,36 @@ impl<H: ObjectHandler + 'static> SqsIntake<H> {
     }
 
     /// The queue's `VisibilityTimeout` (also proves at start that the queue is reachable).
+    /// Throttling and transient errors are retried ([`START_ATTEMPTS`], backing off): a busy
+    /// queue must not stop the poller from starting; a missing queue or refused access fails
+    /// at once.
     async fn queue_visibility_timeout(&self) -> Result<Duration, SqsIntakeError> {
-        let output = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.settings.queue_url)
-            .attribute_names(QueueAttributeName::VisibilityTimeout)
-            .send()
-            .await
-            .map_err(|e| SqsIntakeError::QueueUnavailable {
-                url: self.settings.queue_url.clone(),
-                source: AwsError::from_sdk("sqs:GetQueueAttributes", e),
-            })?;
+        let mut attempt = 1;
+        let output = loop {
+            let result = self
+                .client
+                .get_queue_attributes()
+                .queue_url(&self.settings.queue_url)
+                .attribute_names(QueueAttributeName::VisibilityTimeout)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("sqs:GetQueueAttributes", e));
+            match result {
+                Ok(output) => break output,
+                Err(error) if error.is_retryable() && attempt < START_ATTEMPTS => {
+                    let pause = START_RETRY_BASE * 2u32.pow(attempt - 1);
+                    tracing::warn!(%error, attempt, retry_in = ?pause, "queue not reachable yet; retrying");
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(SqsIntakeError::QueueUnavailable {
+                        url: self.settings.queue_url.clone(),
+                        source,
+                    });
+                }
+            }
+        };
         let seconds = output
             .attributes
             .and_then(|attributes| {
