@@ -37,9 +37,20 @@ if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${want}" && -x "${venv}/bin/moto_
     exit 0
 fi
 
+# A venv left by a failed creation (no ensurepip: Debian/Ubuntu without python3-venv) has a python but
+# no pip; every later run would fail with "No module named pip". Such a venv is rebuilt.
+if [[ -x "${venv}/bin/python" ]] && ! "${venv}/bin/python" -m pip --version >/dev/null 2>&1; then
+    log "${venv} has no working pip (an earlier creation failed); rebuilding it"
+    rm -rf "${venv}"
+fi
 if [[ ! -x "${venv}/bin/python" ]]; then
     log "creating virtualenv ${venv} with $("${python}" --version 2>&1)"
-    "${python}" -m venv "${venv}"
+    if ! "${python}" -m venv "${venv}"; then
+        rm -rf "${venv}"
+        log "error: '${python} -m venv' failed; on Debian/Ubuntu install the venv module" \
+            "(apt-get install python3-venv), then run this again"
+        exit 1
+    fi
 fi
 
 # Remove the stamp first so an interrupted install is redone next time.
