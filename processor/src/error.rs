@@ -40,10 +40,14 @@ pub enum ProcessError {
         tenant_id: String,
     },
     /// The tenant's configs could not be read (DynamoDB failed); retried.
-    #[error("cannot read the configs of tenant {tenant_id:?}: {message}")]
+    #[error(
+        "cannot read the configs of tenant {tenant_id:?} from table {table:?} (TENANT_CONFIG_TABLE): {message}"
+    )]
     TenantLookup {
         /// The tenant named by the key.
         tenant_id: String,
+        /// The tenant config table.
+        table: String,
         /// What failed.
         message: String,
     },

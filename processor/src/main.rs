@@ -91,6 +91,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
             metrics::set_global_recorder(recorder)
                 .map_err(|e| anyhow::anyhow!("cannot install metrics: {e}"))?;
             let processor = Arc::new(build_processor(&config, aws, false)?);
+            processor.check_tenant_table().await?;
             LambdaIntake::new(processor)
                 .with_dead_letter_queue(dead_letter)
                 .with_max_concurrency(
@@ -116,6 +117,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot listen on {listen} for /metrics"))?;
             let server = tokio::spawn(serve);
             let processor = Arc::new(build_processor(&config, aws.clone(), false)?);
+            processor.check_tenant_table().await?;
             let mut settings = SqsSettings::new(queue_url);
             settings.max_concurrency = config
                 .max_concurrency

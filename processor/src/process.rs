@@ -41,6 +41,19 @@ use logrelay_common::aws::without_sdk_retries;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+/// The tenant config table does not answer at start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the tenant config table {table:?} (TENANT_CONFIG_TABLE / --tenant-config-table) cannot be read: \
+     {message}; check the name and that the processor's role may dynamodb:Query it"
+)]
+pub struct TenantTableError {
+    /// The table.
+    pub table: String,
+    /// What failed.
+    pub message: String,
+}
+
 /// The processor core: delivers one object per [`ObjectHandler::handle`] call. Cheap to clone;
 /// clones share caches and limits.
 #[derive(Debug, Clone)]
@@ -121,6 +134,15 @@ impl Processor {
                 instance,
                 attempts: AtomicU64::new(0),
             }),
+        })
+    }
+
+    /// Proves at start that the tenant config table answers (see [`TenantDirectory::probe`]).
+    pub async fn check_tenant_table(&self) -> Result<(), TenantTableError> {
+        let tenants = &self.inner.tenants;
+        tenants.probe().await.map_err(|failure| TenantTableError {
+            table: tenants.table().to_owned(),
+            message: failure.message,
         })
     }
 

@@ -314,3 +314,28 @@ fn check_config_reports_serving_paths_deprecated_names_and_refuses_unknown_setti
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_tenant_table_stops_the_poller_at_start_naming_table_and_setting() {
+    let central = Central::new().await;
+    let mut env = central.processor_env(&central.moto_url);
+    env.insert("TENANT_CONFIG_TABLE", "no-such-tenant-table".to_owned());
+    env.insert("SQS_QUEUE_URL", central.queue.url.clone());
+    env.insert("LOGRELAY_LISTEN", "127.0.0.1:0".to_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        processor_command(&env)
+            .arg("sqs")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins");
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert!(
+        log.contains("no-such-tenant-table") && log.contains("TENANT_CONFIG_TABLE"),
+        "{log}"
+    );
+    assert_eq!(log.matches("fatal error").count(), 1, "logged once:\n{log}");
+}

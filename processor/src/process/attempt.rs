@@ -79,7 +79,9 @@ impl<'a> Attempt<'a> {
             .tenants
             .configs(tenant_id)
             .await
-            .map_err(|failure| tenant_lookup_error(tenant_id, failure))?;
+            .map_err(|failure| {
+                tenant_lookup_error(tenant_id, self.inner.tenants.table(), failure)
+            })?;
         if configs.deliveries.is_empty() {
             return Err(ProcessError::TenantNotConfigured {
                 tenant_id: tenant_id.to_owned(),
@@ -128,9 +130,10 @@ impl<'a> Attempt<'a> {
     }
 }
 
-fn tenant_lookup_error(tenant_id: &str, failure: Classified) -> ProcessError {
+fn tenant_lookup_error(tenant_id: &str, table: &str, failure: Classified) -> ProcessError {
     ProcessError::TenantLookup {
         tenant_id: tenant_id.to_owned(),
+        table: table.to_owned(),
         message: failure.message,
     }
 }

@@ -88,6 +88,10 @@ pub struct TenantDirectory {
 
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Arc<TenantConfigs>)>>>;
 
+/// The tenant id of [`TenantDirectory::probe`]'s query: not a valid tenant id (`.`), so no item
+/// can match it.
+pub const PROBE_TENANT: &str = ".probe";
+
 impl TenantDirectory {
     /// A directory over `table`, caching each tenant for `ttl`.
     pub fn new(
@@ -122,6 +126,20 @@ impl TenantDirectory {
         let configs = Arc::new(TenantConfigs::from_items(tenant_id, items));
         *entry = Some((Instant::now(), configs.clone()));
         Ok(configs)
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Proves the table answers: one query for a tenant id that cannot exist ([`PROBE_TENANT`]),
+    /// retried like every lookup. A missing table or refused access fails here, at start, instead
+    /// of on every object.
+    pub async fn probe(&self) -> Result<(), crate::retry::Classified> {
+        query_tenant(&self.client, &self.table, PROBE_TENANT, &self.retry)
+            .await
+            .map(|_| ())
     }
 
     fn slot(&self, tenant_id: &str) -> Slot {
