@@ -21,15 +21,19 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// Installs the global metrics recorder and returns the handle that renders it. Call once, early;
 /// a second call (tests) returns a handle to a recorder that is not installed.
 pub fn install_metrics() -> PrometheusHandle {
-    let builder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .unwrap_or_else(|_| PrometheusBuilder::new());
-    let recorder = builder.build_recorder();
+    let recorder = recorder_builder().build_recorder();
     let handle = recorder.handle();
     if metrics::set_global_recorder(recorder).is_err() {
         tracing::debug!("a metrics recorder is already installed");
     }
     handle
+}
+
+/// The recorder's builder: histograms for every `_seconds` metric.
+pub fn recorder_builder() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .unwrap_or_else(|_| PrometheusBuilder::new())
 }
 
 /// What the probes look at.

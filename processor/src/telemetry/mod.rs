@@ -5,8 +5,10 @@
 //! lines on stdout after each Lambda invocation ([`emf`]). Logs are JSON or text via
 //! `logrelay_common::logging`.
 //!
-//! Metric names start with [`METRIC_PREFIX`]; `docs/processor.md` lists them.
+//! Metric names start with [`METRIC_PREFIX`]; [`describe`] gives each its help text;
+//! `docs/processor.md` lists them.
 
+pub mod describe;
 pub mod emf;
 pub mod events;
 pub mod intake;
