@@ -183,7 +183,10 @@ pub fn parse_record(line: &[u8]) -> Result<Record<'_>, BadLine> {
             namespace: wire.namespace.map(|t| t.0).or(kubernetes.namespace),
             application: wire.application.map(|t| t.0),
             pod_name: wire.pod_name.map(|t| t.0).or(kubernetes.pod_name),
-            container_name: wire.container_name.map(|t| t.0).or(kubernetes.container_name),
+            container_name: wire
+                .container_name
+                .map(|t| t.0)
+                .or(kubernetes.container_name),
         });
     }
     let value: serde_json::Value = serde_json::from_slice(line).map_err(|_| {
@@ -334,7 +337,8 @@ mod tests {
         assert_eq!(record.pod_name.as_deref(), Some("p1"));
         assert_eq!(record.container_name.as_deref(), Some("c1"));
         // A structured message takes the lenient path; the kubernetes fields still count.
-        let line = r#"{"message":{"k":1},"kubernetes":{"pod_namespace":"ns1","container_name":"c1"}}"#;
+        let line =
+            r#"{"message":{"k":1},"kubernetes":{"pod_namespace":"ns1","container_name":"c1"}}"#;
         let record = parse_record(line.as_bytes()).expect("record");
         assert_eq!(record.namespace.as_deref(), Some("ns1"));
         assert_eq!(record.container_name.as_deref(), Some("c1"));

@@ -91,8 +91,7 @@ async fn add_tenant(central: &Central, tenant: &str, group: &str) {
 
 /// Every event of `group` in account A: (stream, timestamp ms, message), sorted.
 async fn events(group: &str) -> Vec<(String, i64, String)> {
-    let client =
-        aws_sdk_cloudwatchlogs::Client::new(&Moto::shared().await.config(ACCOUNT_A).await);
+    let client = aws_sdk_cloudwatchlogs::Client::new(&Moto::shared().await.config(ACCOUNT_A).await);
     let page = client
         .filter_log_events()
         .log_group_name(group)
@@ -186,7 +185,12 @@ async fn an_object_named_by_the_vector_s3_sink_is_delivered_from_its_notificatio
         "{tenant}/test-cluster/test-app/api-7d9f8-x2k4l/{}-0b9d1c4e-6f2a-4c3e-9a7b-2f1e0d9c8b7a.json.gz",
         time.format("%Y%m%d-%H%M%S")
     );
-    let lines = [vector_line(&tenant, "api-7d9f8-x2k4l", "from the sink", time)];
+    let lines = [vector_line(
+        &tenant,
+        "api-7d9f8-x2k4l",
+        "from the sink",
+        time,
+    )];
     logrelay_testkit::put_object(&central.aws, &central.bucket, &key, vector_object(&lines))
         .await
         .expect("put object");

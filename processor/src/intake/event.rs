@@ -331,7 +331,9 @@ fn parse_value(
     if let Some(message) = object.get("Message")
         && (object.contains_key("TopicArn")
             || object.get("Type").is_some_and(|t| t == "Notification")
-            || object.keys().all(|name| SNS_ENVELOPE_FIELDS.contains(&name.as_str())))
+            || object
+                .keys()
+                .all(|name| SNS_ENVELOPE_FIELDS.contains(&name.as_str())))
     {
         let message = message.as_str().ok_or(BodyError::MissingField {
             shape: "SNS envelope",

@@ -8,7 +8,7 @@ pub mod item;
 mod store;
 pub mod untyped;
 
-pub use item::{DynamoItem, ItemError};
+pub use item::{DynamoItem, Item, ItemError};
 pub use store::{ConfigItem, MAX_QUERY_PAGES, query_tenant, read_item};
 
 use crate::retry::RetryPolicy;

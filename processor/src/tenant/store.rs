@@ -162,7 +162,10 @@ mod tests {
         let ConfigItem::Untyped(config) = read_item(&item) else {
             panic!("expected an untyped config: {:?}", read_item(&item));
         };
-        assert_eq!(config.delivery_type, logrelay_common::tenant::DeliveryType::Cloudwatch);
+        assert_eq!(
+            config.delivery_type,
+            logrelay_common::tenant::DeliveryType::Cloudwatch
+        );
         assert_eq!(config.log_group_name.as_deref(), Some("/aws/logs/acme"));
         assert_eq!(config.extra["status"], serde_json::json!("active"));
     }
