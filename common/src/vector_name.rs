@@ -43,11 +43,10 @@ pub(crate) fn parse(filename: &str) -> Result<(DateTime<Utc>, String), KeyError>
             reason: "expected a Vector-written name {YYYYMMDD}[-{HHMMSS}]-{id}",
         });
     }
-    let date = NaiveDate::parse_from_str(&stem[..DATE_LEN], "%Y%m%d").map_err(|_| {
-        KeyError::BadTime {
+    let date =
+        NaiveDate::parse_from_str(&stem[..DATE_LEN], "%Y%m%d").map_err(|_| KeyError::BadTime {
             reason: "no such date",
-        }
-    })?;
+        })?;
     let rest = &stem[DATE_LEN..];
     let (seconds, tail) = split_time(rest);
     let tail = tail.strip_prefix('-').ok_or(KeyError::BadFilename {
