@@ -113,10 +113,10 @@ async fn events(group: &str) -> Vec<(String, i64, String)> {
     out
 }
 
-/// Runs `logrelay-processor manual` with `stdin`.
-fn run_manual(central: &Central, stdin: &str) -> Output {
+/// Runs `logrelay-processor <args>` (a manual-mode invocation) with `stdin`.
+fn run_manual(central: &Central, args: &[&str], stdin: &str) -> Output {
     let mut command = processor_command(&central.processor_env(&central.moto_url));
-    command.arg("manual").stdin(Stdio::piped());
+    command.args(args).stdin(Stdio::piped());
     let mut child = command.spawn().expect("spawn processor");
     child
         .stdin
@@ -153,7 +153,8 @@ async fn the_documented_manual_test_body_delivers_a_vector_written_object() {
     .await
     .expect("put object");
 
-    let output = run_manual(&central, POC_MANUAL_INPUT);
+    // Invoked as the proof of concept's processor was: `--mode manual`.
+    let output = run_manual(&central, &["--mode", "manual"], POC_MANUAL_INPUT);
     let report = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{report}");
     assert!(report.contains("objects 1 (delivered 1"), "{report}");
@@ -197,7 +198,7 @@ async fn an_object_named_by_the_vector_s3_sink_is_delivered_from_its_notificatio
     let bodies = central.take_bodies().await;
     assert_eq!(bodies.len(), 1, "{bodies:?}");
 
-    let output = run_manual(&central, &bodies.join("\n"));
+    let output = run_manual(&central, &["manual"], &bodies.join("\n"));
     let report = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{report}");
     assert_eq!(
