@@ -1114,3 +1114,51 @@ async fn a_single_key_table_item_without_type_delivers_as_cloudwatch_and_is_coun
         "{rendered}"
     );
 }
+
+#[tokio::test]
+async fn an_object_with_a_vector_written_name_delivers_and_is_counted() {
+    let tenant = TestTenant::with_cloudwatch(|_| {}).await;
+    let time = Utc::now() - chrono::Duration::minutes(3);
+    let key = format!(
+        "{}{}-0b9d1c4e-6f2a-4c3e-9a7b-2f1e0d9c8b7a.json.gz",
+        tenant.partition.key_prefix(),
+        time.format("%Y%m%d-%H%M%S")
+    );
+    let line = serde_json::json!({
+        "customer_id": tenant.tenant,
+        "kubernetes": {"container_name": "main", "namespace": "ns", "pod_name": "api-1"},
+        "message": "written by vector",
+        "source_type": "kubernetes_logs",
+        "stream": "stdout",
+        "timestamp": time.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string(),
+    });
+    let body = {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("gzip");
+        encoder.finish().expect("gzip")
+    };
+    put_object(&tenant.central.aws, &tenant.central.bucket, &key, body)
+        .await
+        .expect("put object");
+    let processor = tenant.processor();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let outcome = {
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        processor.handle(&tenant.central.object(&key)).await
+    };
+    assert_eq!(expect_delivered(outcome).events_delivered, 1);
+    assert_eq!(tenant.delivered().await, ["written by vector"]);
+    let rendered = handle.render();
+    assert!(
+        rendered.contains(&format!(
+            "{}{{tenant=\"{}\"}} 1",
+            crate::telemetry::events::VECTOR_OBJECTS_TOTAL,
+            tenant.tenant
+        )),
+        "{rendered}"
+    );
+}
