@@ -29,6 +29,18 @@ extra_params=()
 nested_templates=(core-infrastructure.yaml sqs-stack.yaml lambda-stack.yaml)
 all_templates=(main.yaml "${nested_templates[@]}" customer-log-distribution-role.yaml cluster-s3-writer-role.yaml)
 
+# Parameter names of the proof of concept's templates, and the main.yaml parameter each now is. --param OLD=VALUE
+# is accepted with a deprecation line on stderr.
+declare -A renamed_params=(
+    [EksOidcIssuer]=ClusterOidcIssuer
+    [S3StandardIADays]=S3TransitionToIADays
+    [S3GlacierDays]=S3TransitionToGlacierDays
+    [S3DeepArchiveDays]=S3TransitionToDeepArchiveDays
+    [S3LogRetentionDays]=S3ExpirationDays
+    [S3DeleteAfterDays]=S3ExpirationDays
+    [LambdaReservedConcurrency]=ReservedConcurrency
+)
+
 info() { printf '[INFO] %s\n' "$*"; }
 warn() { printf '[WARN] %s\n' "$*" >&2; }
 die() {
@@ -54,7 +66,10 @@ Options:
       --include-lambda        deploy the processor as a Lambda function (implies --include-sqs)
       --ecr-image-uri URI     processor image in ECR (required with --include-lambda)
       --oidc-issuer ISSUER    cluster OIDC issuer without https:// (creates the IRSA roles)
-      --param KEY=VALUE       any other main.yaml parameter (repeatable), e.g. --param S3ExpirationDays=400
+      --param KEY=VALUE       any other main.yaml parameter (repeatable), e.g. --param S3ExpirationDays=400;
+                              the proof of concept's names (EksOidcIssuer, S3StandardIADays, S3GlacierDays,
+                              S3DeepArchiveDays, S3LogRetentionDays, LambdaReservedConcurrency) are accepted
+                              and renamed, with a deprecation line on stderr
       --dry-run               print the AWS commands that would change something, change nothing
       --validate-only         validate the templates and stop
   -h, --help                  this help
@@ -101,9 +116,33 @@ fi
 if [[ "${include_lambda}" == "true" && -z "${ecr_image_uri}" ]]; then
     die "--include-lambda needs --ecr-image-uri (build containers/Containerfile.processor and push it to ECR)"
 fi
+# The parameters main.yaml declares (the keys of its Parameters section).
+main_params=" $(awk '/^Parameters:/ { p = 1; next } /^[A-Za-z]/ { p = 0 } p && /^  [A-Za-z0-9]+:$/ { sub(/:$/, ""); printf "%s ", $1 }' "${script_dir}/main.yaml")"
+# Set by the flags above; --param may not set them a second time.
+flag_params=" Environment ProjectName RandomSuffix TemplateBucket TemplatePrefix IncludeSQSStack IncludeLambdaStack ECRImageUri "
+checked_params=()
 for kv in "${extra_params[@]}"; do
     [[ "${kv}" =~ ^[A-Za-z0-9]+=.*$ ]] || die "--param takes KEY=VALUE, got: ${kv}"
+    key="${kv%%=*}"
+    value="${kv#*=}"
+    if [[ -n "${renamed_params[${key}]:-}" ]]; then
+        warn "--param ${key} is deprecated (the proof of concept's name): use --param ${renamed_params[${key}]}"
+        key="${renamed_params[${key}]}"
+    fi
+    [[ "${main_params}" == *" ${key} "* ]] || die "--param ${key}: main.yaml has no such parameter (its parameters:${main_params})"
+    [[ "${flag_params}" != *" ${key} "* ]] || die "--param ${key}: set it with its option instead (see --help)"
+    if [[ "${key}" == "ClusterOidcIssuer" ]]; then
+        value="${value#https://}"
+        [[ -z "${oidc_issuer}" || "${oidc_issuer}" == "${value}" ]] || die "--param ${kv%%=*} and --oidc-issuer differ: give one"
+        oidc_issuer="${value}"
+        continue
+    fi
+    for seen in "${checked_params[@]}"; do
+        [[ "${seen%%=*}" != "${key}" ]] || die "--param ${key} is given twice (perhaps under its old and new name)"
+    done
+    checked_params+=("${key}=${value}")
 done
+extra_params=("${checked_params[@]}")
 
 aws_args=(--region "${region}")
 [[ -n "${profile}" ]] && aws_args+=(--profile "${profile}")

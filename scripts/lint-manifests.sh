@@ -16,7 +16,7 @@
 #                       skipped inline next to the resource, each with its reason
 #   hadolint            the Containerfiles
 #   shell scripts       ShellCheck on deploy.sh, scripts/*.sh, .ci/run (apt-get installs it in CI when missing)
-#   deploy.sh           --help and a --dry-run without AWS
+#   deploy.sh           --help and a --dry-run without AWS; --param renames and refusals (cloudformation/checks/deploy_params.sh)
 #   moto_smoke.py       core + SQS stacks deployed into the moto emulator (cloudformation/checks/moto_smoke.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,7 +117,7 @@ run_shellcheck() {
             return 0
         fi
     fi
-    shellcheck cloudformation/deploy.sh scripts/*.sh .ci/run
+    shellcheck cloudformation/deploy.sh cloudformation/checks/*.sh scripts/*.sh .ci/run
 }
 
 smoke_deploy_script() {
@@ -148,6 +148,7 @@ check "checkov (templates, manifests, Containerfiles)" run_checkov
 check "hadolint" "${venv}/hadolint" "${containerfiles[@]}"
 check "shellcheck" run_shellcheck
 check "deploy.sh dry run" smoke_deploy_script
+check "deploy.sh --param names" cloudformation/checks/deploy_params.sh
 check "moto smoke deploy (core + SQS stacks)" "${venv}/python" cloudformation/checks/moto_smoke.py
 
 printf '\nmanifests and templates: %s s\n' "$(($(date +%s) - start_all))"

@@ -22,7 +22,7 @@ use crate::sink::s3::{S3Service, WriterRole};
 use crate::sink::{ObjectService, SinkTarget, Uploader};
 use crate::source_event::{SOURCE_CHANNEL_CAPACITY, SourceEvent};
 use crate::stdin;
-use crate::tail::{RecordContext, TailError, Tailer, TailerConfig, TailerHandle};
+use crate::tail::{RecordContext, StartAt, TailError, Tailer, TailerConfig, TailerHandle};
 use logrelay_common::aws::{self, AwsError};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
@@ -263,6 +263,13 @@ where
             tailer_config.max_open_rotated_per_pod = config.max_open_rotated_per_pod;
             tailer_config.partial_flush_timeout = config.partial_flush_timeout;
             tailer_config.previous_run_until = loaded.saved_at;
+            // `--start-at end` is for a node's first start only: after an unusable checkpoint
+            // file, files are read from their start (duplicates, not loss).
+            tailer_config.start_at = if loaded.fresh_start.is_some() {
+                StartAt::Beginning
+            } else {
+                config.start_at
+            };
             let tailer = Tailer::new(
                 tailer_config,
                 loaded.checkpoints.clone(),

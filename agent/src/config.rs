@@ -149,6 +149,16 @@ pub struct AgentConfig {
     /// How long a partial (`P`) line waits for its next chunk before it is shipped as is.
     #[arg(long, env = "LOGRELAY_PARTIAL_FLUSH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub partial_flush_timeout: Duration,
+    /// First start on a node (no checkpoint file): where files already there begin. `beginning`
+    /// ships every line still on the node; `end` only lines written from now on (nodes migrating
+    /// from another collector). No effect once a checkpoint file exists, nor on files that appear later.
+    #[arg(
+        long,
+        env = "LOGRELAY_START_AT",
+        value_enum,
+        default_value = "beginning"
+    )]
+    pub start_at: crate::tail::StartAt,
     /// Log format: text or json.
     #[arg(long, env = "LOGRELAY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -256,6 +266,8 @@ pub struct ValidConfig {
     pub max_open_rotated_per_pod: usize,
     /// Wait for a partial line's next chunk.
     pub partial_flush_timeout: Duration,
+    /// Where files begin on a first start.
+    pub start_at: crate::tail::StartAt,
     /// Log format.
     pub log_format: LogFormat,
     /// Kubernetes metadata (None: off, records carry path-derived fields only).
@@ -433,6 +445,7 @@ impl AgentConfig {
             max_line_bytes,
             max_open_rotated_per_pod: self.max_open_rotated_per_pod,
             partial_flush_timeout: self.partial_flush_timeout,
+            start_at: self.start_at,
             log_format: self.log_format,
             metadata: self.metadata.validate(
                 &self.node_name,

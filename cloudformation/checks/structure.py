@@ -465,6 +465,19 @@ def tables_have_the_processor_schema(ts: Templates) -> list[str]:
     return problems
 
 
+def outputs_are_exported_under_the_stack_name(ts: Templates) -> list[str]:
+    """Every output of the main stack and of the cluster writer-role stack is exported as
+    `${AWS::StackName}-<output name>` (the naming other stacks import, docs/deploy.md)."""
+    problems = []
+    for template in ("main", "cluster"):
+        for name, output in ts[template].get("Outputs", {}).items():
+            want = {"Fn::Sub": f"${{AWS::StackName}}-{name}"}
+            got = output.get("Export", {}).get("Name")
+            if got != want:
+                problems.append(f"{template} output {name}: export name {got} != {want}")
+    return problems
+
+
 def _allows_action_on(doc, action: str, resource) -> bool:
     return any(action in actions(s) and resource in as_list(s.get("Resource")) for s in allows(doc))
 
@@ -646,6 +659,10 @@ CHECKS = {
     "replay's role may list the central bucket": Check(
         replay_role_may_list_the_bucket,
         lambda ts: _drop_statements(ts, "sqs", "ProcessorPodRole", "s3:ListBucket"),
+    ),
+    "outputs exported as <stack name>-<output>": Check(
+        outputs_are_exported_under_the_stack_name,
+        _set(["main", "Outputs", "CentralLoggingBucketName", "Export"], DELETE),
     ),
     "tables: keys, TTL ttl, PITR, KMS": Check(
         tables_have_the_processor_schema,

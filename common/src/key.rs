@@ -125,6 +125,9 @@ pub struct ObjectKey {
     pub created: DateTime<Utc>,
     /// The object's id: `[a-z0-9-]`, 1 to [`MAX_ID_BYTES`] bytes.
     pub id: String,
+    /// The file name of a Vector-written object, kept verbatim (see [`crate::vector_name`]);
+    /// `None` for every key of this layout.
+    pub vector_filename: Option<String>,
 }
 
 impl ObjectKey {
@@ -147,15 +150,20 @@ impl ObjectKey {
             partition,
             created,
             id,
+            vector_filename: None,
         })
     }
 
-    /// The file name: `{YYYYMMDD}T{HHMMSS}Z-{id}.json.gz`.
+    /// The file name: `{YYYYMMDD}T{HHMMSS}Z-{id}.json.gz`, or the verbatim name of a
+    /// Vector-written object.
     ///
     /// Built with [`ObjectKey::new`] it always parses back. If the public fields were set to an
     /// invalid id, every byte outside `[a-z0-9-]` becomes `_` (and the id is cut to 64 bytes), so
     /// the name never holds a `/` and the parser rejects it instead of misreading it.
     pub fn filename(&self) -> String {
+        if let Some(name) = &self.vector_filename {
+            return name.clone();
+        }
         let id: String = if check_id(&self.id).is_ok() {
             self.id.clone()
         } else if self.id.is_empty() {
@@ -190,7 +198,9 @@ impl ObjectKey {
     }
 
     /// Parses a key without a deployment prefix. Rejects anything [`ObjectKey::to_key`] would not
-    /// have built, with a typed error; never panics.
+    /// have built, with a typed error; never panics. The one exception is the file name of a
+    /// Vector-written object (`20250720-155434-{uuid}.json.gz`, see [`crate::vector_name`]),
+    /// accepted and kept verbatim; its directory segments are held to the same rules.
     pub fn parse(key: &str) -> Result<Self, KeyError> {
         Self::parse_with_prefix(key, "")
     }
@@ -223,11 +233,22 @@ impl ObjectKey {
             application: decode(application, "application")?,
             pod_name: decode(pod, "pod_name")?,
         };
+        let stem = filename.strip_suffix(FILENAME_SUFFIX).unwrap_or(filename);
+        if crate::vector_name::looks_like_vector_name(stem) {
+            let (created, id) = crate::vector_name::parse(filename)?;
+            return Ok(Self {
+                partition,
+                created,
+                id,
+                vector_filename: Some((*filename).to_owned()),
+            });
+        }
         let (created, id) = parse_filename(filename)?;
         Ok(Self {
             partition,
             created,
             id,
+            vector_filename: None,
         })
     }
 }
@@ -1006,6 +1027,79 @@ mod tests {
             ObjectKey::parse(multibyte),
             Err(KeyError::BadFilename { .. })
         ));
+    }
+
+    #[test]
+    fn vector_written_keys_parse_and_rebuild_verbatim() {
+        for text in [
+            "test-customer/test-cluster/test-app/test-pod/20240101-test.json.gz",
+            "acme/c1/api/pod-7/20250720-155434-0b9d1c4e-6f2a-4c3e-9a7b-2f1e0d9c8b7a.json.gz",
+            "acme/c1/api/pod-7/20250719123456-0b9d1c4e-6f2a-4c3e-9a7b-2f1e0d9c8b7a.json.gz",
+        ] {
+            let parsed = ObjectKey::parse(text).expect(text);
+            assert_eq!(parsed.to_key(), text);
+            assert!(parsed.vector_filename.is_some(), "{text}");
+        }
+        let parsed = ObjectKey::parse_with_prefix(
+            "logs/test-customer/test-cluster/test-app/test-pod/20240101-test.json.gz",
+            "logs",
+        )
+        .expect("prefixed");
+        assert_eq!(parsed.partition.customer_id, "test-customer");
+        assert_eq!(parsed.created, time("2024-01-01T00:00:00Z"));
+        assert_eq!(parsed.id, "test");
+    }
+
+    #[test]
+    fn vector_written_keys_are_held_to_the_segment_rules() {
+        let name = "20240101-test.json.gz";
+        let cases: Vec<(String, KeyError)> = vec![
+            (
+                format!("../c1/api/pod/{name}"),
+                KeyError::BadSegment {
+                    field: "customer_id",
+                    reason: SegmentError::NonCanonical,
+                },
+            ),
+            (
+                format!("acme/../api/pod/{name}"),
+                KeyError::BadSegment {
+                    field: "cluster_id",
+                    reason: SegmentError::NonCanonical,
+                },
+            ),
+            (
+                format!("acme corp/c1/api/pod/{name}"),
+                KeyError::BadSegment {
+                    field: "customer_id",
+                    reason: SegmentError::ForbiddenByte {
+                        byte: b' ',
+                        position: 4,
+                    },
+                },
+            ),
+            (
+                format!("acme/c1/api/{name}"),
+                KeyError::SegmentCount { found: 4 },
+            ),
+            (
+                format!("x/acme/c1/api/pod/{name}"),
+                KeyError::SegmentCount { found: 6 },
+            ),
+            (
+                "acme/c1/api/pod/20240101-../x.json.gz".into(),
+                KeyError::SegmentCount { found: 6 },
+            ),
+            (
+                "acme/c1/api/pod/20240101-..json.gz".into(),
+                KeyError::BadId {
+                    reason: "only a-z, 0-9 and '-' are allowed",
+                },
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(ObjectKey::parse(&text), Err(expected), "{text}");
+        }
     }
 
     #[test]

@@ -13,3 +13,4 @@ pub mod partition;
 pub mod record;
 pub mod tenant;
 pub mod units;
+pub mod vector_name;

@@ -225,7 +225,7 @@ pub enum Command {
     Manual,
     /// Deliver a tenant's objects again (backfill).
     Replay(ReplayArgs),
-    /// Onboard and diagnose tenants (validate, put, get, list, delete, enable, disable, onboard, doctor).
+    /// Onboard and diagnose tenants (validate, put, get, list, delete, enable, disable, onboard, doctor, migrate).
     Tenants(Box<crate::admin::TenantsArgs>),
     /// List quarantined lines (pods without metadata) and assign them to a tenant (list, release).
     Quarantine(Box<crate::quarantine::QuarantineArgs>),

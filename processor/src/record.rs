@@ -5,6 +5,13 @@
 //!
 //! A line in the record schema (`logrelay_common::record::LogRecord`) is read by a borrowing fast
 //! path; anything else falls back to `serde_json::Value` extraction.
+//!
+//! Vector-written lines (Vector's `kubernetes_logs` source through its `json` codec) carry
+//! `message`, `timestamp` (RFC 3339, nanoseconds), `stream`, `file`, `source_type` and a
+//! `kubernetes` object; the proof of concept's Vector configuration adds top-level `customer_id`,
+//! `cluster_id`, `application` and `pod_name` and reduces `kubernetes` to `namespace`, `pod_name`,
+//! `container_name` and `node_name`. Fields missing at the top level are taken from `kubernetes`
+//! (`namespace` or Vector's own `pod_namespace`, `pod_name`, `container_name`).
 
 use chrono::DateTime;
 use serde::Deserialize;
@@ -64,6 +71,41 @@ struct Wire<'a> {
     pod_name: Option<Text<'a>>,
     #[serde(borrow, default)]
     container_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    kubernetes: Option<Kubernetes<'a>>,
+}
+
+/// The `kubernetes` object of a Vector-written line (both the proof of concept's reduced form and
+/// Vector's own field names); anything of another shape is ignored.
+#[derive(Default)]
+struct Kubernetes<'a> {
+    namespace: Option<Cow<'a, str>>,
+    pod_name: Option<Cow<'a, str>>,
+    container_name: Option<Cow<'a, str>>,
+}
+
+/// [`Kubernetes`] as serde reads it: every field optional and a string.
+#[derive(Deserialize)]
+struct KubernetesWire<'a> {
+    #[serde(borrow, default)]
+    namespace: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pod_namespace: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pod_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    container_name: Option<Text<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Kubernetes<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = KubernetesWire::deserialize(deserializer)?;
+        Ok(Kubernetes {
+            namespace: wire.namespace.or(wire.pod_namespace).map(|t| t.0),
+            pod_name: wire.pod_name.map(|t| t.0),
+            container_name: wire.container_name.map(|t| t.0),
+        })
+    }
 }
 
 /// A string field, borrowed from the line when it has no escapes.
@@ -132,15 +174,19 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// Parses one line.
 pub fn parse_record(line: &[u8]) -> Result<Record<'_>, BadLine> {
     if let Ok(wire) = serde_json::from_slice::<Wire<'_>>(line) {
+        let kubernetes = wire.kubernetes.unwrap_or_default();
         return Ok(Record {
             message: wire.message,
             timestamp_ms: wire.timestamp.0,
             customer_id: wire.customer_id.map(|t| t.0),
             cluster_id: wire.cluster_id.map(|t| t.0),
-            namespace: wire.namespace.map(|t| t.0),
+            namespace: wire.namespace.map(|t| t.0).or(kubernetes.namespace),
             application: wire.application.map(|t| t.0),
-            pod_name: wire.pod_name.map(|t| t.0),
-            container_name: wire.container_name.map(|t| t.0),
+            pod_name: wire.pod_name.map(|t| t.0).or(kubernetes.pod_name),
+            container_name: wire
+                .container_name
+                .map(|t| t.0)
+                .or(kubernetes.container_name),
         });
     }
     let value: serde_json::Value = serde_json::from_slice(line).map_err(|_| {
@@ -162,6 +208,11 @@ pub fn parse_record(line: &[u8]) -> Result<Record<'_>, BadLine> {
         Some(serde_json::Value::String(text)) => Some(Cow::Owned(text.clone())),
         _ => None,
     };
+    let kubernetes = map
+        .get("kubernetes")
+        .and_then(|value| Kubernetes::deserialize(value).ok())
+        .unwrap_or_default();
+    let owned = |text: Option<Cow<'_, str>>| text.map(|t| Cow::Owned(t.into_owned()));
     let timestamp_ms = match map.get("timestamp") {
         Some(serde_json::Value::String(text)) => parse_timestamp_text(text),
         Some(serde_json::Value::Number(number)) => match (number.as_i64(), number.as_u64()) {
@@ -176,10 +227,10 @@ pub fn parse_record(line: &[u8]) -> Result<Record<'_>, BadLine> {
         timestamp_ms,
         customer_id: text("customer_id"),
         cluster_id: text("cluster_id"),
-        namespace: text("namespace"),
+        namespace: text("namespace").or_else(|| owned(kubernetes.namespace)),
         application: text("application"),
-        pod_name: text("pod_name"),
-        container_name: text("container_name"),
+        pod_name: text("pod_name").or_else(|| owned(kubernetes.pod_name)),
+        container_name: text("container_name").or_else(|| owned(kubernetes.container_name)),
     })
 }
 
@@ -256,6 +307,45 @@ mod tests {
         assert!(matches!(record.customer_id, Some(Cow::Borrowed(_))));
         assert_eq!(record.application.as_deref(), Some("api"));
         assert_eq!(record.container_name.as_deref(), Some("main"));
+    }
+
+    /// A line as the proof of concept's Vector wrote it (`kubernetes_logs` source, its
+    /// `enrich_metadata` remap, `json` codec: fields in Vector's sorted order).
+    pub(crate) const VECTOR_LINE: &str = r#"{"application":"test-app","cluster_id":"test-cluster","customer_id":"test-customer","environment":"development","file":"/var/log/pods/clusters-test_test-pod_5f0c9d2e-1b7a-4c1e-9f3d-2a8b7c6d5e4f/main/0.log","kubernetes":{"container_name":"main","namespace":"clusters-test","node_name":"ip-10-0-1-5.ec2.internal","pod_name":"test-pod"},"log_level":"INFO","message":"I0720 19:54:34.123456       1 controller.go:231] INFO synced","pod_name":"test-pod","source_type":"kubernetes_logs","stream":"stderr","timestamp":"2023-11-14T22:13:20.123456789Z"}"#;
+
+    #[test]
+    fn a_vector_written_line_is_read_with_its_kubernetes_fields() {
+        let record = parse_record(VECTOR_LINE.as_bytes()).expect("record");
+        assert_eq!(
+            record.message,
+            "I0720 19:54:34.123456       1 controller.go:231] INFO synced"
+        );
+        assert_eq!(record.timestamp_ms, Some(T));
+        assert_eq!(record.customer_id.as_deref(), Some("test-customer"));
+        assert_eq!(record.cluster_id.as_deref(), Some("test-cluster"));
+        assert_eq!(record.application.as_deref(), Some("test-app"));
+        assert_eq!(record.pod_name.as_deref(), Some("test-pod"));
+        assert_eq!(record.namespace.as_deref(), Some("clusters-test"));
+        assert_eq!(record.container_name.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn vector_own_kubernetes_names_are_read_on_both_paths() {
+        let line = r#"{"message":"m","kubernetes":{"pod_namespace":"ns1","pod_name":"p1","container_name":"c1","pod_labels":{"app":"x"}}}"#;
+        let record = parse_record(line.as_bytes()).expect("record");
+        assert_eq!(record.namespace.as_deref(), Some("ns1"));
+        assert_eq!(record.pod_name.as_deref(), Some("p1"));
+        assert_eq!(record.container_name.as_deref(), Some("c1"));
+        // A structured message takes the lenient path; the kubernetes fields still count.
+        let line =
+            r#"{"message":{"k":1},"kubernetes":{"pod_namespace":"ns1","container_name":"c1"}}"#;
+        let record = parse_record(line.as_bytes()).expect("record");
+        assert_eq!(record.namespace.as_deref(), Some("ns1"));
+        assert_eq!(record.container_name.as_deref(), Some("c1"));
+        // Top-level fields win over the kubernetes object.
+        let line = r#"{"message":"m","namespace":"top","kubernetes":{"namespace":"inner"}}"#;
+        let record = parse_record(line.as_bytes()).expect("record");
+        assert_eq!(record.namespace.as_deref(), Some("top"));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use anyhow::{Context, anyhow};
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -343,6 +344,52 @@ async fn create_table(
 /// Creates the tenant config table: HASH `tenant_id` (S), RANGE `type` (S).
 pub async fn create_tenant_table(config: &SdkConfig, name: &str) -> anyhow::Result<()> {
     create_table(config, name, "tenant_id", Some("type")).await
+}
+
+/// Creates a tenant table shaped as the proof of concept's CloudFormation defined it
+/// (`TenantConfigTable`): PAY_PER_REQUEST, HASH `tenant_id` (S) only, and the global secondary
+/// indexes `AccountIdIndex` (HASH `account_id`) and `StatusIndex` (HASH `status`), projection ALL.
+pub async fn create_single_key_tenant_table(config: &SdkConfig, name: &str) -> anyhow::Result<()> {
+    let definition = |attribute: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(attribute)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .context("attribute definition")
+    };
+    let hash = |attribute: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(attribute)
+            .key_type(KeyType::Hash)
+            .build()
+            .context("key schema")
+    };
+    let index = |index: &str, attribute: &str| -> anyhow::Result<GlobalSecondaryIndex> {
+        GlobalSecondaryIndex::builder()
+            .index_name(index)
+            .key_schema(hash(attribute)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .context("global secondary index")
+    };
+    aws_sdk_dynamodb::Client::new(config)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(definition("tenant_id")?)
+        .attribute_definitions(definition("account_id")?)
+        .attribute_definitions(definition("status")?)
+        .key_schema(hash("tenant_id")?)
+        .global_secondary_indexes(index("AccountIdIndex", "account_id")?)
+        .global_secondary_indexes(index("StatusIndex", "status")?)
+        .send()
+        .await
+        .map_err(sdk_err(format!("create table {name}")))?;
+    Ok(())
 }
 
 /// Creates a progress table: HASH `pk` (S).

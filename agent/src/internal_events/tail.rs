@@ -156,6 +156,25 @@ impl FileResumed<'_> {
     }
 }
 
+/// `--start-at end`: a file already on the node at the first start begins after its existing
+/// lines, which are not shipped.
+#[derive(Debug, Clone, Copy)]
+pub struct ExistingFileSkipped<'a> {
+    /// Its path.
+    pub path: &'a Path,
+    /// The bytes left unread (where it begins).
+    pub bytes: u64,
+}
+
+impl ExistingFileSkipped<'_> {
+    /// Logs and counts the event.
+    pub fn emit(self) {
+        tracing::info!(path = %self.path.display(), bytes = self.bytes, "--start-at end: starting after the existing lines");
+        metrics::counter!("logrelay_agent_files_started_at_end_total").increment(1);
+        metrics::counter!("logrelay_agent_bytes_skipped_at_start_total").increment(self.bytes);
+    }
+}
+
 /// A file was drained and closed.
 #[derive(Debug, Clone, Copy)]
 pub struct FileClosed<'a> {

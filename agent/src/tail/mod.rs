@@ -30,8 +30,8 @@ pub use identity::FINGERPRINT_BYTES;
 pub use path::{FileKind, PodLogPath};
 pub use record::{RecordContext, from_path};
 pub use tailer::{
-    DEFAULT_MAX_OPEN_ROTATED_PER_POD, READ_CHUNK_BYTES, RESCAN_INTERVAL, RESUME_GRACE, Stopper,
-    TailError, Tailer, TailerConfig, TailerHandle,
+    DEFAULT_MAX_OPEN_ROTATED_PER_POD, READ_CHUNK_BYTES, RESCAN_INTERVAL, RESUME_GRACE, StartAt,
+    Stopper, TailError, Tailer, TailerConfig, TailerHandle,
 };
 
 #[cfg(test)]

@@ -1630,3 +1630,63 @@ async fn a_container_started_and_rotated_while_the_agent_was_down_has_its_gz_rea
     assert_exactly_once(&events, &[&missed_expected]);
     assert_eq!(ignored, 1);
 }
+
+#[tokio::test]
+async fn start_at_end_skips_existing_lines_on_a_first_start_and_reads_new_files_whole() {
+    let (dir, root) = Harness::dir();
+    let live = container_dir(&root, "ns", "old", "c").join("0.log");
+    let (history, _) = cri_lines("history", 0, 20);
+    // The line being written when the agent starts: its first part is already there.
+    let unfinished = cri(20, "stdout", "F", "in-flight");
+    let (head, rest) = unfinished.split_at(30);
+    fs::write(&live, format!("{history}{head}")).expect("write");
+    let rotated = container_dir(&root, "ns", "old", "c").join("0.log.20240101-000000");
+    fs::write(&rotated, cri_lines("rotated", 0, 5).0).expect("write");
+    let tail = Harness::start((dir, root), Vec::new(), |config| {
+        config.start_at = StartAt::End;
+    });
+    tail.wait_counter("logrelay_agent_files_started_at_end_total", 2)
+        .await;
+    append(&live, rest);
+    let (more, more_expected) = cri_lines("live", 21, 3);
+    append(&live, &more);
+    // A pod that appears after the start is read from its first line.
+    let new_pod = tail.container("ns", "new", "c").join("0.log");
+    let (new_text, new_expected) = cri_lines("new", 0, 4);
+    fs::write(&new_pod, &new_text).expect("write");
+    tail.wait_lines(1 + 3 + 4).await;
+    let skipped = tail.counter("logrelay_agent_bytes_skipped_at_start_total", &[]);
+    let events = tail.stop().await;
+    let mut live_expected = vec!["in-flight".to_owned()];
+    live_expected.extend(more_expected);
+    assert_exactly_once(&events, &[&live_expected, &new_expected]);
+    assert_eq!(
+        skipped,
+        history.len() as u64 + cri_lines("rotated", 0, 5).0.len() as u64
+    );
+}
+
+#[tokio::test]
+async fn start_at_beginning_reads_existing_lines_and_end_does_not_apply_after_a_checkpoint() {
+    let (dir, root) = Harness::dir();
+    let live = container_dir(&root, "ns", "old", "c").join("0.log");
+    let (history, expected) = cri_lines("history", 0, 6);
+    fs::write(&live, &history).expect("write");
+    let tail = Harness::start((dir, root), Vec::new(), |_| {});
+    tail.wait_lines(6).await;
+    let (events, (dir, root)) = tail.stop_keeping_dir().await;
+    assert_exactly_once(&events, &[&expected]);
+
+    // A later start (checkpoints exist): a file without one is read whole even with `end`.
+    let other = container_dir(&root, "ns", "other", "c").join("0.log");
+    let (other_text, other_expected) = cri_lines("other", 0, 3);
+    fs::write(&other, &other_text).expect("write");
+    let tail = Harness::start(
+        (dir, root),
+        vec![checkpoint_at(&live, history.len() as u64)],
+        |config| config.start_at = StartAt::End,
+    );
+    tail.wait_lines(3).await;
+    let events = tail.stop().await;
+    assert_exactly_once(&events, &[&other_expected]);
+}

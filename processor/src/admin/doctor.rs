@@ -276,6 +276,22 @@ async fn read_configs(
                 }
                 valid.push(*config);
             }
+            ConfigItem::Untyped(config) => {
+                let id = format!("config.{}", config.delivery_type);
+                report.push(
+                    Step::new(
+                        &id,
+                        &format!("{} config", config.delivery_type),
+                        StepStatus::Warn,
+                        format!(
+                            "item has no `type` (single-key table item): read as {}",
+                            config.delivery_type
+                        ),
+                    )
+                    .with_hint("Write it with its type: `tenants migrate --from-table OLD_TABLE`."),
+                );
+                valid.push(*config);
+            }
             ConfigItem::Invalid {
                 delivery_type,
                 problems,

@@ -1,11 +1,12 @@
 //! `logrelay-processor tenants …`: onboarding and diagnosis of tenants — validate config files,
-//! manage the tenant config table (put, get, list, delete, enable, disable), onboard a tenant
+//! manage the tenant config table (put, get, list, delete, enable, disable, migrate from a
+//! single-key table), onboard a tenant
 //! (ExternalId + what the customer deploys) and `doctor` (walk the real delivery chain with the
 //! processor's own code). `docs/tenants.md` is the operator's guide.
 //!
 //! [`files`] reads config files, [`admission`] adds the rules applied before writing, [`store`]
 //! changes the table, [`onboard`] plans onboarding, [`doctor`] walks the chain with [`hints`] for
-//! failures, [`commands`] runs each subcommand.
+//! failures, [`migrate`] copies a single-key table's items, [`commands`] runs each other subcommand.
 
 pub mod admission;
 pub mod commands;
@@ -13,6 +14,7 @@ pub mod doctor;
 pub mod external_id;
 pub mod files;
 pub mod hints;
+pub mod migrate;
 pub mod onboard;
 pub mod store;
 
@@ -60,6 +62,26 @@ pub enum TenantsCommand {
     Onboard(OnboardArgs),
     /// Walk the tenant's delivery chain and report each step (exit 0 only when none fails).
     Doctor(DoctorArgs),
+    /// Copy a single-key tenant table's items (no `type`) into this table; never overwrites; exit 1 if any item is invalid.
+    Migrate(MigrateArgs),
+}
+
+/// Flags of `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The single-key table to read (HASH tenant_id only).
+    #[arg(long, value_name = "TABLE")]
+    pub from_table: String,
+    /// Check and report every item without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// ExternalId for migrated configs that have none (the one the tenants' roles trust; the proof
+    /// of concept sent the central account id).
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
+    /// Migrate enabled cloudwatch configs without an ExternalId (they rely on DEFAULT_EXTERNAL_ID; logged).
+    #[arg(long)]
+    pub allow_no_external_id: bool,
 }
 
 /// Flags of `validate`.
@@ -455,6 +477,7 @@ pub async fn run_with(
         }
         TenantsCommand::Onboard(args) => commands::onboard(context, args, output).await,
         TenantsCommand::Doctor(args) => commands::doctor(context, args, output).await,
+        TenantsCommand::Migrate(args) => migrate::migrate(context, args, output).await,
     }
 }
 

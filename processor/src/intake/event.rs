@@ -4,10 +4,12 @@
 //! `sequencer` parse as well as real ones.
 //!
 //! Shapes (see `docs/processor.md`):
-//! - an SNS envelope whose string `Message` holds one of the shapes below (S3 → SNS → SQS);
+//! - an SNS envelope whose string `Message` holds one of the shapes below (S3 → SNS → SQS); an
+//!   object with `Message` and only other SNS envelope fields counts, `Type`/`TopicArn` or not;
 //! - an S3 event notification, `{"Records": [...]}`, any `eventVersion` 2.x
 //!   (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>);
-//!   keys are form-encoded there and decoded with [`key::decode_notification_key`];
+//!   keys are form-encoded there and decoded with [`key::decode_notification_key`]; a record
+//!   without both `eventVersion` and `eventName` (a hand-written `{"s3": {...}}`) announces an object;
 //! - the `s3:TestEvent` S3 sends when a notification is configured (acknowledged, nothing to do);
 //! - an EventBridge `aws.s3` event (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html>);
 //!   its key is the stored key, not form-encoded (AWS's own example shows `:` unencoded);
@@ -31,6 +33,23 @@ const MAX_QUOTED_CHARS: usize = 200;
 const OBJECT_CREATED: &str = "ObjectCreated:";
 /// The EventBridge `detail-type` of object creation.
 const EVENTBRIDGE_OBJECT_CREATED: &str = "Object Created";
+/// The fields of an SNS notification envelope
+/// (<https://docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html>). An object
+/// holding `Message` and nothing outside this list is read as an envelope even without `Type` and
+/// `TopicArn`: the proof of concept's documented manual test sends `{"Message": "..."}` alone.
+const SNS_ENVELOPE_FIELDS: &[&str] = &[
+    "Type",
+    "MessageId",
+    "TopicArn",
+    "Subject",
+    "Message",
+    "Timestamp",
+    "SignatureVersion",
+    "Signature",
+    "SigningCertURL",
+    "UnsubscribeURL",
+    "MessageAttributes",
+];
 
 /// One thing a notification announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,7 +330,10 @@ fn parse_value(
     }
     if let Some(message) = object.get("Message")
         && (object.contains_key("TopicArn")
-            || object.get("Type").is_some_and(|t| t == "Notification"))
+            || object.get("Type").is_some_and(|t| t == "Notification")
+            || object
+                .keys()
+                .all(|name| SNS_ENVELOPE_FIELDS.contains(&name.as_str())))
     {
         let message = message.as_str().ok_or(BodyError::MissingField {
             shape: "SNS envelope",
@@ -372,6 +394,15 @@ fn parse_records(
 /// Reads one S3 event notification record.
 fn parse_s3_record(record: &Map<String, Value>) -> Result<IntakeItem, BodyError> {
     const SHAPE: &str = "S3 event record";
+    // A record with `s3` but neither `eventVersion` nor `eventName` is the minimal hand-written
+    // form (`{"s3": {"bucket": {"name": ...}, "object": {"key": ...}}}`) that the proof of
+    // concept's manual test sends: it announces a created object. Any other record needs both.
+    if !record.contains_key("eventVersion")
+        && !record.contains_key("eventName")
+        && record.contains_key("s3")
+    {
+        return read_s3_object(record);
+    }
     let version =
         record
             .get("eventVersion")
@@ -402,6 +433,12 @@ fn parse_s3_record(record: &Map<String, Value>) -> Result<IntakeItem, BodyError>
             event_name: shorten(event_name),
         });
     }
+    read_s3_object(record)
+}
+
+/// Reads the object an S3 event record announces (`s3.bucket.name`, `s3.object.*`, `eventTime`).
+fn read_s3_object(record: &Map<String, Value>) -> Result<IntakeItem, BodyError> {
+    const SHAPE: &str = "S3 event record";
     let s3 = record
         .get("s3")
         .and_then(Value::as_object)
@@ -866,6 +903,37 @@ mod tests {
         let error = queue_error(r#"{"Type":"Notification","TopicArn":"t","Message":{"a":1}}"#);
         assert!(error.to_string().contains("Message"), "{error}");
         assert_eq!(error.reason(), "missing_field");
+    }
+
+    /// The body of the proof of concept's documented manual-mode test, byte for byte.
+    const POC_MANUAL_BODY: &str = r#"{"Message": "{\"Records\": [{\"s3\": {\"bucket\": {\"name\": \"test-bucket\"}, \"object\": {\"key\": \"test-customer/test-cluster/test-app/test-pod/20240101-test.json.gz\"}}}]}"}"#;
+
+    #[test]
+    fn a_message_only_envelope_with_minimal_records_announces_the_object() {
+        for source in [BodySource::Manual, BodySource::Queue] {
+            let object = single_object(parse_body(POC_MANUAL_BODY, source).expect("parses"));
+            assert_eq!(object.bucket, "test-bucket");
+            assert_eq!(
+                object.key,
+                "test-customer/test-cluster/test-app/test-pod/20240101-test.json.gz"
+            );
+        }
+        let entries = parse_manual_input(&format!("{POC_MANUAL_BODY}\n"));
+        assert_eq!(entries.len(), 1);
+        assert!(entries[0].is_ok(), "{entries:?}");
+    }
+
+    #[test]
+    fn a_message_beside_unknown_fields_is_still_an_unknown_shape() {
+        let error = queue_error(r#"{"Message": "{\"Records\": []}", "hello": 1}"#);
+        assert_eq!(error.reason(), "unknown_shape");
+        assert!(error.to_string().contains("hello"), "{error}");
+        // A minimal record still needs its bucket and key.
+        let error = queue_error(r#"{"Message": "{\"Records\": [{\"s3\": {}}]}"}"#);
+        assert!(error.to_string().contains("s3.bucket.name"), "{error}");
+        // A record with only one of eventVersion and eventName is not the minimal form.
+        let error = queue_error(r#"{"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]}"#);
+        assert!(error.to_string().contains("eventVersion"), "{error}");
     }
 
     #[test]

@@ -5,6 +5,8 @@ use super::Inner;
 use crate::error::ProcessError;
 use crate::object::{DeliveryReport, FailureKind, ObjectRef, SkipReason};
 use crate::retry::{Classified, with_retries};
+use crate::telemetry::InternalEvent;
+use crate::telemetry::events::VectorObjectRead;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use logrelay_common::key::ObjectKey;
@@ -63,6 +65,13 @@ impl<'a> Attempt<'a> {
             tenant_id: tenant_id.clone(),
             problem: problem.to_string(),
         })?;
+        if let Some(filename) = &key.vector_filename {
+            VectorObjectRead {
+                tenant: &tenant_id,
+                filename,
+            }
+            .emit();
+        }
         self.tenant_id = Some(tenant_id);
         Ok(key)
     }

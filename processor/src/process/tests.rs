@@ -1098,3 +1098,103 @@ async fn a_tenant_with_a_wrong_external_id_is_refused_and_counted_while_another_
         "{ASSUME_ROLE_DENIED_TOTAL}{{tenant=\"{tenant_ok}\""
     )));
 }
+
+#[tokio::test]
+async fn a_single_key_table_item_without_type_delivers_as_cloudwatch_and_is_counted() {
+    let tenant = TestTenant::new().await;
+    let table = unique_name("poc-tenants");
+    logrelay_testkit::create_single_key_tenant_table(&tenant.central.aws, &table)
+        .await
+        .expect("single-key table");
+    // The item as the proof of concept's processor read it: no `type`, no ExternalId (it sent the
+    // central account id as ExternalId, which `DEFAULT_EXTERNAL_ID` stands for here).
+    let role = customer_role(tenant.moto, ACCOUNT_A, Some(DEFAULT_ACCOUNT_ID)).await;
+    let s = |text: &str| AttributeValue::S(text.to_owned());
+    aws_sdk_dynamodb::Client::new(&tenant.central.aws)
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(HashMap::from([
+            ("tenant_id".to_owned(), s(&tenant.tenant)),
+            ("log_distribution_role_arn".to_owned(), s(&role)),
+            ("log_group_name".to_owned(), s(&tenant.group)),
+            ("target_region".to_owned(), s("us-east-1")),
+            ("account_id".to_owned(), s(ACCOUNT_A)),
+            ("status".to_owned(), s("active")),
+        ])))
+        .send()
+        .await
+        .expect("put single-key item");
+    let object = tenant.put(3, "poc").await;
+    let processor = tenant.processor_with(|settings| {
+        settings.tenant_config_table = table.clone();
+        settings.default_external_id = Some(DEFAULT_ACCOUNT_ID.to_owned());
+    });
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let outcome = {
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        processor.handle(&object).await
+    };
+    assert_eq!(expect_delivered(outcome).events_delivered, 3);
+    assert_eq!(
+        sorted(tenant.delivered().await),
+        ["poc line 0", "poc line 1", "poc line 2"]
+    );
+    let rendered = handle.render();
+    assert!(
+        rendered.contains(&format!(
+            "{}{{tenant=\"{}\",type=\"cloudwatch\"}} 1",
+            crate::telemetry::events::CONFIGS_UNTYPED_TOTAL,
+            tenant.tenant
+        )),
+        "{rendered}"
+    );
+}
+
+#[tokio::test]
+async fn an_object_with_a_vector_written_name_delivers_and_is_counted() {
+    let tenant = TestTenant::with_cloudwatch(|_| {}).await;
+    let time = Utc::now() - chrono::Duration::minutes(3);
+    let key = format!(
+        "{}{}-0b9d1c4e-6f2a-4c3e-9a7b-2f1e0d9c8b7a.json.gz",
+        tenant.partition.key_prefix(),
+        time.format("%Y%m%d-%H%M%S")
+    );
+    let line = serde_json::json!({
+        "customer_id": tenant.tenant,
+        "kubernetes": {"container_name": "main", "namespace": "ns", "pod_name": "api-1"},
+        "message": "written by vector",
+        "source_type": "kubernetes_logs",
+        "stream": "stdout",
+        "timestamp": time.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string(),
+    });
+    let body = {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("gzip");
+        encoder.finish().expect("gzip")
+    };
+    put_object(&tenant.central.aws, &tenant.central.bucket, &key, body)
+        .await
+        .expect("put object");
+    let processor = tenant.processor();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let outcome = {
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        processor.handle(&tenant.central.object(&key)).await
+    };
+    assert_eq!(expect_delivered(outcome).events_delivered, 1);
+    assert_eq!(tenant.delivered().await, ["written by vector"]);
+    let rendered = handle.render();
+    assert!(
+        rendered.contains(&format!(
+            "{}{{tenant=\"{}\"}} 1",
+            crate::telemetry::events::VECTOR_OBJECTS_TOTAL,
+            tenant.tenant
+        )),
+        "{rendered}"
+    );
+}

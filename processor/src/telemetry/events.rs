@@ -34,6 +34,12 @@ pub const TIMESTAMP_FALLBACKS_TOTAL: &str = "logrelay_processor_timestamp_fallba
 pub const EVENTS_SPLIT_TOTAL: &str = "logrelay_processor_events_split_total";
 /// Delivery configs skipped because they are invalid, by delivery type.
 pub const CONFIGS_INVALID_TOTAL: &str = "logrelay_processor_configs_invalid_total";
+/// Configs read from items without a `type` attribute (a single-key tenant table), by the type
+/// they were read as.
+pub const CONFIGS_UNTYPED_TOTAL: &str = "logrelay_processor_configs_untyped_total";
+/// Objects with a Vector-written file name (the proof of concept's DaemonSet), by tenant: zero
+/// once every node runs the agent.
+pub const VECTOR_OBJECTS_TOTAL: &str = "logrelay_processor_vector_objects_total";
 /// AssumeRole calls refused (access denied), by delivery type.
 pub const ASSUME_ROLE_DENIED_TOTAL: &str = "logrelay_processor_assume_role_denied_total";
 /// Configs that failed for an object, by delivery type, kind and reason.
@@ -236,6 +242,49 @@ impl InternalEvent for ConfigInvalid<'_> {
         );
         counter!(CONFIGS_INVALID_TOTAL, "tenant" => self.tenant.to_owned(), "type" => self.delivery_type.to_owned())
             .increment(1);
+    }
+}
+
+/// A tenant's config was read from an item without `type` (a single-key table's item) as the
+/// only type it can be; it delivers, and `tenants migrate` should give it its type.
+#[derive(Debug)]
+pub struct ConfigUntyped<'a> {
+    /// Tenant.
+    pub tenant: &'a str,
+    /// The type it was read as.
+    pub delivery_type: &'a str,
+}
+
+impl InternalEvent for ConfigUntyped<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            tenant = self.tenant,
+            delivery = self.delivery_type,
+            "tenant config item has no `type` attribute (single-key table item); read as {}: run `tenants migrate` to write it with its type",
+            self.delivery_type
+        );
+        counter!(CONFIGS_UNTYPED_TOTAL, "tenant" => self.tenant.to_owned(), "type" => self.delivery_type.to_owned())
+            .increment(1);
+    }
+}
+
+/// An object with a Vector-written file name is being processed (see `logrelay_common::vector_name`).
+#[derive(Debug)]
+pub struct VectorObjectRead<'a> {
+    /// Tenant from the key.
+    pub tenant: &'a str,
+    /// The object's file name.
+    pub filename: &'a str,
+}
+
+impl InternalEvent for VectorObjectRead<'_> {
+    fn emit(self) {
+        tracing::debug!(
+            tenant = self.tenant,
+            filename = self.filename,
+            "object with a Vector-written file name"
+        );
+        counter!(VECTOR_OBJECTS_TOTAL, "tenant" => self.tenant.to_owned()).increment(1);
     }
 }
 

@@ -1,17 +1,19 @@
 //! Tenant delivery configs: looked up in DynamoDB by tenant id, cached per tenant for a short TTL,
 //! each config validated on its own so one invalid config never blocks the tenant's others.
 //!
-//! Invalid configs are reported (logged and counted) once per lookup, not once per object.
+//! Invalid configs are reported (logged and counted) once per lookup, not once per object; so are
+//! configs read from items without `type` (see [`untyped`]).
 
 pub mod item;
 mod store;
+pub mod untyped;
 
-pub use item::{DynamoItem, ItemError};
+pub use item::{DynamoItem, Item, ItemError};
 pub use store::{ConfigItem, MAX_QUERY_PAGES, query_tenant, read_item};
 
 use crate::retry::RetryPolicy;
 use crate::telemetry::InternalEvent;
-use crate::telemetry::events::ConfigInvalid;
+use crate::telemetry::events::{ConfigInvalid, ConfigUntyped};
 use aws_sdk_dynamodb::Client;
 use logrelay_common::tenant::DeliveryConfig;
 use std::collections::HashMap;
@@ -46,18 +48,15 @@ impl TenantConfigs {
         };
         for item in items {
             match item {
-                ConfigItem::Valid(config) if config.tenant_id != tenant_id => {
-                    // Cannot happen with a Query on the key; guard the isolation boundary anyway.
-                    configs.invalid += 1;
-                    ConfigInvalid {
+                ConfigItem::Untyped(config) => {
+                    ConfigUntyped {
                         tenant: tenant_id,
                         delivery_type: config.delivery_type.as_str(),
-                        problems: "item belongs to another tenant",
                     }
                     .emit();
+                    configs.add_valid(tenant_id, *config);
                 }
-                ConfigItem::Valid(config) if !config.enabled => configs.disabled += 1,
-                ConfigItem::Valid(config) => configs.deliveries.push(Arc::new(*config)),
+                ConfigItem::Valid(config) => configs.add_valid(tenant_id, *config),
                 ConfigItem::Invalid {
                     delivery_type,
                     problems,
@@ -73,6 +72,24 @@ impl TenantConfigs {
             }
         }
         configs
+    }
+
+    /// Counts a valid config as usable or disabled; one of another tenant as invalid.
+    fn add_valid(&mut self, tenant_id: &str, config: DeliveryConfig) {
+        if config.tenant_id != tenant_id {
+            // Cannot happen with a Query on the key; guard the isolation boundary anyway.
+            self.invalid += 1;
+            ConfigInvalid {
+                tenant: tenant_id,
+                delivery_type: config.delivery_type.as_str(),
+                problems: "item belongs to another tenant",
+            }
+            .emit();
+        } else if !config.enabled {
+            self.disabled += 1;
+        } else {
+            self.deliveries.push(Arc::new(config));
+        }
     }
 }
 
@@ -196,6 +213,33 @@ mod tests {
         assert_eq!(configs.deliveries.len(), 1);
         assert_eq!(configs.deliveries[0].delivery_type, DeliveryType::S3);
         assert_eq!((configs.invalid, configs.disabled), (1, 1));
+    }
+
+    #[test]
+    fn an_untyped_config_delivers_and_is_counted() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let configs = {
+            let _guard = metrics::set_default_local_recorder(&recorder);
+            TenantConfigs::from_items(
+                "acme",
+                vec![ConfigItem::Untyped(Box::new(config(
+                    "acme",
+                    DeliveryType::Cloudwatch,
+                    true,
+                )))],
+            )
+        };
+        assert_eq!(configs.deliveries.len(), 1);
+        assert_eq!(configs.invalid, 0);
+        let rendered = handle.render();
+        assert!(
+            rendered.contains(&format!(
+                "{}{{tenant=\"acme\",type=\"cloudwatch\"}} 1",
+                crate::telemetry::events::CONFIGS_UNTYPED_TOTAL
+            )),
+            "{rendered}"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Reading a tenant's delivery configs from the tenant table: `Query(tenant_id)` over every page,
-//! each item decoded and validated on its own.
+//! each item decoded and validated on its own. The query works on a single-key table too; its
+//! items (no `type`) are read as described in [`super::untyped`].
 
 use super::item::DynamoItem;
+use super::untyped;
 use crate::retry::{Classified, RetryPolicy, with_retries};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -17,6 +19,9 @@ pub const MAX_QUERY_PAGES: usize = 100;
 pub enum ConfigItem {
     /// Decoded and valid.
     Valid(Box<DeliveryConfig>),
+    /// Decoded and valid, read from an item without `type` (a single-key table's item) as the
+    /// type [`untyped::inferred_type`] gives.
+    Untyped(Box<DeliveryConfig>),
     /// Not usable: its type (when readable) and every problem.
     Invalid {
         /// The item's `type` attribute, when it is a string.
@@ -63,6 +68,18 @@ pub async fn query_tenant(
 
 /// Decodes and validates one item.
 pub fn read_item(item: &HashMap<String, AttributeValue>) -> ConfigItem {
+    if untyped::is_untyped(item) {
+        return match untyped::with_inferred_type(item) {
+            Ok(typed) => match read_item(&typed) {
+                ConfigItem::Valid(config) => ConfigItem::Untyped(config),
+                other => other,
+            },
+            Err(error) => ConfigItem::Invalid {
+                delivery_type: None,
+                problems: vec![error.to_string()],
+            },
+        };
+    }
     let delivery_type = item
         .get("type")
         .and_then(|value| value.as_s().ok())
@@ -127,6 +144,42 @@ mod tests {
             problems.iter().any(|p| p.contains("log_group_name")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn a_single_key_item_is_read_as_cloudwatch() {
+        let item = HashMap::from([
+            ("tenant_id".to_owned(), s("acme")),
+            (
+                "log_distribution_role_arn".to_owned(),
+                s("arn:aws:iam::123456789012:role/CustomerLogDistribution-us-east-2"),
+            ),
+            ("log_group_name".to_owned(), s("/aws/logs/acme")),
+            ("target_region".to_owned(), s("us-east-2")),
+            ("account_id".to_owned(), s("123456789012")),
+            ("status".to_owned(), s("active")),
+        ]);
+        let ConfigItem::Untyped(config) = read_item(&item) else {
+            panic!("expected an untyped config: {:?}", read_item(&item));
+        };
+        assert_eq!(
+            config.delivery_type,
+            logrelay_common::tenant::DeliveryType::Cloudwatch
+        );
+        assert_eq!(config.log_group_name.as_deref(), Some("/aws/logs/acme"));
+        assert_eq!(config.extra["status"], serde_json::json!("active"));
+    }
+
+    #[test]
+    fn an_ambiguous_single_key_item_stays_invalid() {
+        let item = HashMap::from([
+            ("tenant_id".to_owned(), s("acme")),
+            ("bucket_name".to_owned(), s("acme-logs")),
+        ]);
+        let ConfigItem::Invalid { problems, .. } = read_item(&item) else {
+            panic!("expected invalid");
+        };
+        assert!(problems[0].contains("bucket_name"), "{problems:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The tailer: its public face ([`Tailer`], [`TailerConfig`], [`TailerHandle`]) and its loop —
 //! inotify hints and a listing at least every [`RESCAN_INTERVAL`] (reconciled with the
 //! followed files in `reconcile`: rotation, truncation, deletion), where new files start
-//! (`start`: checkpoints, copies, gzipped files), which `.gz` files found at start were made
+//! (`start`: checkpoints, copies, gzipped files, `--start-at`), which `.gz` files found at start were made
 //! while the agent was down (`recover`), the per-pod cap on open rotated files (`slots`), and fair
 //! reading.
 //!
@@ -101,6 +101,22 @@ pub struct TailerConfig {
     /// Until when the previous run on this node ran (its last checkpoint save): containers it
     /// never saw whose files were rotated after that were rotated while no agent ran.
     pub previous_run_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where files found by the first listing of a first start (no checkpoints) begin
+    /// (`--start-at`).
+    pub start_at: StartAt,
+}
+
+/// Where a file without a checkpoint begins on the agent's first start on a node
+/// (`--start-at`, `LOGRELAY_START_AT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartAt {
+    /// From its first byte: every line still on the node is shipped.
+    #[default]
+    Beginning,
+    /// After its last complete line: only lines written from now on (for nodes where another
+    /// collector, such as Vector, already shipped what is there). Files that appear later, and
+    /// every file on later starts (a checkpoint file exists), still begin at their first byte.
+    End,
 }
 
 impl TailerConfig {
@@ -115,6 +131,7 @@ impl TailerConfig {
             partial_flush_timeout: PARTIAL_FLUSH_TIMEOUT,
             resume_grace: RESUME_GRACE,
             previous_run_until: None,
+            start_at: StartAt::Beginning,
         }
     }
 }
@@ -244,6 +261,9 @@ impl Tailer {
             max_line_bytes,
         };
         let now = Instant::now();
+        let skip_existing = self.config.start_at == StartAt::End
+            && self.resume.is_empty()
+            && self.config.previous_run_until.is_none();
         let mut state = State {
             settings,
             output: self.output,
@@ -264,6 +284,7 @@ impl Tailer {
             claimed_content: HashSet::new(),
             closed_content: RecentSet::new(CLOSED_CONTENT_MEMORY),
             listed_once: false,
+            skip_existing,
             resume_until: now + self.config.resume_grace,
             next_id: FileId::STDIN.0 + 1,
             run_queue: VecDeque::new(),
@@ -331,6 +352,9 @@ struct State {
     closed_content: RecentSet<(u64, Option<PathBuf>)>,
     /// Whether the first listing is done: `.gz` files listed later were made while the agent ran.
     listed_once: bool,
+    /// `--start-at end` on a first start: files of the first listing without a checkpoint begin
+    /// after their last complete line.
+    skip_existing: bool,
     resume_until: Instant,
     next_id: u64,
     run_queue: VecDeque<FileId>,

@@ -1,13 +1,15 @@
 //! Where a newly found file starts: its checkpoint (matched by inode, or by content for rotated
-//! and gzipped files), the offset reached in the file it is a copy of (copytruncate), or 0. Also
-//! which `.gz` files are read at all (only continuations of checkpointed or followed files).
+//! and gzipped files), the offset reached in the file it is a copy of (copytruncate), or 0 — or,
+//! with `--start-at end` on a first start, after the last complete line of a file the first
+//! listing found. Also which `.gz` files are read at all (only continuations of checkpointed or
+//! followed files).
 
 use super::{COPY_SETTLE, State, TRUNCATED_MEMORY};
 use crate::checkpoint::{FileCheckpoint, FileIdentity};
 use crate::internal_events::tail::{
     BytesLost, CheckpointedFileMissing, CompressedFileIgnored, CompressedFileResumed, CopyDetected,
-    DiscoveryFailed, FileDiscovered, FileResumed, LossReason, RestartReason, ResumeRestarted,
-    RotatedFileDeferred,
+    DiscoveryFailed, ExistingFileSkipped, FileDiscovered, FileResumed, LossReason, RestartReason,
+    ResumeRestarted, RotatedFileDeferred,
 };
 use crate::source_event::{FileId, offset_marker};
 use crate::tail::discovery::Found;
@@ -91,6 +93,15 @@ impl State {
                 StartPoint::OriginalTruncated { original } => {
                     self.truncated(original)?;
                     return self.consider_plain(found, now);
+                }
+                StartPoint::Fresh { holes } if self.skip_existing && !self.listed_once => {
+                    let (offset, before) = existing_end(&descriptor, size);
+                    ExistingFileSkipped {
+                        path: &found.path,
+                        bytes: offset,
+                    }
+                    .emit();
+                    (offset, before, holes, None)
                 }
                 StartPoint::Fresh { holes } => (0, Vec::new(), holes, None),
                 StartPoint::Resume(mut at) => {
@@ -757,6 +768,33 @@ pub(super) fn resume_of(point: &FileCheckpoint) -> Resume {
 }
 
 /// The raw bytes before `offset` in `file` if their marker is `marker`.
+/// How far back from the end of a file [`existing_end`] looks for the end of its last complete
+/// line: 256 KiB, more than a CRI entry (containerd splits lines into 16 KiB entries) or a
+/// docker json-file line of the default `--max-line-bytes` quarter; a longer unfinished line is
+/// started in the middle.
+const EXISTING_END_WINDOW: u64 = 256 * 1024;
+
+/// Where `--start-at end` begins in a file of `size` bytes: after its last newline (so the line
+/// being written when the agent started is read whole), or at `size` when none is in the last
+/// [`EXISTING_END_WINDOW`] bytes; with the bytes before that offset (the resume marker window).
+fn existing_end(file: &File, size: u64) -> (u64, Vec<u8>) {
+    use std::os::unix::fs::FileExt;
+    let from = size.saturating_sub(EXISTING_END_WINDOW);
+    let mut tail = vec![0; (size - from) as usize];
+    let offset = match file.read_exact_at(&mut tail, from) {
+        Ok(()) => tail
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(size, |at| from + at as u64 + 1),
+        Err(_) => size,
+    };
+    let before = marker_window(file, offset)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    (offset, before)
+}
+
 pub(super) fn verified_window(file: &File, offset: u64, marker: u64) -> Option<Vec<u8>> {
     let window = marker_window(file, offset).ok().flatten()?;
     (offset_marker(&window) == marker).then_some(window)
