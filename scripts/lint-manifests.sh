@@ -17,7 +17,10 @@
 #   hadolint            the Containerfiles
 #   shell scripts       ShellCheck on deploy.sh, scripts/*.sh, .ci/run (apt-get installs it in CI when missing)
 #   deploy.sh           --help and a --dry-run without AWS; --param renames and refusals (cloudformation/checks/deploy_params.sh)
-#   moto_smoke.py       core + SQS stacks deployed into the moto emulator (cloudformation/checks/moto_smoke.py)
+#   moto_smoke.py       core + SQS stacks deployed into the moto emulator (cloudformation/checks/moto_smoke.py),
+#                       the queue alarms through CloudWatch's API (moto's CloudFormation skips alarms)
+#   monitoring          promtool check/test rules on monitoring/alerts.rules.yaml, and monitoring/check.py: every
+#                       metric the rules and the Grafana dashboard query is exported; the queries parse
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -120,6 +123,22 @@ run_shellcheck() {
     shellcheck cloudformation/deploy.sh cloudformation/checks/*.sh scripts/*.sh .ci/run
 }
 
+run_monitoring_checks() {
+    if ! command -v promtool >/dev/null 2>&1; then
+        if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+            echo "    installing promtool (Debian package prometheus)"
+            apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+                || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+        else
+            echo "    SKIPPED: promtool not installed (apt-get install prometheus)"
+            return 0
+        fi
+    fi
+    promtool check rules monitoring/alerts.rules.yaml \
+        && promtool test rules monitoring/alerts.test.yaml \
+        && "${venv}/python" monitoring/check.py
+}
+
 smoke_deploy_script() {
     # No AWS CLI on this PATH: the dry run must work offline and print the deploy command with our parameters.
     local out
@@ -136,7 +155,7 @@ smoke_deploy_script() {
 }
 
 start_all="$(date +%s)"
-check "yamllint" "${venv}/yamllint" --strict cloudformation k8s .yamllint
+check "yamllint" "${venv}/yamllint" --strict cloudformation k8s monitoring .yamllint
 check "cfn-lint (${#templates[@]} templates)" "${venv}/cfn-lint" "${templates[@]}"
 check "template structure" "${venv}/python" cloudformation/checks/structure.py
 check "template structure self-test" "${venv}/python" cloudformation/checks/structure.py --self-test
@@ -149,7 +168,8 @@ check "hadolint" "${venv}/hadolint" "${containerfiles[@]}"
 check "shellcheck" run_shellcheck
 check "deploy.sh dry run" smoke_deploy_script
 check "deploy.sh --param names" cloudformation/checks/deploy_params.sh
-check "moto smoke deploy (core + SQS stacks)" "${venv}/python" cloudformation/checks/moto_smoke.py
+check "moto smoke deploy (core + SQS stacks, queue alarms)" "${venv}/python" cloudformation/checks/moto_smoke.py
+check "alert rules (promtool check + test rules) and dashboard queries" run_monitoring_checks
 
 printf '\nmanifests and templates: %s s\n' "$(($(date +%s) - start_all))"
 if ((${#failures[@]})); then

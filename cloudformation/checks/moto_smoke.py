@@ -29,7 +29,14 @@ STACK_TIMEOUT_S = 60
 SUFFIX = "0a1b2c3d"
 # Resource types moto's CloudFormation skips (it still reports CREATE_COMPLETE). A skip outside this list fails the
 # smoke test, so a moto upgrade or a new resource type cannot silently stop being deployed.
-MOTO_SKIPS = {"AWS::SNS::TopicPolicy", "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::Subscription"}
+MOTO_SKIPS = {
+    "AWS::SNS::TopicPolicy",
+    "AWS::S3::BucketPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::SNS::Subscription",
+    # Deployed by this script through the CloudWatch API instead, from the template's own properties.
+    "AWS::CloudWatch::Alarm",
+}
 ISSUER = "oidc.example.com/cluster-a"
 
 
@@ -78,6 +85,49 @@ def deploy(cfn, name: str, template: str, params: dict) -> dict:
             reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events]
             raise AssertionError(f"{name}: {status}\n  " + "\n  ".join(reasons))
         time.sleep(0.2)
+
+
+def put_alarms(cloudwatch, template: str, params: dict, queue_names: dict) -> list[str]:
+    """Creates the template's AWS::CloudWatch::Alarm resources through PutMetricAlarm (moto's CloudFormation skips
+    them), resolving the intrinsics they use: Ref of a parameter, Fn::Sub of parameters, Fn::GetAtt Queue.QueueName,
+    Fn::If on HasAlarmAction (false here: no action ARN). Returns the alarm names."""
+    from cfnlint.decode import decode
+
+    parsed, matches = decode(str(TEMPLATES / template))
+    if parsed is None:
+        raise AssertionError(f"{template}: {matches}")
+
+    def resolve(value):
+        if isinstance(value, list):
+            return [v for v in (resolve(x) for x in value) if v is not None]
+        if not isinstance(value, dict):
+            return value
+        if "Ref" in value:
+            return None if value["Ref"] == "AWS::NoValue" else params[value["Ref"]]
+        if "Fn::Sub" in value:
+            text = value["Fn::Sub"]
+            for key, param in params.items():
+                text = text.replace("${" + key + "}", param)
+            return text
+        if "Fn::GetAtt" in value:
+            logical, attribute = value["Fn::GetAtt"]
+            assert attribute == "QueueName", attribute
+            return queue_names[logical]
+        if "Fn::If" in value:
+            condition, when_true, when_false = value["Fn::If"]
+            assert condition == "HasAlarmAction", condition
+            return resolve(when_true if params.get("AlarmActionArn") else when_false)
+        return {k: v for k, v in ((k, resolve(v)) for k, v in value.items()) if v is not None}
+
+    names = []
+    for body in parsed["Resources"].values():
+        if body["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        props = resolve(body["Properties"])
+        props["Threshold"] = float(props["Threshold"])
+        cloudwatch.put_metric_alarm(**props)
+        names.append(props["AlarmName"])
+    return names
 
 
 def resource_types(template: str) -> dict:
@@ -204,6 +254,31 @@ def main() -> int:
         f.check(
             iam.get_role(RoleName=pod_role)["Role"]["Arn"] == sqs_out["ProcessorPodRoleArn"],
             f"processor pod role exists: {pod_role}",
+        )
+
+        cloudwatch = client("cloudwatch")
+        queue_names = {
+            "LogDeliveryQueue": sqs_out["LogDeliveryQueueUrl"].rsplit("/", 1)[-1],
+            "LogDeliveryDLQ": sqs_out["LogDeliveryDLQUrl"].rsplit("/", 1)[-1],
+        }
+        alarm_params = {**base, "OldestMessageAlarmSeconds": "900", "AlarmActionArn": ""}
+        names = put_alarms(cloudwatch, "sqs-stack.yaml", alarm_params, queue_names)
+        alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]}
+        f.check(len(alarms) == 2, f"both alarms accepted by CloudWatch PutMetricAlarm: {sorted(alarms)}")
+        dlq_alarm = alarms.get("logrelay-smoke-development-log-delivery-dlq-not-empty", {})
+        f.check(
+            dlq_alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+            and dlq_alarm.get("Dimensions") == [{"Name": "QueueName", "Value": sqs_out["LogDeliveryDLQUrl"].rsplit("/", 1)[-1]}]
+            and dlq_alarm.get("Threshold") == 0,
+            f"DLQ-not-empty alarm on the DLQ: {dlq_alarm.get('AlarmName')}",
+        )
+        age_alarm = alarms.get("logrelay-smoke-development-log-delivery-oldest-message-age", {})
+        f.check(
+            age_alarm.get("MetricName") == "ApproximateAgeOfOldestMessage"
+            and age_alarm.get("Dimensions")
+            == [{"Name": "QueueName", "Value": sqs_out["LogDeliveryQueueUrl"].rsplit("/", 1)[-1]}]
+            and age_alarm.get("Threshold") == 900,
+            f"oldest-message-age alarm on the delivery queue: {age_alarm.get('AlarmName')}",
         )
 
         print(f"moto smoke deploy: {len(f.items)} failure(s) in {time.monotonic() - started:.1f} s")
