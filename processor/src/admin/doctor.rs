@@ -201,10 +201,26 @@ pub async fn doctor(settings: &DoctorSettings, tenant_id: &str) -> DoctorReport 
         }
         return report;
     };
+    let cloudwatch_account = cloudwatch_role_account(&configs);
     for config in &configs {
-        config_steps(settings, &central, config, &mut report).await;
+        let owner = config
+            .bucket_owner_account_id
+            .clone()
+            .or_else(|| cloudwatch_account.clone());
+        config_steps(settings, &central, config, owner, &mut report).await;
     }
     report
+}
+
+/// The account of the tenant's first cloudwatch role: the bucket owner an S3 config without
+/// `bucket_owner_account_id` is delivered with (as delivery decides it).
+fn cloudwatch_role_account(configs: &[DeliveryConfig]) -> Option<String> {
+    configs
+        .iter()
+        .filter(|config| config.delivery_type == DeliveryType::Cloudwatch)
+        .filter_map(|config| config.log_distribution_role_arn.as_deref())
+        .find_map(logrelay_common::tenant::role_arn_account)
+        .map(str::to_owned)
 }
 
 /// Step 1: the tenant's items, each validated as the processor does. Returns the valid configs.
@@ -418,6 +434,7 @@ async fn config_steps(
     settings: &DoctorSettings,
     central: &SdkConfig,
     config: &DeliveryConfig,
+    bucket_owner: Option<String>,
     report: &mut DoctorReport,
 ) {
     let checks: &[Check] = match config.delivery_type {
@@ -427,6 +444,7 @@ async fn config_steps(
     let Some(mut state) = ConfigChecks::new(settings, central, config) else {
         return; // a valid cloudwatch config always names its role
     };
+    state.bucket_owner = bucket_owner;
     let mut stopped: Option<&'static str> = None;
     for &check in checks {
         if let Some(why) = stopped {
@@ -454,6 +472,8 @@ struct ConfigChecks<'a> {
     writer: String,
     /// S3 in the config's region with the central identity (s3 configs).
     s3: Option<aws_sdk_s3::Client>,
+    /// The account that must own the bucket (s3 configs), sent as `ExpectedBucketOwner`.
+    bucket_owner: Option<String>,
 }
 
 impl<'a> ConfigChecks<'a> {
@@ -475,6 +495,7 @@ impl<'a> ConfigChecks<'a> {
                 .clone()
                 .unwrap_or_else(|| "the processor's identity".to_owned()),
             s3: None,
+            bucket_owner: None,
         };
         match config.delivery_type {
             DeliveryType::Cloudwatch => {
@@ -793,6 +814,13 @@ impl<'a> ConfigChecks<'a> {
         };
         let config = self.config;
         let bucket = config.bucket_name.clone().unwrap_or_default();
+        let Some(owner) = self.bucket_owner.clone() else {
+            return check.step(
+                StepStatus::Fail,
+                "no bucket_owner_account_id and no cloudwatch role to take the account from: \
+                 delivery refuses this copy (bucket_owner_unknown); set bucket_owner_account_id",
+            );
+        };
         let now = chrono::Utc::now();
         let key = format!(
             "{}{}/{DOCTOR_OBJECT_FOLDER}/probe-{}.txt",
@@ -804,6 +832,7 @@ impl<'a> ConfigChecks<'a> {
             .put_object()
             .bucket(&bucket)
             .key(&key)
+            .expected_bucket_owner(&owner)
             .acl(ObjectCannedAcl::BucketOwnerFullControl)
             .content_type("text/plain; charset=utf-8")
             .body(ByteStream::from(
@@ -863,6 +892,23 @@ fn region_of(config: &SdkConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_test_write_names_the_owner_delivery_would_expect() {
+        let config = |json: serde_json::Value| -> DeliveryConfig {
+            serde_json::from_value(json).expect("config")
+        };
+        let s3 = config(serde_json::json!({"tenant_id": "acme", "type": "s3", "bucket_name": "b"}));
+        let cloudwatch = config(serde_json::json!({
+            "tenant_id": "acme", "type": "cloudwatch", "log_group_name": "/g",
+            "log_distribution_role_arn": "arn:aws:iam::222222222222:role/logs",
+        }));
+        assert_eq!(
+            cloudwatch_role_account(&[s3.clone(), cloudwatch]).as_deref(),
+            Some("222222222222")
+        );
+        assert_eq!(cloudwatch_role_account(&[s3]), None, "then the write is refused");
+    }
 
     fn report(statuses: &[StepStatus]) -> DoctorReport {
         let mut report = DoctorReport {
