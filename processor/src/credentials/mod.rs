@@ -218,6 +218,7 @@ impl CredentialBroker {
                 "cloudwatch config has no log_distribution_role_arn",
             )
         })?;
+        self.check_partition(&step)?;
         let destination = format!(
             "{}@{}",
             step.role_arn,
@@ -251,6 +252,43 @@ impl CredentialBroker {
                 Err(error)
             }
         }
+    }
+
+    /// A role chain never crosses partitions: the tenant's role must be in the partition of the
+    /// central role (when there is one), else of the region it is assumed in. Refused before any
+    /// STS call, permanently (`role_partition`), naming both.
+    fn check_partition(&self, step: &RoleStep) -> Result<(), DeliveryError> {
+        let Some(partition) = logrelay_common::partition::of_arn(&step.role_arn) else {
+            return Ok(());
+        };
+        let (expected, because) = match self.settings.central_role_arn.as_deref() {
+            Some(central) => match logrelay_common::partition::of_arn(central) {
+                Some(expected) => (expected, format!("the central role {central}")),
+                None => return Ok(()),
+            },
+            None => {
+                let region = step
+                    .region
+                    .as_deref()
+                    .or_else(|| self.base.region().map(Region::as_ref))
+                    .unwrap_or_default();
+                (
+                    logrelay_common::partition::of_region(region),
+                    format!("region {region:?}"),
+                )
+            }
+        };
+        if partition == expected {
+            return Ok(());
+        }
+        Err(DeliveryError::permanent(
+            "role_partition",
+            format!(
+                "log_distribution_role_arn {} is in partition {partition:?}, but {because} is in \
+                 {expected:?}: STS never grants a role of another partition",
+                step.role_arn
+            ),
+        ))
     }
 
     async fn session(&self, key: SessionKey, step: &RoleStep) -> Result<SdkConfig, DeliveryError> {
@@ -418,6 +456,33 @@ mod tests {
     const CENTRAL: &str = "arn:aws:iam::123456789012:role/central";
     const TENANT_ROLE: &str = "arn:aws:iam::111111111111:role/logs";
     const DENIED_ROLE: &str = "arn:aws:iam::222222222222:role/logs";
+
+    #[tokio::test]
+    async fn a_role_of_another_partition_is_refused_before_any_sts_call() {
+        let sts = fake_sts(DENIED_ROLE).await;
+        let central = broker(
+            &sts.url,
+            CredentialSettings {
+                central_role_arn: Some(CENTRAL.into()),
+                ..Default::default()
+            },
+        )
+        .await;
+        let mut china = tenant_config("arn:aws-cn:iam::111111111111:role/logs", Some("x"));
+        china.target_region = None;
+        let error = central.tenant(&china, "c1").await.expect_err("refused");
+        assert_eq!(error.reason, "role_partition");
+        assert!(
+            error.message.contains("aws-cn") && error.message.contains(CENTRAL),
+            "{}",
+            error.message
+        );
+        // Without a central role, the region the role would be assumed in decides.
+        let direct = broker(&sts.url, CredentialSettings::default()).await;
+        let error = direct.tenant(&china, "c1").await.expect_err("refused");
+        assert!(error.message.contains("region \"us-east-1\""), "{}", error.message);
+        assert!(sts.requests.lock().expect("lock").is_empty(), "no STS call");
+    }
 
     #[tokio::test]
     async fn sts_receives_the_chain_with_external_id_tags_session_name_and_region() {
