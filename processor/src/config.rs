@@ -111,6 +111,11 @@ pub struct ProcessorConfig {
     /// (unset: any bucket the processor's role may read).
     #[arg(long, env = "LOGRELAY_CENTRAL_BUCKET", global = true)]
     pub central_bucket: Option<String>,
+    /// Each cluster's S3 writer role, `CLUSTER=ROLE_ID,…` (unique role ids, the S3WriterRoleId
+    /// output of cluster-s3-writer-role.yaml): a notification whose uploader is not the writer of
+    /// the key's cluster is refused and dead-lettered (unset: uploaders are not checked).
+    #[arg(long, env = "LOGRELAY_CLUSTER_WRITERS", global = true)]
+    pub cluster_writers: Option<crate::process::ClusterWriters>,
     /// Messages (lambda, sqs) or objects (manual, replay) processed at once.
     #[arg(long, env = "MAX_CONCURRENCY", global = true)]
     pub max_concurrency: Option<usize>,

@@ -33,6 +33,10 @@ pub enum ProcessError {
         /// The central bucket.
         central: String,
     },
+    /// The notification's uploader may not write the key's cluster (`LOGRELAY_CLUSTER_WRITERS`);
+    /// the object is never read.
+    #[error("{0}; not read")]
+    UploaderNotAllowed(#[from] crate::process::UploaderRefusal),
     /// No enabled, valid delivery config exists for the tenant.
     #[error("tenant {tenant_id:?} is not configured (no enabled, valid delivery config)")]
     TenantNotConfigured {
@@ -104,6 +108,7 @@ impl ProcessError {
             ProcessError::BadKey(_)
             | ProcessError::BadTenantId { .. }
             | ProcessError::ForeignBucket { .. }
+            | ProcessError::UploaderNotAllowed(_)
             | ProcessError::TenantNotConfigured { .. } => FailureKind::Permanent,
             ProcessError::TenantLookup { .. } => FailureKind::Transient,
             ProcessError::ReadObject { kind, .. }
@@ -119,6 +124,7 @@ impl ProcessError {
             ProcessError::BadKey(_) => "bad_key",
             ProcessError::BadTenantId { .. } => "bad_tenant_id",
             ProcessError::ForeignBucket { .. } => "foreign_bucket",
+            ProcessError::UploaderNotAllowed(_) => "uploader_not_allowed",
             ProcessError::TenantNotConfigured { .. } => "tenant_not_configured",
             ProcessError::TenantLookup { .. } => "tenant_lookup",
             ProcessError::Delivery { failures, .. } => match failures.as_slice() {

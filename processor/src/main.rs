@@ -216,6 +216,7 @@ fn build_processor(
         .clone()
         .filter(|bucket| !bucket.is_empty());
     settings.logs_endpoint_url = config.logs_endpoint_url.clone();
+    settings.cluster_writers = config.cluster_writers.clone().unwrap_or_default();
     if let Some(size) = config.put_log_events_max_events() {
         settings.limits.max_batch_events = size;
     }

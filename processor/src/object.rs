@@ -24,6 +24,9 @@ pub struct ObjectRef {
     pub sequencer: Option<String>,
     /// When the object was created (the notification's event time).
     pub event_time: Option<DateTime<Utc>>,
+    /// Who uploaded it: the S3 event's `userIdentity.principalId` (`AWS:AROA…:session` for an
+    /// assumed role), when the notification names one.
+    pub uploader: Option<String>,
 }
 
 /// Why an object was acknowledged without delivering anything.

@@ -20,10 +20,12 @@ mod settle;
 mod targets;
 #[cfg(test)]
 mod tests;
+mod uploader;
 
 pub use crate::deliver::cloudwatch::sink::{DEFAULT_MAX_IN_FLIGHT_PER_OBJECT, MAX_BATCHES_AHEAD};
 pub use crate::record::{BadLine, Record, parse_record, parse_timestamp_text};
 pub use settings::{DEFAULT_REQUEST_TIMEOUT, ProcessorLimits, ProcessorSettings, SettingsError};
+pub use uploader::{ClusterWriters, ClusterWritersError, UploaderCheck, UploaderRefusal};
 
 use crate::credentials::{CredentialBroker, CredentialSettings};
 use crate::deliver::TenantPermits;
@@ -67,6 +69,7 @@ struct Inner {
     central_bucket: Option<String>,
     logs_endpoint_url: Option<String>,
     force_redelivery: bool,
+    cluster_writers: ClusterWriters,
     limits: ProcessorLimits,
     batch_limits: BatchLimits,
     s3: aws_sdk_s3::Client,
@@ -118,6 +121,7 @@ impl Processor {
                 central_bucket: settings.central_bucket,
                 logs_endpoint_url: settings.logs_endpoint_url,
                 force_redelivery: settings.force_redelivery,
+                cluster_writers: settings.cluster_writers,
                 batch_limits: BatchLimits::with_max_events(limits.max_batch_events),
                 tenants: TenantDirectory::new(
                     dynamodb,
@@ -213,6 +217,7 @@ impl Processor {
 async fn run(attempt: &mut Attempt<'_>) -> Result<Finished, ProcessError> {
     check_bucket(attempt.inner.central_bucket.as_deref(), attempt.object)?;
     let key = attempt.parse_key()?;
+    check_uploader(&attempt.inner.cluster_writers, &key, attempt.object)?;
     if key.partition.is_quarantine() {
         return Ok(Finished::Skipped(SkipReason::Quarantined));
     }
@@ -247,6 +252,24 @@ fn check_bucket(central: Option<&str>, object: &ObjectRef) -> Result<(), Process
         }),
         _ => Ok(()),
     }
+}
+
+/// With registered cluster writers, the object's uploader must be the writer of its key's cluster
+/// (`uploader.rs`); a notification naming no uploader is counted as unverified.
+fn check_uploader(
+    writers: &ClusterWriters,
+    key: &logrelay_common::key::ObjectKey,
+    object: &ObjectRef,
+) -> Result<(), ProcessError> {
+    if writers.is_empty() {
+        return Ok(());
+    }
+    if writers.check(&key.partition.cluster_id, object.uploader.as_deref())?
+        == UploaderCheck::Unverified
+    {
+        metrics::counter!(crate::telemetry::events::UPLOADS_UNVERIFIED_TOTAL).increment(1);
+    }
+    Ok(())
 }
 
 impl ObjectHandler for Processor {

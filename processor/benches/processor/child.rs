@@ -117,6 +117,7 @@ async fn process_object() -> anyhow::Result<Measured> {
             version_id: None,
             sequencer: None,
             event_time: Some(Utc::now()),
+            uploader: None,
         };
         match processor.process(&object).await {
             Outcome::Delivered(report) if report.bad_lines == 0 && report.events_rejected == 0 => {

@@ -907,7 +907,11 @@ mod tests {
             cloudwatch_role_account(&[s3.clone(), cloudwatch]).as_deref(),
             Some("222222222222")
         );
-        assert_eq!(cloudwatch_role_account(&[s3]), None, "then the write is refused");
+        assert_eq!(
+            cloudwatch_role_account(&[s3]),
+            None,
+            "then the write is refused"
+        );
     }
 
     fn report(statuses: &[StepStatus]) -> DoctorReport {

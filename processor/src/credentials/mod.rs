@@ -480,7 +480,11 @@ mod tests {
         // Without a central role, the region the role would be assumed in decides.
         let direct = broker(&sts.url, CredentialSettings::default()).await;
         let error = direct.tenant(&china, "c1").await.expect_err("refused");
-        assert!(error.message.contains("region \"us-east-1\""), "{}", error.message);
+        assert!(
+            error.message.contains("region \"us-east-1\""),
+            "{}",
+            error.message
+        );
         assert!(sts.requests.lock().expect("lock").is_empty(), "no STS call");
     }
 

@@ -485,6 +485,12 @@ fn read_s3_object(record: &Map<String, Value>) -> Result<IntakeItem, BodyError> 
     object_ref.version_id = version_id(object, "versionId");
     object_ref.sequencer = string_field(object, &["sequencer"]).map(str::to_owned);
     object_ref.event_time = record.get("eventTime").and_then(parse_time);
+    object_ref.uploader = record
+        .get("userIdentity")
+        .and_then(|identity| identity.get("principalId"))
+        .and_then(Value::as_str)
+        .filter(|principal| !principal.is_empty())
+        .map(str::to_owned);
     Ok(IntakeItem::Object(object_ref))
 }
 
@@ -562,6 +568,7 @@ fn object_ref(bucket: String, key: String) -> ObjectRef {
         version_id: None,
         sequencer: None,
         event_time: None,
+        uploader: None,
     }
 }
 
@@ -730,6 +737,11 @@ mod tests {
         assert_eq!(object.sequencer.as_deref(), Some("0055AED6DCD90281E5"));
         let time = object.event_time.expect("event time");
         assert_eq!(time.to_rfc3339(), "2024-01-02T03:04:06.789+00:00");
+        assert_eq!(
+            object.uploader.as_deref(),
+            Some("AWS:AROAEXAMPLE:logrelay-agent"),
+            "the uploader's principal"
+        );
     }
 
     #[test]

@@ -323,6 +323,7 @@ pub(crate) mod tests {
             version_id: None,
             sequencer: None,
             event_time: None,
+            uploader: None,
         })
     }
 

@@ -333,6 +333,7 @@ async fn list(
                 version_id: None,
                 sequencer: None,
                 event_time: last_modified,
+                uploader: None,
             };
             if tx.send(object_ref).await.is_err() {
                 // The consumer is gone (it only stops when the process does).

@@ -87,6 +87,8 @@ pub struct ProcessorSettings {
     /// their first batch (`replay --force`). Duplicates what was delivered before; an attempt in
     /// progress elsewhere (an unexpired lease) is still respected.
     pub force_redelivery: bool,
+    /// `LOGRELAY_CLUSTER_WRITERS`: each cluster's writer role; empty = uploaders not checked.
+    pub cluster_writers: super::uploader::ClusterWriters,
     /// Limits and timings.
     pub limits: ProcessorLimits,
 }
@@ -104,6 +106,7 @@ impl ProcessorSettings {
             central_bucket: None,
             logs_endpoint_url: None,
             force_redelivery: false,
+            cluster_writers: super::uploader::ClusterWriters::default(),
             limits: ProcessorLimits::default(),
         }
     }

@@ -115,6 +115,7 @@ impl Central {
             version_id: None,
             sequencer: None,
             event_time: Some(Utc::now()),
+            uploader: None,
         }
     }
 }
@@ -986,6 +987,37 @@ async fn records_an_application_filter_does_not_want_are_counted() {
     let object = central.put_records(&wanted, &lines).await;
     let report = expect_delivered(processor.handle(&object).await);
     assert_eq!((report.events_delivered, report.records_filtered), (3, 1));
+}
+
+#[tokio::test]
+async fn an_object_uploaded_by_another_clusters_writer_is_refused_unread() {
+    let acme = TestTenant::with_cloudwatch(|_| {}).await;
+    // The test partition's cluster is c1; c2's writer may write only c2's keys.
+    let writers: ClusterWriters = "c1=AROACLUSTERONE,c2=AROACLUSTERTWO"
+        .parse()
+        .expect("writers");
+    let processor = acme.processor_with(|settings| settings.cluster_writers = writers);
+    let mut forged = acme.put(2, "forged").await;
+    forged.uploader = Some("AWS:AROACLUSTERTWO:logrelay-agent-node-3".into());
+    match processor.handle(&forged).await {
+        Outcome::Failed {
+            kind: FailureKind::Permanent,
+            error,
+        } => {
+            assert_eq!(error.reason(), "uploader_not_allowed");
+            assert!(error.to_string().contains("AROACLUSTERONE"), "{error}");
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert!(acme.delivered().await.is_empty(), "nothing of it delivered");
+
+    let mut genuine = acme.put(2, "genuine").await;
+    genuine.uploader = Some("AWS:AROACLUSTERONE:logrelay-agent-node-1".into());
+    let report = expect_delivered(processor.handle(&genuine).await);
+    assert_eq!(report.events_delivered, 2);
+    // The emulator's own notifications name no uploader: delivered, counted as unverified.
+    let unnamed = acme.put(1, "unnamed").await;
+    expect_delivered(processor.handle(&unnamed).await);
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use super::events::{
     EVENTS_REJECTED_TOTAL, EVENTS_SPLIT_TOTAL, FORCED_REDELIVERIES_TOTAL,
     LOG_RESOURCES_CREATED_TOTAL, OBJECTS_TOTAL, PROGRESS_RESETS_TOTAL, RECORDS_FILTERED_TOTAL,
     RECORDS_MISATTRIBUTED_TOTAL, RECORDS_READ_TOTAL, RETRIES_TOTAL, S3_COPIES_TOTAL,
-    TIMESTAMP_FALLBACKS_TOTAL,
+    TIMESTAMP_FALLBACKS_TOTAL, UPLOADS_UNVERIFIED_TOTAL,
 };
 use super::intake::{
     BODIES_REJECTED_TOTAL, DEAD_LETTERED_TOTAL, EVENTS_IGNORED_TOTAL, MESSAGES_NOT_STARTED_TOTAL,
@@ -25,6 +25,18 @@ pub const DISPOSITIONS: [&str; 3] = ["acknowledged", "retry", "dead_letter"];
 
 /// Counters: name and help.
 const COUNTERS: &[(&str, &str)] = &[
+    (
+        UPLOADS_UNVERIFIED_TOTAL,
+        "Objects whose notification named no uploader to check against LOGRELAY_CLUSTER_WRITERS.",
+    ),
+    (
+        crate::telemetry::events::CONFIGS_UNTYPED_TOTAL,
+        "Tenant items without a type read as cloudwatch configs (proof-of-concept tables), by tenant.",
+    ),
+    (
+        crate::telemetry::events::VECTOR_OBJECTS_TOTAL,
+        "Objects written by the proof of concept's Vector agent, by tenant.",
+    ),
     (
         OBJECTS_TOTAL,
         "Objects finished, by tenant, outcome and reason.",
@@ -147,4 +159,34 @@ pub fn described_names() -> impl Iterator<Item = &'static str> {
         .iter()
         .map(|(name, _)| *name)
         .chain([DELIVERY_LATENCY_SECONDS, BUILD_INFO])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric name constant of the telemetry modules, read from their source.
+    fn declared() -> Vec<String> {
+        [include_str!("events.rs"), include_str!("intake.rs")]
+            .iter()
+            .flat_map(|source| source.lines())
+            .filter(|line| line.starts_with("pub const ") && line.contains(": &str = \""))
+            .filter_map(|line| line.split('"').nth(1))
+            .filter(|name| name.starts_with(crate::telemetry::METRIC_PREFIX))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_declared_metric_is_described() {
+        let described: Vec<&str> = described_names().collect();
+        let declared = declared();
+        assert!(declared.len() > 20, "{declared:?}");
+        for name in &declared {
+            assert!(
+                described.contains(&name.as_str()),
+                "{name} has no help text"
+            );
+        }
+    }
 }

@@ -57,6 +57,9 @@ pub const PROGRESS_RESETS_TOTAL: &str = "logrelay_processor_progress_resets_tota
 /// Configs of objects delivered again although already delivered (`replay --force`), by delivery
 /// type.
 pub const FORCED_REDELIVERIES_TOTAL: &str = "logrelay_processor_forced_redeliveries_total";
+/// Objects whose notification named no uploader while cluster writers are registered (not
+/// checked: EventBridge events, the emulator).
+pub const UPLOADS_UNVERIFIED_TOTAL: &str = "logrelay_processor_uploads_unverified_total";
 /// Seconds from object creation to the end of its delivery.
 pub const DELIVERY_LATENCY_SECONDS: &str = "logrelay_processor_delivery_latency_seconds";
 
