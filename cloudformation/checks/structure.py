@@ -310,6 +310,26 @@ def customer_trust_requires_external_id(ts: Templates) -> list[str]:
     return problems
 
 
+def customer_retention_changes_are_opt_out(ts: Templates) -> list[str]:
+    """logs:PutRetentionPolicy only in a role policy that exists when AllowRetentionChanges is true."""
+    _, role = only_resource(ts, "customer", "AWS::IAM::Role")
+    problems = []
+    for pol in role["Properties"].get("Policies", []):
+        for st in pol["PolicyDocument"]["Statement"]:
+            if "logs:PutRetentionPolicy" in actions(st):
+                problems.append(f"customer role policy {pol['PolicyName']}: PutRetentionPolicy without the switch")
+    extra = resources(ts["customer"], "AWS::IAM::RolePolicy")
+    for logical, body in extra.items():
+        granted = set().union(*(actions(st) for st in body["Properties"]["PolicyDocument"]["Statement"]))
+        if body.get("Condition") != "ShouldAllowRetentionChanges" or granted != {"logs:PutRetentionPolicy"}:
+            problems.append(f"customer {logical}: not just PutRetentionPolicy behind ShouldAllowRetentionChanges")
+    if ts["customer"]["Conditions"].get("ShouldAllowRetentionChanges") != {
+        "Fn::Equals": [{"Ref": "AllowRetentionChanges"}, "true"]
+    }:
+        problems.append("customer template: ShouldAllowRetentionChanges is not AllowRetentionChanges == true")
+    return problems
+
+
 def no_star_resource(ts: Templates) -> list[str]:
     problems = []
     for pol in policies(ts):
@@ -619,6 +639,10 @@ CHECKS = {
     "customer trust requires ExternalId and tenant session tag": Check(
         customer_trust_requires_external_id,
         _set(CUSTOMER_TRUST + ["Statement", 0, "Condition", "StringEquals", "sts:ExternalId"], DELETE),
+    ),
+    "customer role: retention changes only behind AllowRetentionChanges": Check(
+        customer_retention_changes_are_opt_out,
+        _set(["customer", "Resources", "RetentionOfCreatedGroups", "Condition"], DELETE),
     ),
     "no Allow on Resource '*'": Check(
         no_star_resource,

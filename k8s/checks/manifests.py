@@ -141,6 +141,27 @@ RENDER_BREAKS: dict[str, Callable[[list[dict]], None]] = {
 }
 
 
+# The processor Deployment's network policy, in every render that holds the Deployment.
+PROCESSOR_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
+    "processor NetworkPolicy: egress limited to HTTPS and DNS": lambda docs: "Egress"
+    in of_kind(docs, "NetworkPolicy", "logrelay-processor")["spec"]["policyTypes"]
+    and egress_ports(of_kind(docs, "NetworkPolicy", "logrelay-processor")) == {("TCP", 443), ("UDP", 53), ("TCP", 53)},
+    "processor NetworkPolicy: ingress only to the metrics port": lambda docs: [
+        p for rule in of_kind(docs, "NetworkPolicy", "logrelay-processor")["spec"]["ingress"] for p in rule["ports"]
+    ]
+    == [{"protocol": "TCP", "port": 9090}],
+}
+
+PROCESSOR_BREAKS: dict[str, Callable[[list[dict]], None]] = {
+    "processor NetworkPolicy: egress limited to HTTPS and DNS": lambda docs: of_kind(
+        docs, "NetworkPolicy", "logrelay-processor"
+    )["spec"]["egress"].append({"ports": [{"protocol": "TCP", "port": 5432}]}),
+    "processor NetworkPolicy: ingress only to the metrics port": lambda docs: of_kind(
+        docs, "NetworkPolicy", "logrelay-processor"
+    )["spec"]["ingress"].append({"ports": [{"protocol": "TCP", "port": 22}]}),
+}
+
+
 def run(checks: dict, subject) -> list[str]:
     """The names of the `checks` that `subject` fails."""
     failed = []
@@ -199,6 +220,10 @@ def main(argv: list[str]) -> int:
         ok &= report(f, "DaemonSet", AGENT_CHECKS, AGENT_BREAKS, ds, self_test)
     for f, docs in renders:
         ok &= report(f, "RBAC/policy", RENDER_CHECKS, RENDER_BREAKS, docs, self_test)
+    for f, docs in by_file.items():
+        if of_kind(docs, "Deployment", "logrelay-processor"):
+            rendered = of_kind(docs, "NetworkPolicy", "logrelay-processor")
+            ok &= report(f, "processor policy", PROCESSOR_CHECKS, PROCESSOR_BREAKS, docs if rendered else every_doc, self_test)
     return 0 if ok else 1
 
 
