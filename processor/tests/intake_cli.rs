@@ -4,7 +4,6 @@
 
 mod intake_support;
 
-use std::io::Write;
 use std::process::{Output, Stdio};
 
 use chrono::{Duration, SecondsFormat, Utc};
@@ -17,16 +16,7 @@ fn run(central: Option<&Central>, args: &[&str], stdin: &str) -> Output {
     let env = central
         .map(|c| c.processor_env(&c.moto_url))
         .unwrap_or_default();
-    let mut command = processor_command(&env);
-    command.args(args).stdin(Stdio::piped());
-    let mut child = command.spawn().expect("spawn processor");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
+    intake_support::run_processor(&env, args, stdin)
 }
 
 fn stderr(output: &Output) -> String {

@@ -7,12 +7,10 @@
 mod intake_support;
 
 use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use chrono::{DateTime, Duration, Utc};
-use intake_support::{ACCOUNT_A, Central, processor_command};
-use logrelay_common::tenant::DeliveryConfig;
-use logrelay_processor::tenant::DynamoItem;
+use intake_support::{ACCOUNT_A, Central};
 use logrelay_testkit::{Moto, unique_name};
 
 /// The proof of concept's manual-mode test, as `echo '…'` writes it to stdin.
@@ -60,33 +58,14 @@ fn vector_object(lines: &[String]) -> Vec<u8> {
 /// Gives `tenant` a CloudWatch config into `group` of account A whose stream names use the
 /// namespace and container (which Vector-written lines carry only in `kubernetes`).
 async fn add_tenant(central: &Central, tenant: &str, group: &str) {
-    let customer = Moto::shared().await.config(ACCOUNT_A).await;
-    let external_id = format!("ext-{tenant}");
-    let role = logrelay_testkit::create_role(
-        &customer,
-        &unique_name("delivery"),
-        &logrelay_testkit::trust_policy("*", Some(&external_id)),
-        Some(&logrelay_testkit::allow_policy(&["logs:*"])),
-    )
-    .await
-    .expect("customer role");
-    let config: DeliveryConfig = serde_json::from_value(serde_json::json!({
-        "tenant_id": tenant,
-        "type": "cloudwatch",
-        "log_distribution_role_arn": role,
-        "external_id": external_id,
-        "log_group_name": group,
-        "log_stream_template": "{cluster_id}/{namespace}/{pod_name}/{container_name}",
-        "target_region": "us-east-1",
-    }))
-    .expect("config");
-    aws_sdk_dynamodb::Client::new(&central.aws)
-        .put_item()
-        .table_name(&central.tenant_table)
-        .set_item(Some(config.to_item().expect("item")))
-        .send()
-        .await
-        .expect("put config");
+    central
+        .add_cloudwatch_tenant_with(
+            tenant,
+            ACCOUNT_A,
+            group,
+            Some("{cluster_id}/{namespace}/{pod_name}/{container_name}"),
+        )
+        .await;
 }
 
 /// Every event of `group` in account A: (stream, timestamp ms, message), sorted.
@@ -115,16 +94,7 @@ async fn events(group: &str) -> Vec<(String, i64, String)> {
 
 /// Runs `logrelay-processor <args>` (a manual-mode invocation) with `stdin`.
 fn run_manual(central: &Central, args: &[&str], stdin: &str) -> Output {
-    let mut command = processor_command(&central.processor_env(&central.moto_url));
-    command.args(args).stdin(Stdio::piped());
-    let mut child = command.spawn().expect("spawn processor");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
+    intake_support::run_processor(&central.processor_env(&central.moto_url), args, stdin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,9 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
@@ -73,6 +74,18 @@ impl Central {
 
     /// Gives `tenant` a CloudWatch delivery into `group` of `account` (a role created there).
     pub async fn add_cloudwatch_tenant(&self, tenant: &str, account: &str, group: &str) {
+        self.add_cloudwatch_tenant_with(tenant, account, group, None)
+            .await;
+    }
+
+    /// Like [`Central::add_cloudwatch_tenant`], with a `log_stream_template` when given.
+    pub async fn add_cloudwatch_tenant_with(
+        &self,
+        tenant: &str,
+        account: &str,
+        group: &str,
+        stream_template: Option<&str>,
+    ) {
         let moto = Moto::shared().await;
         let customer = moto.config(account).await;
         let external_id = format!("ext-{tenant}");
@@ -90,6 +103,7 @@ impl Central {
             "log_distribution_role_arn": role,
             "external_id": external_id,
             "log_group_name": group,
+            "log_stream_template": stream_template,
             "target_region": "us-east-1",
         }))
         .expect("config");
@@ -214,6 +228,20 @@ pub fn expected_lines(tag: &str, count: usize) -> Vec<String> {
     let mut lines: Vec<String> = (0..count).map(|i| format!("{tag} line {i}")).collect();
     lines.sort();
     lines
+}
+
+/// Runs the processor with `env`, `args` and `stdin`; waits for it.
+pub fn run_processor(env: &HashMap<&'static str, String>, args: &[&str], stdin: &str) -> Output {
+    let mut command = processor_command(env);
+    command.args(args).stdin(Stdio::piped());
+    let mut child = command.spawn().expect("spawn processor");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
 }
 
 /// The processor binary with `env` and nothing inherited that could point it elsewhere.
