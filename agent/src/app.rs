@@ -172,6 +172,7 @@ where
     let delivery_config = DeliveryConfig {
         limits: config.limits,
         node_name: config.node_name.clone(),
+        compression: config.compression,
         upload_concurrency: config.upload_concurrency,
         shutdown_grace: config.shutdown_grace,
     };

@@ -15,8 +15,10 @@ use crate::sink::config::{DEFAULT_UPLOAD_CONCURRENCY, MULTIPART_PART_SIZE, S3_MI
 use crate::sink::{S3Settings, SinkTarget};
 use crate::tail::DEFAULT_MAX_OPEN_ROTATED_PER_POD;
 use clap::{CommandFactory, Parser, ValueEnum};
+use flate2::Compression;
 use logrelay_common::aws::{AwsOptions, RoleStep};
 use logrelay_common::check_config::{Deprecated, Report};
+use logrelay_common::codec::parse_compression_level;
 use logrelay_common::logging::LogFormat;
 /// Sizes and durations of the agent's flags, in the syntax every logrelay binary shares.
 pub use logrelay_common::units::{parse_bytes, parse_duration};
@@ -125,6 +127,10 @@ pub struct AgentConfig {
     /// Cap on open batches (partitions); opening one more seals the oldest.
     #[arg(long, env = "LOGRELAY_BATCH_MAX_OPEN", default_value_t = DEFAULT_MAX_OPEN_BATCHES)]
     pub batch_max_open: usize,
+    /// Gzip level of the objects: `fast` (1), `default` (6), `best` (9) or 1-9; higher levels
+    /// make smaller objects for more CPU on the node.
+    #[arg(long, env = "LOGRELAY_COMPRESSION_LEVEL", default_value = "fast")]
+    pub compression_level: String,
     /// Uploads in flight at once.
     #[arg(long, env = "LOGRELAY_UPLOAD_CONCURRENCY", default_value_t = DEFAULT_UPLOAD_CONCURRENCY)]
     pub upload_concurrency: usize,
@@ -242,6 +248,8 @@ pub struct ValidConfig {
     pub data_dir: PathBuf,
     /// Batching limits.
     pub limits: BatchLimits,
+    /// Gzip level of the objects.
+    pub compression: Compression,
     /// Uploads in flight at once.
     pub upload_concurrency: usize,
     /// S3 upload settings.
@@ -354,6 +362,8 @@ impl AgentConfig {
                 "must be at least 1",
             ));
         }
+        let compression = parse_compression_level(&self.compression_level)
+            .map_err(|err| invalid("--compression-level (LOGRELAY_COMPRESSION_LEVEL)", err))?;
         if !(1..=MAX_UPLOAD_CONCURRENCY).contains(&self.upload_concurrency) {
             return Err(invalid(
                 "--upload-concurrency (LOGRELAY_UPLOAD_CONCURRENCY)",
@@ -422,6 +432,7 @@ impl AgentConfig {
                 memory_limit: self.batch_memory_limit,
                 max_open: self.batch_max_open,
             },
+            compression,
             upload_concurrency: self.upload_concurrency,
             s3: S3Settings {
                 multipart_threshold: self.multipart_threshold,
@@ -486,6 +497,10 @@ mod tests {
         );
         assert_eq!(config.limits, BatchLimits::default());
         assert_eq!(config.upload_concurrency, DEFAULT_UPLOAD_CONCURRENCY);
+        assert_eq!(
+            config.compression,
+            logrelay_common::codec::WRITE_COMPRESSION
+        );
         assert_eq!(config.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(config.s3, S3Settings::default());
         assert_eq!(config.max_line_bytes, crate::parse::DEFAULT_MAX_LINE_BYTES);
@@ -567,6 +582,16 @@ mod tests {
             ),
             ("--listen", "nowhere", "--listen (LOGRELAY_LISTEN)"),
             (
+                "--compression-level",
+                "11",
+                "--compression-level (LOGRELAY_COMPRESSION_LEVEL)",
+            ),
+            (
+                "--compression-level",
+                "smallest",
+                "--compression-level (LOGRELAY_COMPRESSION_LEVEL)",
+            ),
+            (
                 "--max-line-bytes",
                 "10",
                 "--max-line-bytes (LOGRELAY_MAX_LINE_BYTES)",
@@ -592,6 +617,16 @@ mod tests {
         for flag in ["--region", "--aws-region"] {
             let config = parse(&[flag, "eu-west-1"]).validate().expect("valid");
             assert_eq!(config.aws.region.as_deref(), Some("eu-west-1"), "{flag}");
+        }
+    }
+
+    #[test]
+    fn compression_level_takes_names_and_numbers() {
+        for (value, level) in [("best", 9), ("default", 6), ("fast", 1), ("3", 3)] {
+            let config = parse(&["--compression-level", value])
+                .validate()
+                .expect("valid");
+            assert_eq!(config.compression.level(), level, "{value}");
         }
     }
 
