@@ -24,7 +24,6 @@ use crate::source_event::{SOURCE_CHANNEL_CAPACITY, SourceEvent};
 use crate::stdin;
 use crate::tail::{RecordContext, TailError, Tailer, TailerConfig, TailerHandle};
 use logrelay_common::aws::{self, AwsError};
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use tokio::io::AsyncBufRead;
 use tokio::sync::{mpsc, oneshot};
@@ -112,7 +111,7 @@ enum Source {
 /// `stdin_input` is read with `--source stdin` (the process's stdin in `main`).
 pub async fn run<R>(
     config: ValidConfig,
-    metrics: PrometheusHandle,
+    metrics: server::AgentMetrics,
     shutdown: CancellationToken,
     stdin_input: R,
     hooks: RunHooks,
@@ -452,7 +451,6 @@ mod tests {
     use crate::config::AgentConfig;
     use clap::Parser;
     use logrelay_common::record::LogRecord;
-    use metrics_exporter_prometheus::PrometheusBuilder;
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
@@ -465,8 +463,8 @@ mod tests {
             .expect("valid")
     }
 
-    fn handle() -> PrometheusHandle {
-        PrometheusBuilder::new().build_recorder().handle()
+    fn handle() -> server::AgentMetrics {
+        server::SplitRecorder::default().handle()
     }
 
     fn objects(root: &Path) -> Vec<PathBuf> {

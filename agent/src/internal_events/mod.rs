@@ -9,6 +9,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod metadata;
 pub mod parse;
+pub mod pod_series;
 pub mod sink;
 pub mod tail;
 

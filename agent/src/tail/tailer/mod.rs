@@ -15,6 +15,7 @@ use super::file::{Halt, LineSettings, Output, ReadOutcome, Source, TrackedFile};
 use super::path::{FileKind, classify};
 use super::record::RecordContext;
 use crate::checkpoint::{FileCheckpoint, FileRegistry};
+use crate::internal_events::pod_series::PodSeries;
 use crate::internal_events::tail::{ReadFailed, TailerGauges};
 use crate::parse::DEFAULT_MAX_LINE_BYTES;
 use crate::parse::partial::{PARTIAL_FLUSH_TIMEOUT, PartialMerger};
@@ -270,6 +271,7 @@ impl Tailer {
             buf: vec![0; READ_CHUNK_BYTES],
             last_scan: None,
             scan_wanted: false,
+            pod_series: PodSeries::default(),
             config: self.config,
         };
         match state.run() {
@@ -337,6 +339,8 @@ struct State {
     buf: Vec<u8>,
     last_scan: Option<Instant>,
     scan_wanted: bool,
+    /// Per-pod metric series created, kept alive while their pod is listed.
+    pod_series: PodSeries,
 }
 
 impl State {
