@@ -262,6 +262,8 @@ where
             tailer_config.max_line_bytes = config.max_line_bytes;
             tailer_config.max_open_rotated_per_pod = config.max_open_rotated_per_pod;
             tailer_config.partial_flush_timeout = config.partial_flush_timeout;
+            tailer_config.multiline = config.multiline.clone();
+            tailer_config.multiline_timeout = config.multiline_timeout;
             tailer_config.previous_run_until = loaded.saved_at;
             let tailer = Tailer::new(
                 tailer_config,

@@ -11,6 +11,7 @@ use error::invalid;
 use crate::batch::chunked::CHUNK_BYTES;
 use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES};
 use crate::metadata::config::IN_CLUSTER_ENV;
+use crate::parse::multiline::rules::MultilineRule;
 use crate::sink::config::{DEFAULT_UPLOAD_CONCURRENCY, MULTIPART_PART_SIZE, S3_MIN_PART_SIZE};
 use crate::sink::{S3Settings, SinkTarget};
 use crate::tail::DEFAULT_MAX_OPEN_ROTATED_PER_POD;
@@ -24,6 +25,7 @@ use logrelay_common::logging::LogFormat;
 pub use logrelay_common::units::{parse_bytes, parse_duration};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default `--shutdown-grace`: 25 s, inside Kubernetes' default 30 s
@@ -155,6 +157,17 @@ pub struct AgentConfig {
     /// How long a partial (`P`) line waits for its next chunk before it is shipped as is.
     #[arg(long, env = "LOGRELAY_PARTIAL_FLUSH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub partial_flush_timeout: Duration,
+    /// Join the lines of multi-line records (stack traces) of every container into one message:
+    /// `java`, `python`, `go` or `off`.
+    #[arg(long, env = "LOGRELAY_MULTILINE", default_value = "off")]
+    pub multiline: String,
+    /// Join lines into records that each start with a line matching this regular expression
+    /// (instead of `--multiline`).
+    #[arg(long, env = "LOGRELAY_MULTILINE_START_REGEX")]
+    pub multiline_start_regex: Option<String>,
+    /// How long a multi-line record waits for its next line before it is shipped as it is.
+    #[arg(long, env = "LOGRELAY_MULTILINE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub multiline_timeout: Duration,
     /// Log format: text or json.
     #[arg(long, env = "LOGRELAY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -264,6 +277,10 @@ pub struct ValidConfig {
     pub max_open_rotated_per_pod: usize,
     /// Wait for a partial line's next chunk.
     pub partial_flush_timeout: Duration,
+    /// How multi-line records are joined (`None`: off).
+    pub multiline: Option<Arc<MultilineRule>>,
+    /// Wait for a multi-line record's next line.
+    pub multiline_timeout: Duration,
     /// Log format.
     pub log_format: LogFormat,
     /// Kubernetes metadata (None: off, records carry path-derived fields only).
@@ -303,6 +320,32 @@ impl AgentConfig {
             .clone()
             .or_else(|| self.deprecated_aws_region.clone())
             .filter(|r| !r.is_empty())
+    }
+
+    /// The rule of `--multiline` or `--multiline-start-regex` (at most one of them).
+    fn multiline_rule(&self) -> Result<Option<MultilineRule>, ConfigError> {
+        const FIELD: &str = "--multiline (LOGRELAY_MULTILINE)";
+        const REGEX_FIELD: &str = "--multiline-start-regex (LOGRELAY_MULTILINE_START_REGEX)";
+        if self.multiline_timeout.is_zero() {
+            return Err(invalid(
+                "--multiline-timeout (LOGRELAY_MULTILINE_TIMEOUT)",
+                "must be more than 0",
+            ));
+        }
+        let language = match self.multiline.trim() {
+            "" | "off" => None,
+            value => Some(MultilineRule::parse_language(value).map_err(|e| invalid(FIELD, e))?),
+        };
+        match (language, self.multiline_start_regex.as_deref()) {
+            (Some(_), Some(_)) => Err(invalid(
+                REGEX_FIELD,
+                "set either --multiline or --multiline-start-regex, not both",
+            )),
+            (None, Some(pattern)) if !pattern.is_empty() => MultilineRule::start_regex(pattern)
+                .map(Some)
+                .map_err(|e| invalid(REGEX_FIELD, e)),
+            (language, _) => Ok(language),
+        }
     }
 
     /// Checks every value and builds the [`ValidConfig`]; the first problem names its field.
@@ -444,6 +487,8 @@ impl AgentConfig {
             max_line_bytes,
             max_open_rotated_per_pod: self.max_open_rotated_per_pod,
             partial_flush_timeout: self.partial_flush_timeout,
+            multiline: self.multiline_rule()?.map(Arc::new),
+            multiline_timeout: self.multiline_timeout,
             log_format: self.log_format,
             metadata: self.metadata.validate(
                 &self.node_name,
@@ -581,6 +626,17 @@ mod tests {
                 "--multipart-threshold (LOGRELAY_MULTIPART_THRESHOLD)",
             ),
             ("--listen", "nowhere", "--listen (LOGRELAY_LISTEN)"),
+            ("--multiline", "ruby", "--multiline (LOGRELAY_MULTILINE)"),
+            (
+                "--multiline-start-regex",
+                "(unclosed",
+                "--multiline-start-regex (LOGRELAY_MULTILINE_START_REGEX)",
+            ),
+            (
+                "--multiline-timeout",
+                "0",
+                "--multiline-timeout (LOGRELAY_MULTILINE_TIMEOUT)",
+            ),
             (
                 "--compression-level",
                 "11",

@@ -30,6 +30,14 @@ pub fn describe_metrics() {
         "Split lines shipped before their final chunk, by reason."
     );
     metrics::describe_counter!(
+        "logrelay_agent_multiline_records_total",
+        "Records joined from several lines by --multiline or --multiline-start-regex."
+    );
+    metrics::describe_counter!(
+        "logrelay_agent_multiline_joined_lines_total",
+        "Lines that went into joined multi-line records."
+    );
+    metrics::describe_counter!(
         "logrelay_agent_stdin_records_repaired_total",
         "Stdin lines shipped after a repair, by reason."
     );
@@ -144,6 +152,22 @@ impl PartialLineFlushed {
             "partial line shipped before its final chunk"
         );
         metrics::counter!("logrelay_agent_partial_lines_flushed_total", "reason" => self.reason.as_str()).increment(1);
+    }
+}
+
+/// Lines of one multi-line record (a stack trace) were joined into one message.
+#[derive(Debug, Clone, Copy)]
+pub struct MultilineJoined {
+    /// How many lines were joined.
+    pub lines: u64,
+}
+
+impl MultilineJoined {
+    /// Counts the event (a debug log: joins are routine).
+    pub fn emit(self) {
+        tracing::debug!(lines = self.lines, "multi-line record joined");
+        metrics::counter!("logrelay_agent_multiline_records_total").increment(1);
+        metrics::counter!("logrelay_agent_multiline_joined_lines_total").increment(self.lines);
     }
 }
 

@@ -1630,3 +1630,94 @@ async fn a_container_started_and_rotated_while_the_agent_was_down_has_its_gz_rea
     assert_exactly_once(&events, &[&missed_expected]);
     assert_eq!(ignored, 1);
 }
+
+fn java_lines(config: &mut TailerConfig) {
+    config.multiline = Some(Arc::new(
+        crate::parse::multiline::rules::MultilineRule::Java,
+    ));
+    config.multiline_timeout = Duration::from_secs(600);
+}
+
+#[tokio::test]
+async fn a_java_trace_held_at_a_restart_is_shipped_whole_once() {
+    let (dir, root) = Harness::dir();
+    let live = container_dir(&root, "ns", "p", "c").join("0.log");
+    let trace = [
+        "java.lang.IllegalStateException: order 42 not found",
+        "\tat com.example.shop.OrderService.load(OrderService.java:57)",
+        "\tat com.example.shop.OrderController.get(OrderController.java:31)",
+        "Caused by: java.sql.SQLException: Connection refused",
+        "\t... 3 more",
+    ];
+    // containerd splits one frame into `P` + `F` and stderr lands between the trace's lines.
+    let mut text = cri(1, "stdout", "F", "INFO before");
+    text.push_str(&cri(2, "stdout", "F", trace[0]));
+    text.push_str(&cri(3, "stdout", "P", "\tat com.example.shop.OrderSe"));
+    text.push_str(&cri(4, "stderr", "F", "err-1"));
+    text.push_str(&cri(5, "stdout", "F", "rvice.load(OrderService.java:57)"));
+    fs::write(&live, &text).expect("write");
+    let tail = Harness::start((dir, root), Vec::new(), java_lines);
+    tail.wait_lines(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (first, dir) = tail.stop_keeping_dir().await;
+    assert_eq!(messages(&first), ["INFO before"], "the trace is held");
+    let checkpoint = checkpoint_after(&first, &live);
+    let trace_start = cri(1, "stdout", "F", "INFO before").len() as u64;
+    assert_eq!(checkpoint.unfinished.stdout, Some(trace_start));
+    assert!(checkpoint.unfinished.stderr.is_some(), "err-1 is held too");
+    // The rest of the trace and the next lines arrive while the agent is down.
+    let mut rest = String::new();
+    for (n, line) in trace[2..].iter().enumerate() {
+        rest.push_str(&cri(6 + n as u64, "stdout", "F", line));
+    }
+    rest.push_str(&cri(10, "stdout", "F", "INFO after"));
+    rest.push_str(&cri(11, "stderr", "F", "err-2"));
+    append(&live, &rest);
+    let tail = Harness::start(dir, vec![checkpoint], java_lines);
+    tail.wait_lines(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let joined = tail.counter("logrelay_agent_multiline_records_total", &[]);
+    let events = tail.stop().await;
+    assert_eq!(
+        messages(&events),
+        [trace.join("\n").as_str(), "err-1"],
+        "the trace is whole and INFO before is not shipped again"
+    );
+    assert_eq!(joined, 1);
+}
+
+#[tokio::test]
+async fn a_trace_at_the_end_of_the_output_is_shipped_after_the_multiline_timeout() {
+    let tail = Harness::start(Harness::dir(), Vec::new(), |config| {
+        java_lines(config);
+        config.multiline_timeout = Duration::from_millis(300);
+    });
+    let live = tail.container("ns", "p", "c").join("0.log");
+    append(
+        &live,
+        &cri(
+            1,
+            "stderr",
+            "F",
+            "java.lang.OutOfMemoryError: Java heap space",
+        ),
+    );
+    append(
+        &live,
+        &cri(
+            2,
+            "stderr",
+            "F",
+            "\tat java.util.Arrays.copyOf(Arrays.java:3512)",
+        ),
+    );
+    tail.wait_lines(1).await;
+    let events = tail.stop().await;
+    assert_eq!(
+        messages(&events),
+        [
+            "java.lang.OutOfMemoryError: Java heap space\n\tat java.util.Arrays.copyOf(Arrays.java:3512)"
+        ]
+    );
+    assert_ranges_contiguous(&events);
+}

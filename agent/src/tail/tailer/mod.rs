@@ -18,6 +18,8 @@ use crate::checkpoint::{FileCheckpoint, FileRegistry};
 use crate::internal_events::pod_series::PodSeries;
 use crate::internal_events::tail::{ReadFailed, TailerGauges};
 use crate::parse::DEFAULT_MAX_LINE_BYTES;
+use crate::parse::multiline::MULTILINE_TIMEOUT;
+use crate::parse::multiline::rules::MultilineRule;
 use crate::parse::partial::{PARTIAL_FLUSH_TIMEOUT, PartialMerger};
 use crate::source_event::{FileId, SourceEvent};
 use notify::RecommendedWatcher;
@@ -97,6 +99,10 @@ pub struct TailerConfig {
     pub rescan_interval: Duration,
     /// How long a partial line waits for its next chunk.
     pub partial_flush_timeout: Duration,
+    /// How multi-line records are joined (`--multiline`; `None`: every line is a record).
+    pub multiline: Option<Arc<MultilineRule>>,
+    /// How long a multi-line record waits for its next line (`--multiline-timeout`).
+    pub multiline_timeout: Duration,
     /// How long loaded checkpoints may wait for their file before it counts as gone.
     pub resume_grace: Duration,
     /// Until when the previous run on this node ran (its last checkpoint save): containers it
@@ -114,6 +120,8 @@ impl TailerConfig {
             max_open_rotated_per_pod: DEFAULT_MAX_OPEN_ROTATED_PER_POD,
             rescan_interval: RESCAN_INTERVAL,
             partial_flush_timeout: PARTIAL_FLUSH_TIMEOUT,
+            multiline: None,
+            multiline_timeout: MULTILINE_TIMEOUT,
             resume_grace: RESUME_GRACE,
             previous_run_until: None,
         }
@@ -243,6 +251,8 @@ impl Tailer {
         let settings = LineSettings {
             record: self.config.record.clone(),
             max_line_bytes,
+            multiline: self.config.multiline.clone(),
+            multiline_timeout: self.config.multiline_timeout,
         };
         let now = Instant::now();
         let mut state = State {
