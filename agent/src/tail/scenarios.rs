@@ -1721,3 +1721,69 @@ async fn a_trace_at_the_end_of_the_output_is_shipped_after_the_multiline_timeout
     );
     assert_ranges_contiguous(&events);
 }
+
+/// Two rotated files in `container`, read one at a time (cap 1): deleting both loses the unread one.
+fn two_rotated_files(container: &Path) {
+    for name in ["a", "b"] {
+        let (text, _) = cri_lines(name, 0, 20);
+        fs::write(container.join(format!("0.log.{name}")), text).expect("write");
+    }
+}
+
+#[tokio::test]
+async fn lost_bytes_series_of_a_pod_whose_files_are_gone_expire_and_a_listed_pods_stay() {
+    use crate::server::recorder::SplitRecorder;
+    use logrelay_common::http_endpoint::MetricsText;
+    let (_dir, root) = Harness::dir();
+    let listed = container_dir(&root, "shop", "api-9", "c");
+    let gone = container_dir(&root, "shop", "gone-1", "c");
+    two_rotated_files(&listed);
+    two_rotated_files(&gone);
+    append(&listed.join("0.log"), &cri(1, "stdout", "F", "still here"));
+    let idle = Duration::from_millis(2_500);
+    let recorder = SplitRecorder::new(idle);
+    let metrics = recorder.handle();
+    let record = RecordContext {
+        cluster_id: "c1".into(),
+        node_name: "node-1".into(),
+    };
+    let mut config = TailerConfig::new(&root, record);
+    config.max_open_rotated_per_pod = 1;
+    let (sender, mut receiver) = mpsc::channel(1024);
+    let tailer = Tailer::new(config, Vec::new(), FileRegistry::new(), sender);
+    let stopper = tailer.stopper();
+    let thread = std::thread::spawn(move || {
+        metrics::with_local_recorder(&recorder, || tailer.run_blocking())
+    });
+    let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in ["a", "b"] {
+        fs::remove_file(listed.join(format!("0.log.{name}"))).expect("delete");
+    }
+    fs::remove_dir_all(gone.parent().expect("pod dir")).expect("delete pod");
+    let deadline = Instant::now() + WAIT;
+    while !(metrics.render().contains("pod=\"api-9\"")
+        && metrics.render().contains("pod=\"gone-1\""))
+    {
+        assert!(Instant::now() < deadline, "{}", metrics.render());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Rescans (every second) go on for longer than the idle timeout.
+    let expired_by = Instant::now() + idle * 2;
+    while Instant::now() < expired_by {
+        metrics.render();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let text = metrics.render();
+    stopper.stop();
+    thread
+        .join()
+        .expect("tailer thread")
+        .expect("tailer ends cleanly");
+    drain.await.expect("drain");
+    assert!(!text.contains("gone-1"), "{text}");
+    assert!(
+        text.contains("pod=\"api-9\",reason=\"removed_unread\"}"),
+        "{text}"
+    );
+}
