@@ -22,7 +22,9 @@ use crate::sink::s3::{S3Service, WriterRole};
 use crate::sink::{ObjectService, SinkTarget, Uploader};
 use crate::source_event::{SOURCE_CHANNEL_CAPACITY, SourceEvent};
 use crate::stdin;
-use crate::tail::{RecordContext, TailError, Tailer, TailerConfig, TailerHandle};
+use crate::tail::{
+    PodLogPath, PodMultiline, RecordContext, TailError, Tailer, TailerConfig, TailerHandle,
+};
 use logrelay_common::aws::{self, AwsError};
 use std::net::SocketAddr;
 use tokio::io::AsyncBufRead;
@@ -156,7 +158,17 @@ where
         }
         _ => (receiver, None),
     };
-    let source = start_source(&config, &loaded, &registry, sender, stdin_input)?;
+    let pod_multiline = metadata
+        .as_ref()
+        .map(|(m, _)| pod_multiline(m.index().clone()));
+    let source = start_source(
+        &config,
+        &loaded,
+        &registry,
+        sender,
+        stdin_input,
+        pod_multiline,
+    )?;
 
     let mut saver = Saver::new(store, loaded.checkpoints, acks.clone(), registry.clone());
     let saver_stop = CancellationToken::new();
@@ -246,6 +258,7 @@ fn start_source<R>(
     registry: &FileRegistry,
     sender: mpsc::Sender<SourceEvent>,
     stdin_input: R,
+    pod_multiline: Option<PodMultiline>,
 ) -> Result<Source, AppError>
 where
     R: AsyncBufRead + Unpin + Send + 'static,
@@ -264,6 +277,7 @@ where
             tailer_config.partial_flush_timeout = config.partial_flush_timeout;
             tailer_config.multiline = config.multiline.clone();
             tailer_config.multiline_timeout = config.multiline_timeout;
+            tailer_config.pod_multiline = pod_multiline;
             tailer_config.previous_run_until = loaded.saved_at;
             let tailer = Tailer::new(
                 tailer_config,
@@ -279,6 +293,17 @@ where
             sender,
         ))),
     })
+}
+
+/// A pod's `logrelay.io/multiline` annotation, as the metadata index knows it.
+fn pod_multiline(index: std::sync::Arc<crate::metadata::index::PodIndex>) -> PodMultiline {
+    PodMultiline(std::sync::Arc::new(move |pod: &PodLogPath| {
+        let uid = pod.pod_uid.as_deref()?;
+        index
+            .lookup(uid, &pod.namespace, &pod.pod_name)?
+            .multiline
+            .clone()
+    }))
 }
 
 /// The metadata annotator's task.

@@ -38,6 +38,10 @@ pub fn describe_metrics() {
         "Lines that went into joined multi-line records."
     );
     metrics::describe_counter!(
+        "logrelay_agent_multiline_annotation_errors_total",
+        "Files of pods whose logrelay.io/multiline annotation is invalid (--multiline applies)."
+    );
+    metrics::describe_counter!(
         "logrelay_agent_stdin_records_repaired_total",
         "Stdin lines shipped after a repair, by reason."
     );
@@ -168,6 +172,33 @@ impl MultilineJoined {
         tracing::debug!(lines = self.lines, "multi-line record joined");
         metrics::counter!("logrelay_agent_multiline_records_total").increment(1);
         metrics::counter!("logrelay_agent_multiline_joined_lines_total").increment(self.lines);
+    }
+}
+
+/// A pod's `logrelay.io/multiline` annotation is not a valid setting; `--multiline` applies.
+#[derive(Debug, Clone, Copy)]
+pub struct MultilineAnnotationInvalid<'a> {
+    /// The pod's namespace.
+    pub namespace: &'a str,
+    /// The pod.
+    pub pod: &'a str,
+    /// The annotation's value.
+    pub value: &'a str,
+    /// What is wrong with it.
+    pub error: &'a str,
+}
+
+impl MultilineAnnotationInvalid<'_> {
+    /// Logs (once per file opened) and counts the event.
+    pub fn emit(self) {
+        tracing::warn!(
+            namespace = self.namespace,
+            pod = self.pod,
+            value = self.value,
+            error = self.error,
+            "invalid logrelay.io/multiline annotation; --multiline applies"
+        );
+        metrics::counter!("logrelay_agent_multiline_annotation_errors_total").increment(1);
     }
 }
 

@@ -7,7 +7,9 @@ use super::path::{FileKind, PodLogPath};
 use super::reader::{LineSplitter, SplitItem};
 use super::record::{RecordContext, from_path};
 use crate::checkpoint::{FileIdentity, FileRegistry};
-use crate::internal_events::parse::{EmptyLine, ParseError, PartialFlushReason};
+use crate::internal_events::parse::{
+    EmptyLine, MultilineAnnotationInvalid, ParseError, PartialFlushReason,
+};
 use crate::internal_events::tail::{HoleBytesSkipped, LinesRead};
 use crate::parse::multiline::MultilineJoiner;
 use crate::parse::multiline::rules::MultilineRule;
@@ -108,6 +110,48 @@ pub(crate) struct LineSettings {
     pub multiline: Option<Arc<MultilineRule>>,
     /// How long a multi-line record waits for its next line.
     pub multiline_timeout: Duration,
+    /// A pod's own multi-line setting, when the metadata stage knows the pod.
+    pub pod_multiline: Option<PodMultiline>,
+}
+
+/// The annotation lookup behind [`PodMultiline`].
+pub type PodAnnotationLookup = dyn Fn(&PodLogPath) -> Option<String> + Send + Sync;
+
+/// Looks up a pod's `logrelay.io/multiline` annotation (`None`: unknown pod or not set).
+#[derive(Clone)]
+pub struct PodMultiline(pub Arc<PodAnnotationLookup>);
+
+impl std::fmt::Debug for PodMultiline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PodMultiline")
+    }
+}
+
+impl LineSettings {
+    /// The multi-line rule of `pod`'s files: its annotation when the pod is known and has one
+    /// (an invalid value is reported and ignored), else the flags'.
+    fn multiline_rule(&self, pod: &PodLogPath) -> Option<Arc<MultilineRule>> {
+        let Some(value) = self
+            .pod_multiline
+            .as_ref()
+            .and_then(|lookup| (lookup.0)(pod))
+        else {
+            return self.multiline.clone();
+        };
+        match MultilineRule::parse_setting(&value) {
+            Ok(rule) => rule.map(Arc::new),
+            Err(error) => {
+                MultilineAnnotationInvalid {
+                    namespace: &pod.namespace,
+                    pod: &pod.pod_name,
+                    value: &value,
+                    error: &error,
+                }
+                .emit();
+                self.multiline.clone()
+            }
+        }
+    }
 }
 
 /// Where a file's bytes come from.
@@ -302,6 +346,9 @@ impl TrackedFile {
         if let Some(resume) = start.resume {
             merger.replay(resume.offset, resume.unfinished);
         }
+        let joiner = settings.multiline_rule(&start.pod).map(|rule| {
+            MultilineJoiner::new(rule, settings.max_line_bytes, settings.multiline_timeout)
+        });
         Self {
             id: start.id,
             ident: Ident {
@@ -322,9 +369,7 @@ impl TrackedFile {
             lines: LinePipeline {
                 format: None,
                 merger,
-                joiner: settings.multiline.clone().map(|rule| {
-                    MultilineJoiner::new(rule, settings.max_line_bytes, settings.multiline_timeout)
-                }),
+                joiner,
                 scratch: Vec::new(),
             },
             idle: false,

@@ -1787,3 +1787,47 @@ async fn lost_bytes_series_of_a_pod_whose_files_are_gone_expire_and_a_listed_pod
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_pods_multiline_annotation_joins_its_traces_and_overrides_the_flag() {
+    let tail = Harness::start(Harness::dir(), Vec::new(), |config| {
+        java_lines(config);
+        config.multiline_timeout = Duration::from_millis(300);
+        // What the metadata index answers: `python` for pod "py", `off` for "raw", nothing else.
+        config.pod_multiline = Some(super::PodMultiline(Arc::new(|pod: &PodLogPath| match pod
+            .pod_name
+            .as_str()
+        {
+            "py" => Some("python".to_owned()),
+            "raw" => Some("off".to_owned()),
+            _ => None,
+        })));
+    });
+    let traceback = [
+        "Traceback (most recent call last):",
+        "  File \"/app/main.py\", line 9, in <module>",
+        "    total = 1 / count",
+        "ZeroDivisionError: division by zero",
+    ];
+    let java = ["java.lang.Error: boom", "\tat A.b(A.java:1)"];
+    for pod in ["py", "raw", "jvm"] {
+        let live = tail.container("ns", pod, "c").join("0.log");
+        let lines: &[&str] = if pod == "py" { &traceback } else { &java };
+        for (n, line) in lines.iter().enumerate() {
+            append(&live, &cri(n as u64, "stderr", "F", line));
+        }
+    }
+    tail.wait_lines(1 + 2 + 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = tail.stop().await;
+    let mut got = messages(&events);
+    got.sort();
+    let mut expected = vec![
+        traceback.join("\n"),
+        java[0].to_owned(),
+        java[1].to_owned(),
+        java.join("\n"),
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "py: python; raw: off; jvm: the flag's java");
+}

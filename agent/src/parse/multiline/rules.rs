@@ -63,6 +63,18 @@ impl MultilineRule {
         }
     }
 
+    /// Parses a pod's `logrelay.io/multiline` annotation: `java`, `python`, `go`,
+    /// `start-regex=<expression>`, or `off` (`None`).
+    pub fn parse_setting(value: &str) -> Result<Option<Self>, String> {
+        match value.trim() {
+            "off" => Ok(None),
+            other => match other.strip_prefix("start-regex=") {
+                Some(pattern) => Self::start_regex(pattern).map(Some),
+                None => Self::parse_language(other).map(Some),
+            },
+        }
+    }
+
     /// A start-regex rule (`--multiline-start-regex`).
     pub fn start_regex(pattern: &str) -> Result<Self, String> {
         Regex::new(pattern)
@@ -191,6 +203,23 @@ mod tests {
         assert_eq!(rule.next(phase, b"INFO next"), None);
         let chained = rule.next(phase, b"").expect("blank before a chain");
         assert_eq!(rule.next(chained, b"INFO next"), None);
+    }
+
+    #[test]
+    fn annotation_values_name_a_language_a_start_regex_or_off() {
+        assert!(matches!(
+            MultilineRule::parse_setting("python"),
+            Ok(Some(MultilineRule::Python))
+        ));
+        assert!(matches!(MultilineRule::parse_setting(" off "), Ok(None)));
+        let Ok(Some(MultilineRule::StartRegex(start))) =
+            MultilineRule::parse_setting(r"start-regex=^\[\d+\]")
+        else {
+            panic!("a start regex");
+        };
+        assert!(start.is_match(b"[12] begins"));
+        assert!(MultilineRule::parse_setting("start-regex=(").is_err());
+        assert!(MultilineRule::parse_setting("cobol").is_err());
     }
 
     #[test]

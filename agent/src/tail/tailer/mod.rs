@@ -11,7 +11,7 @@
 //! hot file cannot starve the others; an idle file costs one `fstat` per rescan.
 
 use super::discovery::{Lister, Wake};
-use super::file::{Halt, LineSettings, Output, ReadOutcome, Source, TrackedFile};
+use super::file::{Halt, LineSettings, Output, PodMultiline, ReadOutcome, Source, TrackedFile};
 use super::path::{FileKind, classify};
 use super::record::RecordContext;
 use crate::checkpoint::{FileCheckpoint, FileRegistry};
@@ -103,6 +103,8 @@ pub struct TailerConfig {
     pub multiline: Option<Arc<MultilineRule>>,
     /// How long a multi-line record waits for its next line (`--multiline-timeout`).
     pub multiline_timeout: Duration,
+    /// A pod's own multi-line setting (its annotation), from the metadata stage.
+    pub pod_multiline: Option<PodMultiline>,
     /// How long loaded checkpoints may wait for their file before it counts as gone.
     pub resume_grace: Duration,
     /// Until when the previous run on this node ran (its last checkpoint save): containers it
@@ -122,6 +124,7 @@ impl TailerConfig {
             partial_flush_timeout: PARTIAL_FLUSH_TIMEOUT,
             multiline: None,
             multiline_timeout: MULTILINE_TIMEOUT,
+            pod_multiline: None,
             resume_grace: RESUME_GRACE,
             previous_run_until: None,
         }
@@ -253,6 +256,7 @@ impl Tailer {
             max_line_bytes,
             multiline: self.config.multiline.clone(),
             multiline_timeout: self.config.multiline_timeout,
+            pod_multiline: self.config.pod_multiline.clone(),
         };
         let now = Instant::now();
         let mut state = State {
