@@ -1831,3 +1831,52 @@ async fn a_pods_multiline_annotation_joins_its_traces_and_overrides_the_flag() {
     expected.sort();
     assert_eq!(got, expected, "py: python; raw: off; jvm: the flag's java");
 }
+
+#[tokio::test]
+async fn a_partial_line_of_a_backlogged_file_is_not_flushed_before_its_next_chunk_is_read() {
+    let (_dir, root) = Harness::dir();
+    let live = container_dir(&root, "ns", "p", "c").join("0.log");
+    // Filler, then a `P` chunk inside the first read and its `F` chunk past it.
+    let mut text = String::new();
+    let mut n = 0;
+    while text.len() < READ_CHUNK_BYTES - 6_000 {
+        text.push_str(&cri(n, "stdout", "F", &format!("filler-{n:05}")));
+        n += 1;
+    }
+    let (head, tail_part) = ("h".repeat(4_000), "t".repeat(8_000));
+    text.push_str(&cri(n, "stdout", "P", &head));
+    text.push_str(&cri(n + 1, "stdout", "F", &tail_part));
+    assert!(
+        text.len() > READ_CHUNK_BYTES,
+        "the F chunk is past the first read"
+    );
+    fs::write(&live, &text).expect("write");
+    let mut config = TailerConfig::new(
+        &root,
+        RecordContext {
+            cluster_id: "c1".into(),
+            node_name: "node-1".into(),
+        },
+    );
+    config.partial_flush_timeout = Duration::from_millis(200);
+    let (sender, mut receiver) = mpsc::channel(16);
+    let tailer = Tailer::new(config, Vec::new(), FileRegistry::new(), sender);
+    let stopper = tailer.stopper();
+    let thread = std::thread::spawn(move || tailer.run_blocking());
+    // Delivery is slow: the tailer waits in the middle of the first read for longer than the
+    // partial timeout.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut got = Vec::new();
+    while got.len() < n as usize + 1 {
+        match tokio::time::timeout(WAIT, receiver.recv()).await {
+            Ok(Some(SourceEvent::Line(line))) => got.push(line.record.message),
+            Ok(Some(_)) => {}
+            other => panic!("lines stopped after {}: {other:?}", got.len()),
+        }
+    }
+    stopper.stop();
+    drop(receiver);
+    let _ = thread.join();
+    let whole = got.last() == Some(&format!("{head}{tail_part}"));
+    assert!(whole, "one whole line, not two: {} lines", got.len());
+}

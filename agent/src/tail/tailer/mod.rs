@@ -513,9 +513,13 @@ impl State {
         let due: Vec<FileId> = self
             .files
             .iter()
+            // A file still queued has unread bytes that may continue what it holds: its
+            // partials and multi-line records wait until it is read to its end.
             .filter(|(_, file)| {
-                file.partial_deadline()
-                    .is_some_and(|deadline| deadline <= now)
+                !file.queued
+                    && file
+                        .partial_deadline()
+                        .is_some_and(|deadline| deadline <= now)
             })
             .map(|(id, _)| *id)
             .collect();
