@@ -7,6 +7,7 @@
 #        argument is passed to the processor bench, as before)
 # Environment: processor: BENCH_SIZES_MIB (64,256,960), BENCH_RUNS (3),
 #              BENCH_INIT_RUNS (21); agent: LOGRELAY_BENCH_AGENT_MIB (256; the issue's 1 GiB is 1024),
+#              LOGRELAY_BENCH_BUSY_KIB (1024 per file of the 1,000-busy-file case; 0 skips it),
 #              LOGRELAY_BENCH_IDLE_SECS (20), LOGRELAY_BENCH_DIR ($TMPDIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."

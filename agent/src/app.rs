@@ -22,9 +22,10 @@ use crate::sink::s3::{S3Service, WriterRole};
 use crate::sink::{ObjectService, SinkTarget, Uploader};
 use crate::source_event::{SOURCE_CHANNEL_CAPACITY, SourceEvent};
 use crate::stdin;
-use crate::tail::{RecordContext, StartAt, TailError, Tailer, TailerConfig, TailerHandle};
+use crate::tail::{
+    PodLogPath, PodMultiline, RecordContext, StartAt, TailError, Tailer, TailerConfig, TailerHandle,
+};
 use logrelay_common::aws::{self, AwsError};
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use tokio::io::AsyncBufRead;
 use tokio::sync::{mpsc, oneshot};
@@ -112,7 +113,7 @@ enum Source {
 /// `stdin_input` is read with `--source stdin` (the process's stdin in `main`).
 pub async fn run<R>(
     config: ValidConfig,
-    metrics: PrometheusHandle,
+    metrics: server::AgentMetrics,
     shutdown: CancellationToken,
     stdin_input: R,
     hooks: RunHooks,
@@ -157,7 +158,17 @@ where
         }
         _ => (receiver, None),
     };
-    let source = start_source(&config, &loaded, &registry, sender, stdin_input)?;
+    let pod_multiline = metadata
+        .as_ref()
+        .map(|(m, _)| pod_multiline(m.index().clone()));
+    let source = start_source(
+        &config,
+        &loaded,
+        &registry,
+        sender,
+        stdin_input,
+        pod_multiline,
+    )?;
 
     let mut saver = Saver::new(store, loaded.checkpoints, acks.clone(), registry.clone());
     let saver_stop = CancellationToken::new();
@@ -172,6 +183,7 @@ where
     let delivery_config = DeliveryConfig {
         limits: config.limits,
         node_name: config.node_name.clone(),
+        compression: config.compression,
         upload_concurrency: config.upload_concurrency,
         shutdown_grace: config.shutdown_grace,
     };
@@ -246,6 +258,7 @@ fn start_source<R>(
     registry: &FileRegistry,
     sender: mpsc::Sender<SourceEvent>,
     stdin_input: R,
+    pod_multiline: Option<PodMultiline>,
 ) -> Result<Source, AppError>
 where
     R: AsyncBufRead + Unpin + Send + 'static,
@@ -262,6 +275,9 @@ where
             tailer_config.max_line_bytes = config.max_line_bytes;
             tailer_config.max_open_rotated_per_pod = config.max_open_rotated_per_pod;
             tailer_config.partial_flush_timeout = config.partial_flush_timeout;
+            tailer_config.multiline = config.multiline.clone();
+            tailer_config.multiline_timeout = config.multiline_timeout;
+            tailer_config.pod_multiline = pod_multiline;
             tailer_config.previous_run_until = loaded.saved_at;
             // `--start-at end` is for a node's first start only: after an unusable checkpoint
             // file, files are read from their start (duplicates, not loss).
@@ -284,6 +300,17 @@ where
             sender,
         ))),
     })
+}
+
+/// A pod's `logrelay.io/multiline` annotation, as the metadata index knows it.
+fn pod_multiline(index: std::sync::Arc<crate::metadata::index::PodIndex>) -> PodMultiline {
+    PodMultiline(std::sync::Arc::new(move |pod: &PodLogPath| {
+        let uid = pod.pod_uid.as_deref()?;
+        index
+            .lookup(uid, &pod.namespace, &pod.pod_name)?
+            .multiline
+            .clone()
+    }))
 }
 
 /// The metadata annotator's task.
@@ -458,7 +485,6 @@ mod tests {
     use crate::config::AgentConfig;
     use clap::Parser;
     use logrelay_common::record::LogRecord;
-    use metrics_exporter_prometheus::PrometheusBuilder;
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
@@ -471,8 +497,8 @@ mod tests {
             .expect("valid")
     }
 
-    fn handle() -> PrometheusHandle {
-        PrometheusBuilder::new().build_recorder().handle()
+    fn handle() -> server::AgentMetrics {
+        server::SplitRecorder::default().handle()
     }
 
     fn objects(root: &Path) -> Vec<PathBuf> {

@@ -11,17 +11,21 @@ use error::invalid;
 use crate::batch::chunked::CHUNK_BYTES;
 use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES};
 use crate::metadata::config::IN_CLUSTER_ENV;
+use crate::parse::multiline::rules::MultilineRule;
 use crate::sink::config::{DEFAULT_UPLOAD_CONCURRENCY, MULTIPART_PART_SIZE, S3_MIN_PART_SIZE};
 use crate::sink::{S3Settings, SinkTarget};
 use crate::tail::DEFAULT_MAX_OPEN_ROTATED_PER_POD;
 use clap::{CommandFactory, Parser, ValueEnum};
+use flate2::Compression;
 use logrelay_common::aws::{AwsOptions, RoleStep};
 use logrelay_common::check_config::{Deprecated, Report};
+use logrelay_common::codec::parse_compression_level;
 use logrelay_common::logging::LogFormat;
 /// Sizes and durations of the agent's flags, in the syntax every logrelay binary shares.
 pub use logrelay_common::units::{parse_bytes, parse_duration};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default `--shutdown-grace`: 25 s, inside Kubernetes' default 30 s
@@ -125,6 +129,10 @@ pub struct AgentConfig {
     /// Cap on open batches (partitions); opening one more seals the oldest.
     #[arg(long, env = "LOGRELAY_BATCH_MAX_OPEN", default_value_t = DEFAULT_MAX_OPEN_BATCHES)]
     pub batch_max_open: usize,
+    /// Gzip level of the objects: `fast` (1), `default` (6), `best` (9) or 1-9; higher levels
+    /// make smaller objects for more CPU on the node.
+    #[arg(long, env = "LOGRELAY_COMPRESSION_LEVEL", default_value = "fast")]
+    pub compression_level: String,
     /// Uploads in flight at once.
     #[arg(long, env = "LOGRELAY_UPLOAD_CONCURRENCY", default_value_t = DEFAULT_UPLOAD_CONCURRENCY)]
     pub upload_concurrency: usize,
@@ -159,6 +167,17 @@ pub struct AgentConfig {
         default_value = "beginning"
     )]
     pub start_at: crate::tail::StartAt,
+    /// Join the lines of multi-line records (stack traces) of every container into one message:
+    /// `java`, `python`, `go` or `off`.
+    #[arg(long, env = "LOGRELAY_MULTILINE", default_value = "off")]
+    pub multiline: String,
+    /// Join lines into records that each start with a line matching this regular expression
+    /// (instead of `--multiline`).
+    #[arg(long, env = "LOGRELAY_MULTILINE_START_REGEX")]
+    pub multiline_start_regex: Option<String>,
+    /// How long a multi-line record waits for its next line before it is shipped as it is.
+    #[arg(long, env = "LOGRELAY_MULTILINE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub multiline_timeout: Duration,
     /// Log format: text or json.
     #[arg(long, env = "LOGRELAY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -252,6 +271,8 @@ pub struct ValidConfig {
     pub data_dir: PathBuf,
     /// Batching limits.
     pub limits: BatchLimits,
+    /// Gzip level of the objects.
+    pub compression: Compression,
     /// Uploads in flight at once.
     pub upload_concurrency: usize,
     /// S3 upload settings.
@@ -268,6 +289,10 @@ pub struct ValidConfig {
     pub partial_flush_timeout: Duration,
     /// Where files begin on a first start.
     pub start_at: crate::tail::StartAt,
+    /// How multi-line records are joined (`None`: off).
+    pub multiline: Option<Arc<MultilineRule>>,
+    /// Wait for a multi-line record's next line.
+    pub multiline_timeout: Duration,
     /// Log format.
     pub log_format: LogFormat,
     /// Kubernetes metadata (None: off, records carry path-derived fields only).
@@ -307,6 +332,32 @@ impl AgentConfig {
             .clone()
             .or_else(|| self.deprecated_aws_region.clone())
             .filter(|r| !r.is_empty())
+    }
+
+    /// The rule of `--multiline` or `--multiline-start-regex` (at most one of them).
+    fn multiline_rule(&self) -> Result<Option<MultilineRule>, ConfigError> {
+        const FIELD: &str = "--multiline (LOGRELAY_MULTILINE)";
+        const REGEX_FIELD: &str = "--multiline-start-regex (LOGRELAY_MULTILINE_START_REGEX)";
+        if self.multiline_timeout.is_zero() {
+            return Err(invalid(
+                "--multiline-timeout (LOGRELAY_MULTILINE_TIMEOUT)",
+                "must be more than 0",
+            ));
+        }
+        let language = match self.multiline.trim() {
+            "" | "off" => None,
+            value => Some(MultilineRule::parse_language(value).map_err(|e| invalid(FIELD, e))?),
+        };
+        match (language, self.multiline_start_regex.as_deref()) {
+            (Some(_), Some(_)) => Err(invalid(
+                REGEX_FIELD,
+                "set either --multiline or --multiline-start-regex, not both",
+            )),
+            (None, Some(pattern)) if !pattern.is_empty() => MultilineRule::start_regex(pattern)
+                .map(Some)
+                .map_err(|e| invalid(REGEX_FIELD, e)),
+            (language, _) => Ok(language),
+        }
     }
 
     /// Checks every value and builds the [`ValidConfig`]; the first problem names its field.
@@ -366,6 +417,8 @@ impl AgentConfig {
                 "must be at least 1",
             ));
         }
+        let compression = parse_compression_level(&self.compression_level)
+            .map_err(|err| invalid("--compression-level (LOGRELAY_COMPRESSION_LEVEL)", err))?;
         if !(1..=MAX_UPLOAD_CONCURRENCY).contains(&self.upload_concurrency) {
             return Err(invalid(
                 "--upload-concurrency (LOGRELAY_UPLOAD_CONCURRENCY)",
@@ -434,6 +487,7 @@ impl AgentConfig {
                 memory_limit: self.batch_memory_limit,
                 max_open: self.batch_max_open,
             },
+            compression,
             upload_concurrency: self.upload_concurrency,
             s3: S3Settings {
                 multipart_threshold: self.multipart_threshold,
@@ -446,6 +500,8 @@ impl AgentConfig {
             max_open_rotated_per_pod: self.max_open_rotated_per_pod,
             partial_flush_timeout: self.partial_flush_timeout,
             start_at: self.start_at,
+            multiline: self.multiline_rule()?.map(Arc::new),
+            multiline_timeout: self.multiline_timeout,
             log_format: self.log_format,
             metadata: self.metadata.validate(
                 &self.node_name,
@@ -499,6 +555,10 @@ mod tests {
         );
         assert_eq!(config.limits, BatchLimits::default());
         assert_eq!(config.upload_concurrency, DEFAULT_UPLOAD_CONCURRENCY);
+        assert_eq!(
+            config.compression,
+            logrelay_common::codec::WRITE_COMPRESSION
+        );
         assert_eq!(config.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(config.s3, S3Settings::default());
         assert_eq!(config.max_line_bytes, crate::parse::DEFAULT_MAX_LINE_BYTES);
@@ -579,6 +639,27 @@ mod tests {
                 "--multipart-threshold (LOGRELAY_MULTIPART_THRESHOLD)",
             ),
             ("--listen", "nowhere", "--listen (LOGRELAY_LISTEN)"),
+            ("--multiline", "ruby", "--multiline (LOGRELAY_MULTILINE)"),
+            (
+                "--multiline-start-regex",
+                "(unclosed",
+                "--multiline-start-regex (LOGRELAY_MULTILINE_START_REGEX)",
+            ),
+            (
+                "--multiline-timeout",
+                "0",
+                "--multiline-timeout (LOGRELAY_MULTILINE_TIMEOUT)",
+            ),
+            (
+                "--compression-level",
+                "11",
+                "--compression-level (LOGRELAY_COMPRESSION_LEVEL)",
+            ),
+            (
+                "--compression-level",
+                "smallest",
+                "--compression-level (LOGRELAY_COMPRESSION_LEVEL)",
+            ),
             (
                 "--max-line-bytes",
                 "10",
@@ -605,6 +686,16 @@ mod tests {
         for flag in ["--region", "--aws-region"] {
             let config = parse(&[flag, "eu-west-1"]).validate().expect("valid");
             assert_eq!(config.aws.region.as_deref(), Some("eu-west-1"), "{flag}");
+        }
+    }
+
+    #[test]
+    fn compression_level_takes_names_and_numbers() {
+        for (value, level) in [("best", 9), ("default", 6), ("fast", 1), ("3", 3)] {
+            let config = parse(&["--compression-level", value])
+                .validate()
+                .expect("valid");
+            assert_eq!(config.compression.level(), level, "{value}");
         }
     }
 

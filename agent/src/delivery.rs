@@ -37,6 +37,8 @@ pub struct DeliveryConfig {
     pub limits: BatchLimits,
     /// This node's name (part of every object id).
     pub node_name: String,
+    /// Deflate level of the objects (`--compression-level`).
+    pub compression: flate2::Compression,
     /// Uploads in flight at once.
     pub upload_concurrency: usize,
     /// How long uploads may go on after the shutdown signal.
@@ -97,7 +99,8 @@ impl Delivery {
         acks: SharedAcks,
         uploader: Uploader,
     ) -> Self {
-        let batcher = Batcher::new(config.limits, config.node_name.clone(), registry);
+        let batcher = Batcher::new(config.limits, config.node_name.clone(), registry)
+            .with_compression(config.compression);
         Self {
             config,
             batcher,
@@ -337,6 +340,7 @@ mod tests {
         DeliveryConfig {
             limits,
             node_name: "node-1".into(),
+            compression: logrelay_common::codec::WRITE_COMPRESSION,
             upload_concurrency: 2,
             shutdown_grace: Duration::from_secs(5),
         }

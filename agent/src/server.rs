@@ -1,27 +1,23 @@
-//! The agent's metrics recorder and its readiness: the shared HTTP endpoint
+//! The agent's metrics recorder ([`recorder`]) and its readiness: the shared HTTP endpoint
 //! (`logrelay_common::http_endpoint`) serves `/metrics`, `/healthz` and `/readyz`, which is ready
 //! once the pipeline started, while the file source's pods root exists and while the sink has not
 //! been failing for long.
 
+pub mod recorder;
+
 use crate::sink::SinkHealth;
 use logrelay_common::http_endpoint::{self, Readiness};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+pub use recorder::{AgentMetrics, LATENCY_BUCKETS, SplitRecorder};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
-/// Histogram buckets for request latencies, in seconds (5 ms to 60 s: S3 PUTs of small objects
-/// take tens of ms, multi-MiB ones up to seconds, the request timeout is 60 s).
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
-
 /// Installs the global metrics recorder and returns the handle that renders it. Call once, early;
 /// a second call (tests) returns a handle to a recorder that is not installed.
-pub fn install_metrics() -> PrometheusHandle {
-    let recorder = recorder_builder().build_recorder();
+pub fn install_metrics() -> AgentMetrics {
+    let recorder = SplitRecorder::default();
     let handle = recorder.handle();
     if metrics::set_global_recorder(recorder).is_err() {
         tracing::debug!("a metrics recorder is already installed");
@@ -29,17 +25,10 @@ pub fn install_metrics() -> PrometheusHandle {
     handle
 }
 
-/// The recorder's builder: histograms for every `_seconds` metric.
-pub fn recorder_builder() -> PrometheusBuilder {
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .unwrap_or_else(|_| PrometheusBuilder::new())
-}
-
 /// What the probes look at.
 #[derive(Debug, Clone)]
 pub struct ServerState {
-    metrics: PrometheusHandle,
+    metrics: AgentMetrics,
     started: Arc<AtomicBool>,
     sink: SinkHealth,
     /// The directory the file source reads (`None` for stdin): not ready while it is missing.
@@ -48,7 +37,7 @@ pub struct ServerState {
 
 impl ServerState {
     /// State over the metrics `handle` and the sink's health.
-    pub fn new(metrics: PrometheusHandle, sink: SinkHealth) -> Self {
+    pub fn new(metrics: AgentMetrics, sink: SinkHealth) -> Self {
         Self {
             metrics,
             started: Arc::new(AtomicBool::new(false)),
@@ -107,11 +96,10 @@ pub async fn bind(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use metrics_exporter_prometheus::PrometheusBuilder;
 
     #[test]
     fn ready_once_started_while_the_sink_is_healthy() {
-        let metrics = PrometheusBuilder::new().build_recorder().handle();
+        let metrics = SplitRecorder::default().handle();
         let state = ServerState::new(metrics, SinkHealth::default());
         assert_eq!(state.readiness(), Err("starting"));
         state.set_started();
@@ -123,7 +111,7 @@ mod tests {
     fn not_ready_while_the_pods_root_is_missing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("pods");
-        let metrics = PrometheusBuilder::new().build_recorder().handle();
+        let metrics = SplitRecorder::default().handle();
         let state = ServerState::new(metrics, SinkHealth::default()).with_pods_root(root.clone());
         state.set_started();
         assert_eq!(state.readiness(), Err("pods root missing"));

@@ -14,6 +14,25 @@ use tokio::io::{AsyncBufRead, AsyncRead, AsyncReadExt, ReadBuf};
 /// Compression level for writing: fast, since the agent compresses on the node and log text
 /// compresses well even at level 1 (deflate level 1: roughly 5-10× on typical logs).
 pub const WRITE_COMPRESSION: flate2::Compression = flate2::Compression::fast();
+/// Names accepted by [`parse_compression_level`] besides the numbers 1–9.
+pub const COMPRESSION_LEVEL_NAMES: &str = "fast (1), default (6), best (9) or a number 1-9";
+
+/// Parses a deflate level as operators write it: `fast` (1, [`WRITE_COMPRESSION`]), `default`
+/// (6, zlib's default), `best` (9) or a number 1–9 (0, stored without compression, is refused:
+/// it would multiply the bytes stored and sent).
+pub fn parse_compression_level(value: &str) -> Result<flate2::Compression, String> {
+    let level = match value.trim().to_ascii_lowercase().as_str() {
+        "fast" => 1,
+        "default" => 6,
+        "best" => 9,
+        number => number
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=9).contains(n))
+            .ok_or_else(|| format!("{value:?} is not {COMPRESSION_LEVEL_NAMES}"))?,
+    };
+    Ok(flate2::Compression::new(level))
+}
 /// Default limit on an object's decompressed size (1 GiB). Agent objects are a few MiB; the limit
 /// only stops a hostile or broken object (a gzip bomb) from keeping a processor busy for long.
 pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
@@ -470,6 +489,24 @@ mod tests {
         Rec {
             n,
             text: format!("line {n} with \"quotes\", a\nnewline and é"),
+        }
+    }
+
+    #[test]
+    fn compression_levels_parse_by_name_and_number() {
+        for (value, level) in [
+            ("fast", 1),
+            ("Default", 6),
+            ("best", 9),
+            ("1", 1),
+            (" 9 ", 9),
+        ] {
+            let parsed = parse_compression_level(value).expect("valid level");
+            assert_eq!(parsed.level(), level, "{value:?}");
+        }
+        for bad in ["0", "10", "-1", "fastest", ""] {
+            let err = parse_compression_level(bad).expect_err("refused");
+            assert!(err.contains("best (9)"), "{bad:?}: {err}");
         }
     }
 

@@ -41,6 +41,18 @@ pub fn parse_listen(value: &str) -> Result<SocketAddr, String> {
     }
 }
 
+/// What `/metrics` renders: the Prometheus text format of a component's metrics.
+pub trait MetricsText: Clone + Send + Sync + 'static {
+    /// The metrics as Prometheus text.
+    fn render(&self) -> String;
+}
+
+impl MetricsText for PrometheusHandle {
+    fn render(&self) -> String {
+        PrometheusHandle::render(self)
+    }
+}
+
 /// What `/readyz` asks a component.
 pub trait Readiness: Clone + Send + Sync + 'static {
     /// `Ok` when ready; otherwise why not, as `/readyz` prints it.
@@ -48,25 +60,25 @@ pub trait Readiness: Clone + Send + Sync + 'static {
 }
 
 #[derive(Clone)]
-struct Endpoint<R> {
-    metrics: PrometheusHandle,
+struct Endpoint<M, R> {
+    metrics: M,
     readiness: R,
 }
 
 /// The routes of [`HTTP_PATHS`].
-pub fn router<R: Readiness>(metrics: PrometheusHandle, readiness: R) -> Router {
+pub fn router<M: MetricsText, R: Readiness>(metrics: M, readiness: R) -> Router {
     Router::new()
-        .route(METRICS_PATH, get(render_metrics::<R>))
+        .route(METRICS_PATH, get(render_metrics::<M, R>))
         .route(HEALTHZ_PATH, get(|| async { "ok\n" }))
-        .route(READYZ_PATH, get(ready::<R>))
+        .route(READYZ_PATH, get(ready::<M, R>))
         .with_state(Endpoint { metrics, readiness })
 }
 
 /// Binds `addr` and returns the bound address (useful with port 0) and the serving future, which
 /// ends once `shutdown` completes.
-pub async fn bind<R: Readiness>(
+pub async fn bind<M: MetricsText, R: Readiness>(
     addr: SocketAddr,
-    metrics: PrometheusHandle,
+    metrics: M,
     readiness: R,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
@@ -76,14 +88,18 @@ pub async fn bind<R: Readiness>(
     Ok((local, async move { serve.await }))
 }
 
-async fn render_metrics<R: Readiness>(State(endpoint): State<Endpoint<R>>) -> impl IntoResponse {
+async fn render_metrics<M: MetricsText, R: Readiness>(
+    State(endpoint): State<Endpoint<M, R>>,
+) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
         endpoint.metrics.render(),
     )
 }
 
-async fn ready<R: Readiness>(State(endpoint): State<Endpoint<R>>) -> impl IntoResponse {
+async fn ready<M: MetricsText, R: Readiness>(
+    State(endpoint): State<Endpoint<M, R>>,
+) -> impl IntoResponse {
     match endpoint.readiness.readiness() {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),

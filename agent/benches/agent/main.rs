@@ -1,10 +1,12 @@
 //! The agent benchmark: runs the release `logrelay-agent` binary with the
 //! file sink over generated CRI files until every line is stored, measuring its CPU time and peak
 //! RSS from `/proc`; compresses the same NDJSON volume with `gzip -1` as the physical reference;
-//! then measures idle CPU and RSS with 1,000 quiet files. Prints a report (see BENCHMARKS.md).
+//! then the same with 1,000 busy files (a 1 MiB backlog each) next to it; then measures idle CPU
+//! and RSS with 1,000 quiet files. Prints a report (see BENCHMARKS.md).
 //!
 //! Run: `scripts/bench.sh agent` (or `nice -n 10 cargo bench --workspace --bench agent`).
 //! Environment: `LOGRELAY_BENCH_AGENT_MIB` (input size, default 256; the issue's 1 GiB is 1024),
+//! `LOGRELAY_BENCH_BUSY_KIB` (backlog per busy file, default 1024; 0 skips the busy case),
 //! `LOGRELAY_BENCH_IDLE_SECS` (default 20), `LOGRELAY_BENCH_DIR` (scratch parent, default $TMPDIR).
 
 mod data;
@@ -31,6 +33,14 @@ const IDLE_PODS: usize = 200;
 const IDLE_CONTAINERS: usize = 5;
 /// Lines in each idle file.
 const IDLE_LINES_PER_FILE: u64 = 20;
+
+/// The busy run's tree: 200 pods × 5 containers = 1,000 files, each with a backlog of
+/// [`DEFAULT_BUSY_FILE_KIB`] (a node where every container logs at once).
+const BUSY_PODS: usize = 200;
+/// Containers per pod in the busy run.
+const BUSY_CONTAINERS: usize = 5;
+/// Default backlog per busy file, KiB (1 MiB: 1,000 files hold ~1 GiB together).
+const DEFAULT_BUSY_FILE_KIB: u64 = 1024;
 
 /// Default idle window in seconds (issue brief: 20 s).
 const DEFAULT_IDLE_SECS: u64 = 20;
@@ -80,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let mib = env_u64("LOGRELAY_BENCH_AGENT_MIB", DEFAULT_INPUT_MIB)?;
+    let busy_kib = env_u64("LOGRELAY_BENCH_BUSY_KIB", DEFAULT_BUSY_FILE_KIB)?;
     let idle_secs = env_u64("LOGRELAY_BENCH_IDLE_SECS", DEFAULT_IDLE_SECS)?;
     let parent = std::env::var_os("LOGRELAY_BENCH_DIR")
         .map(PathBuf::from)
@@ -98,44 +109,27 @@ fn main() -> anyhow::Result<()> {
     );
     println!("scratch: {}", scratch.path().display());
 
-    // 1. Throughput.
-    let pods_root = scratch.path().join("pods");
-    let started = Instant::now();
-    let input = data::write_tree(
-        &pods_root,
-        THROUGHPUT_FILES,
-        1,
+    // 1. Throughput over 100 files, with gzip -1 over the produced NDJSON as the reference.
+    let wide = throughput_case(
+        binary,
+        scratch.path(),
+        "tp",
+        (THROUGHPUT_FILES, 1),
         (mib << 20) / THROUGHPUT_FILES as u64,
-        1,
     )?;
-    println!(
-        "generated {} files, {} lines, {:.1} MiB in {:.1} s",
-        input.files,
-        input.lines,
-        input.bytes as f64 / MIB,
-        started.elapsed().as_secs_f64()
-    );
-    let run = run_agent(binary, scratch.path(), "tp", input.lines, 0)?;
-    ensure!(
-        run.stored_lines as u64 == input.lines,
-        "agent stored {} lines, {} were written",
-        run.stored_lines,
-        input.lines
-    );
 
-    // 2. The reference: gzip -1 over the NDJSON the agent produced, and flate2 fast in-process
-    //    (the codec the agent uses) for a coarse split of the agent's CPU.
-    let ndjson = scratch.path().join("all.ndjson");
-    let (ndjson_bytes, ndjson_lines) = concat_objects(&scratch.path().join("tp-objects"), &ndjson)?;
-    ensure!(
-        ndjson_lines == input.lines,
-        "objects hold {ndjson_lines} lines, {} were written",
-        input.lines
-    );
-    fs::remove_dir_all(&pods_root)?;
-    let gzip_cpu_s = gzip_cpu(&ndjson)?;
-    let flate2_cpu_s = flate2_fast_cpu(&ndjson)?;
-    fs::remove_file(&ndjson)?;
+    // 2. The same over 1,000 busy files.
+    let busy = if busy_kib > 0 {
+        Some(throughput_case(
+            binary,
+            scratch.path(),
+            "busy",
+            (BUSY_PODS, BUSY_CONTAINERS),
+            busy_kib << 10,
+        )?)
+    } else {
+        None
+    };
 
     // 3. Idle with 1,000 quiet files.
     let idle_root = scratch.path().join("pods");
@@ -148,16 +142,68 @@ fn main() -> anyhow::Result<()> {
     )?;
     let idle = run_agent(binary, scratch.path(), "idle", quiet.lines, idle_secs)?;
 
-    report(
-        &input,
-        &run,
-        ndjson_bytes,
-        gzip_cpu_s,
-        flate2_cpu_s,
-        &quiet,
-        &idle,
-    );
+    report(&wide, &quiet, &idle);
+    report_cases(&wide, busy.as_ref());
     Ok(())
+}
+
+/// One throughput run and its in-run references.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    input: data::Generated,
+    run: AgentRun,
+    stored: Stored,
+    gzip: Gzipped,
+    flate2_cpu_s: f64,
+}
+
+/// Writes `pods × containers` files of `bytes_per_file` under `<scratch>/pods`, runs the agent
+/// until every line is stored, then measures `gzip -1` and flate2 fast over the NDJSON it stored.
+fn throughput_case(
+    binary: &Path,
+    scratch: &Path,
+    name: &str,
+    (pods, containers): (usize, usize),
+    bytes_per_file: u64,
+) -> anyhow::Result<Case> {
+    let pods_root = scratch.join("pods");
+    let started = Instant::now();
+    let input = data::write_tree(&pods_root, pods, containers, bytes_per_file, 1)?;
+    println!(
+        "{name}: generated {} files, {} lines, {:.1} MiB in {:.1} s",
+        input.files,
+        input.lines,
+        input.bytes as f64 / MIB,
+        started.elapsed().as_secs_f64()
+    );
+    let run = run_agent(binary, scratch, name, input.lines, 0)?;
+    ensure!(
+        run.stored_lines as u64 == input.lines,
+        "agent stored {} lines, {} were written",
+        run.stored_lines,
+        input.lines
+    );
+    let ndjson = scratch.join(format!("{name}.ndjson"));
+    let objects = scratch.join(format!("{name}-objects"));
+    let stored = concat_objects(&objects, &ndjson)?;
+    ensure!(
+        stored.lines == input.lines,
+        "objects hold {} lines, {} were written",
+        stored.lines,
+        input.lines
+    );
+    fs::remove_dir_all(&pods_root)?;
+    fs::remove_dir_all(&objects)?;
+    let gzip = gzip_fast(&ndjson)?;
+    let flate2_cpu_s = flate2_fast_cpu(&ndjson)?;
+    fs::remove_file(&ndjson)?;
+    Ok(Case {
+        input,
+        run,
+        stored,
+        gzip,
+        flate2_cpu_s,
+    })
 }
 
 /// Starts the agent on `<scratch>/pods`, waits until `lines` are stored, samples CPU and peak RSS,
@@ -266,11 +312,24 @@ fn stop(child: &mut Child) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the agent stored.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stored {
+    /// Objects written.
+    objects: u64,
+    /// Their size (gzip).
+    compressed_bytes: u64,
+    /// Their decompressed NDJSON size.
+    ndjson_bytes: u64,
+    /// Their lines.
+    lines: u64,
+}
+
 /// Decompresses every stored object (`*.gz`, skipping `*.tmp`) into one NDJSON file.
-fn concat_objects(objects: &Path, out: &Path) -> anyhow::Result<(u64, u64)> {
+fn concat_objects(objects: &Path, out: &Path) -> anyhow::Result<Stored> {
     let mut writer = BufWriter::with_capacity(1 << 20, File::create(out)?);
     let mut stack = vec![objects.to_path_buf()];
-    let (mut bytes, mut lines) = (0u64, 0u64);
+    let mut stored = Stored::default();
     while let Some(dir) = stack.pop() {
         for entry in fs::read_dir(&dir)? {
             let path = entry?.path();
@@ -280,27 +339,42 @@ fn concat_objects(objects: &Path, out: &Path) -> anyhow::Result<(u64, u64)> {
                 let body = fs::read(&path)?;
                 let mut plain = Vec::new();
                 io::Read::read_to_end(&mut MultiGzDecoder::new(&body[..]), &mut plain)?;
-                lines += memchr::memchr_iter(b'\n', &plain).count() as u64;
-                bytes += plain.len() as u64;
+                stored.objects += 1;
+                stored.compressed_bytes += body.len() as u64;
+                stored.lines += memchr::memchr_iter(b'\n', &plain).count() as u64;
+                stored.ndjson_bytes += plain.len() as u64;
                 writer.write_all(&plain)?;
             }
         }
     }
     writer.flush()?;
-    Ok((bytes, lines))
+    Ok(stored)
 }
 
-/// CPU seconds of `gzip -1 -c FILE > /dev/null`.
-fn gzip_cpu(file: &Path) -> anyhow::Result<f64> {
+/// `gzip -1` over the agent's NDJSON: the physical reference.
+#[derive(Debug, Clone, Copy)]
+struct Gzipped {
+    cpu_s: f64,
+    bytes: u64,
+}
+
+/// CPU seconds and output size of `gzip -1 -c FILE`.
+fn gzip_fast(file: &Path) -> anyhow::Result<Gzipped> {
     let before = measure::children_cpu_s()?;
-    let status = Command::new("gzip")
+    let mut child = Command::new("gzip")
         .args(["-1", "-c"])
         .arg(file)
-        .stdout(Stdio::null())
-        .status()
+        .stdout(Stdio::piped())
+        .spawn()
         .context("run gzip")?;
+    let mut out = child.stdout.take().context("gzip stdout")?;
+    let bytes = io::copy(&mut out, &mut io::sink())?;
+    let status = child.wait()?;
     ensure!(status.success(), "gzip failed: {status}");
-    Ok(measure::children_cpu_s()? - before)
+    Ok(Gzipped {
+        cpu_s: measure::children_cpu_s()? - before,
+        bytes,
+    })
 }
 
 /// CPU seconds of flate2 at the agent's level (`Compression::fast`) over `file`, in this process.
@@ -316,15 +390,12 @@ fn flate2_fast_cpu(file: &Path) -> anyhow::Result<f64> {
     Ok(measure::self_cpu_s()? - before)
 }
 
-fn report(
-    input: &data::Generated,
-    run: &AgentRun,
-    ndjson_bytes: u64,
-    gzip_cpu_s: f64,
-    flate2_cpu_s: f64,
-    quiet: &data::Generated,
-    idle: &AgentRun,
-) {
+fn report(case: &Case, quiet: &data::Generated, idle: &AgentRun) {
+    let Case {
+        input, run, stored, ..
+    } = case;
+    let (ndjson_bytes, gzip_cpu_s, flate2_cpu_s) =
+        (stored.ndjson_bytes, case.gzip.cpu_s, case.flate2_cpu_s);
     let input_mib = input.bytes as f64 / MIB;
     let ndjson_mib = ndjson_bytes as f64 / MIB;
     let agent_input_rate = input_mib / run.cpu_s;
@@ -385,6 +456,29 @@ fn report(
         idle.idle_wall_s,
         verdict(idle_pct <= TARGET_IDLE_PCT)
     );
+}
+
+/// The 100-file and the 1,000-file runs side by side, per GiB of CRI input.
+fn report_cases(wide: &Case, busy: Option<&Case>) {
+    println!();
+    println!("== 100 vs 1,000 busy files (per GiB of CRI input) ==");
+    println!(
+        "{:<24} {:>10} {:>14} {:>14} {:>12} {:>10} {:>10}",
+        "case", "objects", "MiB out", "gzip -1 MiB", "out/gzip", "CPU-s", "RSS MiB"
+    );
+    for case in std::iter::once(wide).chain(busy) {
+        let gib = case.input.bytes as f64 / (1u64 << 30) as f64;
+        println!(
+            "{:<24} {:>10.0} {:>14.1} {:>14.1} {:>11.0}% {:>10.2} {:>10.1}",
+            format!("{} files", case.input.files),
+            case.stored.objects as f64 / gib,
+            case.stored.compressed_bytes as f64 / MIB / gib,
+            case.gzip.bytes as f64 / MIB / gib,
+            100.0 * case.stored.compressed_bytes as f64 / case.gzip.bytes as f64,
+            case.run.cpu_s / gib,
+            case.run.hwm_kib as f64 / 1024.0,
+        );
+    }
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {

@@ -21,8 +21,11 @@ pub const CHUNK_BYTES: usize = 256 << 10;
 /// A pending buffer grown past this by one huge line is given back after the chunk is compressed.
 const PENDING_KEEP_BYTES: usize = 2 * CHUNK_BYTES;
 
-/// gzip member header: magic, deflate, no flags, no mtime, XFL 4 (fastest), OS 255 (unknown).
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255];
+/// gzip member header: magic, deflate, no flags, no mtime, XFL (set per level), OS 255 (unknown).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+
+/// Index of the header's XFL byte: 2 = slowest/best, 4 = fastest, 0 = other (RFC 1952 §2.3.1).
+const GZIP_XFL: usize = 8;
 
 /// Output reserved per compression step when the input gives no better estimate.
 const MIN_OUTPUT_STEP: usize = 16 << 10;
@@ -30,6 +33,7 @@ const MIN_OUTPUT_STEP: usize = 16 << 10;
 /// The deflate state shared by every open batch (one per batcher).
 pub struct SharedCompressor {
     compress: Compress,
+    header: [u8; 10],
 }
 
 impl Default for SharedCompressor {
@@ -41,15 +45,22 @@ impl Default for SharedCompressor {
 impl SharedCompressor {
     /// A raw-deflate compressor at `level`.
     pub fn new(level: Compression) -> Self {
+        let mut header = GZIP_HEADER;
+        header[GZIP_XFL] = match level.level() {
+            9 => 2,
+            1 => 4,
+            _ => 0,
+        };
         Self {
             compress: Compress::new(level, false),
+            header,
         }
     }
 
     /// Appends `input` to `out` as one complete gzip member.
     pub fn write_member(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         self.compress.reset();
-        out.extend_from_slice(&GZIP_HEADER);
+        out.extend_from_slice(&self.header);
         loop {
             let consumed = usize::try_from(self.compress.total_in()).unwrap_or(input.len());
             let rest = input.get(consumed..).unwrap_or_default();

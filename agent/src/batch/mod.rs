@@ -18,7 +18,10 @@ use crate::internal_events::batch::BatchSealed;
 use crate::source_event::{FileId, Line};
 use bytes::Bytes;
 use chunked::{ChunkedGzBody, SharedCompressor};
+use flate2::Compression;
 use logrelay_common::codec::CodecError;
+#[cfg(doc)]
+use logrelay_common::codec::WRITE_COMPRESSION;
 use logrelay_common::key::{KeyError, ObjectKey, Partition};
 use logrelay_common::record::LogRecord;
 use object_key::FirstLine;
@@ -228,6 +231,12 @@ impl Batcher {
             compressor: SharedCompressor::default(),
             next_id: 1,
         }
+    }
+
+    /// The same batcher compressing objects at `level` (default [`WRITE_COMPRESSION`]).
+    pub fn with_compression(mut self, level: Compression) -> Self {
+        self.compressor = SharedCompressor::new(level);
+        self
     }
 
     /// The limits in force.
@@ -505,6 +514,43 @@ mod tests {
             .collect();
         assert_eq!(messages, ["a1", "a2"]);
         assert_eq!(b.open_batches(), 0);
+    }
+
+    /// One object of the same log-like lines (repetitive text, random ids) at `level`.
+    fn object_at(level: Compression) -> SealedBatch {
+        let mut b = batcher(limits()).with_compression(level);
+        let mut rng = SmallRng::seed_from_u64(14);
+        let now = Instant::now();
+        let mut offset = 0;
+        for i in 0..5_000 {
+            let message = format!(
+                "GET /api/v1/orders/{i} 200 {}ms request_id={}",
+                i % 300,
+                noise(&mut rng, 16)
+            );
+            let l = line(1, offset, "pod-a", &message);
+            offset = l.end;
+            b.add(&l, now).expect("adds");
+        }
+        let mut sealed = b.seal_all(SealReason::Shutdown).expect("seals");
+        assert_eq!(sealed.len(), 1);
+        sealed.remove(0)
+    }
+
+    #[tokio::test]
+    async fn best_compression_makes_smaller_objects_that_decode_the_same() {
+        let fast = object_at(Compression::fast());
+        let best = object_at(Compression::best());
+        assert!(
+            best.body.len() < fast.body.len(),
+            "level 9: {} bytes, level 1: {} bytes",
+            best.body.len(),
+            fast.body.len()
+        );
+        assert_eq!(best.uncompressed_bytes, fast.uncompressed_bytes);
+        assert_eq!(decode(&best.body).await, decode(&fast.body).await);
+        assert_eq!(best.body[8], 2, "gzip XFL says maximum compression");
+        assert_eq!(fast.body[8], 4, "gzip XFL says fastest");
     }
 
     #[test]

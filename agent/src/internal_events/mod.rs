@@ -9,6 +9,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod metadata;
 pub mod parse;
+pub mod pod_series;
 pub mod sink;
 pub mod tail;
 
@@ -63,10 +64,10 @@ mod tests {
 
     #[test]
     fn build_info_and_key_counters_exist_from_the_start_with_help() {
-        let recorder = crate::server::recorder_builder().build_recorder();
+        let recorder = crate::server::SplitRecorder::default();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, describe_metrics);
-        let text = handle.render();
+        let text = logrelay_common::http_endpoint::MetricsText::render(&handle);
         assert!(
             text.contains(&format!(
                 "{BUILD_INFO}{{version=\"{}\"}} 1",

@@ -30,6 +30,18 @@ pub fn describe_metrics() {
         "Split lines shipped before their final chunk, by reason."
     );
     metrics::describe_counter!(
+        "logrelay_agent_multiline_records_total",
+        "Records joined from several lines by --multiline or --multiline-start-regex."
+    );
+    metrics::describe_counter!(
+        "logrelay_agent_multiline_joined_lines_total",
+        "Lines that went into joined multi-line records."
+    );
+    metrics::describe_counter!(
+        "logrelay_agent_multiline_annotation_errors_total",
+        "Files of pods whose logrelay.io/multiline annotation is invalid (--multiline applies)."
+    );
+    metrics::describe_counter!(
         "logrelay_agent_stdin_records_repaired_total",
         "Stdin lines shipped after a repair, by reason."
     );
@@ -144,6 +156,49 @@ impl PartialLineFlushed {
             "partial line shipped before its final chunk"
         );
         metrics::counter!("logrelay_agent_partial_lines_flushed_total", "reason" => self.reason.as_str()).increment(1);
+    }
+}
+
+/// Lines of one multi-line record (a stack trace) were joined into one message.
+#[derive(Debug, Clone, Copy)]
+pub struct MultilineJoined {
+    /// How many lines were joined.
+    pub lines: u64,
+}
+
+impl MultilineJoined {
+    /// Counts the event (a debug log: joins are routine).
+    pub fn emit(self) {
+        tracing::debug!(lines = self.lines, "multi-line record joined");
+        metrics::counter!("logrelay_agent_multiline_records_total").increment(1);
+        metrics::counter!("logrelay_agent_multiline_joined_lines_total").increment(self.lines);
+    }
+}
+
+/// A pod's `logrelay.io/multiline` annotation is not a valid setting; `--multiline` applies.
+#[derive(Debug, Clone, Copy)]
+pub struct MultilineAnnotationInvalid<'a> {
+    /// The pod's namespace.
+    pub namespace: &'a str,
+    /// The pod.
+    pub pod: &'a str,
+    /// The annotation's value.
+    pub value: &'a str,
+    /// What is wrong with it.
+    pub error: &'a str,
+}
+
+impl MultilineAnnotationInvalid<'_> {
+    /// Logs (once per file opened) and counts the event.
+    pub fn emit(self) {
+        tracing::warn!(
+            namespace = self.namespace,
+            pod = self.pod,
+            value = self.value,
+            error = self.error,
+            "invalid logrelay.io/multiline annotation; --multiline applies"
+        );
+        metrics::counter!("logrelay_agent_multiline_annotation_errors_total").increment(1);
     }
 }
 

@@ -305,7 +305,7 @@ pub struct BytesLost<'a> {
 }
 
 /// Why bytes a container wrote could not be shipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LossReason {
     /// The file was deleted between the listing that found it and its open.
     DeletedBeforeOpen,
@@ -345,13 +345,17 @@ impl BytesLost<'_> {
             reason = self.reason.as_str(),
             "log bytes became unreadable before they were read"
         );
+        Self::counter(self.namespace, self.pod, self.reason).increment(self.bytes);
+    }
+
+    /// The per-pod series `logrelay_agent_lost_bytes_total{namespace, pod, reason}`.
+    pub fn counter(namespace: &str, pod: &str, reason: LossReason) -> metrics::Counter {
         metrics::counter!(
             "logrelay_agent_lost_bytes_total",
-            "namespace" => self.namespace.to_string(),
-            "pod" => self.pod.to_string(),
-            "reason" => self.reason.as_str()
+            "namespace" => namespace.to_owned(),
+            "pod" => pod.to_owned(),
+            "reason" => reason.as_str()
         )
-        .increment(self.bytes);
     }
 }
 

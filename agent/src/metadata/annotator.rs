@@ -540,6 +540,7 @@ mod tests {
             annotations: Default::default(),
             images: [("main".to_string(), "img:1".to_string())].into(),
             selection: PodSelection::default(),
+            multiline: None,
         }
     }
 

@@ -21,6 +21,10 @@ use std::collections::BTreeMap;
 /// Default pod annotation (and namespace label) naming the tenant.
 pub const CUSTOMER_ID_KEY: &str = "logrelay.io/customer-id";
 
+/// Pod annotation choosing how the pod's containers' multi-line records are joined: `java`,
+/// `python`, `go`, `start-regex=<expression>` or `off` (overrides `--multiline` for the pod).
+pub const MULTILINE_ANNOTATION: &str = "logrelay.io/multiline";
+
 /// Default pod labels naming the application, in order of preference.
 pub const DEFAULT_APPLICATION_LABELS: [&str; 2] = ["app.kubernetes.io/name", "app"];
 
@@ -147,6 +151,9 @@ pub struct PodMeta {
     /// Which of its lines are shipped.
     #[serde(default)]
     pub selection: PodSelection,
+    /// The [`MULTILINE_ANNOTATION`], when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiline: Option<String>,
 }
 
 impl PodMeta {
@@ -236,6 +243,10 @@ pub fn derive(pod: &Pod, namespace: &Namespace, rules: &DeriveRules) -> Option<P
         labels: rules.label_allowlist.filter(labels),
         annotations: rules.annotation_allowlist.filter(annotations),
         images,
+        multiline: annotations
+            .get(MULTILINE_ANNOTATION)
+            .filter(|v| non_empty(v))
+            .cloned(),
     })
 }
 
@@ -302,6 +313,18 @@ mod tests {
                 "initContainers": [{"name": "init", "image": "registry/init:1"}],
             },
         }))
+    }
+
+    #[test]
+    fn the_multiline_annotation_is_kept_whatever_the_allow_list() {
+        let ns = namespace("tenant-ns", json!({}));
+        let annotated = base_pod(json!({}), json!({MULTILINE_ANNOTATION: "java"}), json!([]));
+        let meta = derive(&annotated, &ns, &all_namespaces()).expect("derived");
+        assert_eq!(meta.multiline.as_deref(), Some("java"));
+        assert!(meta.annotations.is_empty(), "not copied into records");
+        let plain = base_pod(json!({}), json!({}), json!([]));
+        let meta = derive(&plain, &ns, &all_namespaces()).expect("derived");
+        assert_eq!(meta.multiline, None);
     }
 
     fn all_namespaces() -> DeriveRules {

@@ -339,6 +339,7 @@ mod tests {
             annotations: Default::default(),
             images: Default::default(),
             selection: PodSelection::default(),
+            multiline: None,
         }
     }
 

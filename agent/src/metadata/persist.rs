@@ -134,6 +134,7 @@ mod tests {
             annotations: Default::default(),
             images: [("c".to_string(), "img".to_string())].into(),
             selection: PodSelection::default(),
+            multiline: None,
         }
     }
 

@@ -1,11 +1,13 @@
 //! Turning raw container log lines into messages: the two on-disk formats ([`cri`], [`docker`]),
 //! detected per file from its first line; reassembly of lines the runtime split into chunks
-//! ([`partial`]); and the last step every message takes ([`finish_message`]): the line-length cap
+//! ([`partial`]); opt-in joining of multi-line records such as stack traces ([`multiline`]); and
+//! the last step every message takes ([`finish_message`]): the line-length cap
 //! and lossy UTF-8 repair, both counted. Nothing here drops a line: a line that does not parse is
 //! still shipped with its raw text as the message.
 
 pub mod cri;
 pub mod docker;
+pub mod multiline;
 pub mod partial;
 pub mod timestamp;
 

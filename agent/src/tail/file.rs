@@ -7,8 +7,12 @@ use super::path::{FileKind, PodLogPath};
 use super::reader::{LineSplitter, SplitItem};
 use super::record::{RecordContext, from_path};
 use crate::checkpoint::{FileIdentity, FileRegistry};
-use crate::internal_events::parse::{EmptyLine, ParseError, PartialFlushReason};
+use crate::internal_events::parse::{
+    EmptyLine, MultilineAnnotationInvalid, ParseError, PartialFlushReason,
+};
 use crate::internal_events::tail::{HoleBytesSkipped, LinesRead};
+use crate::parse::multiline::MultilineJoiner;
+use crate::parse::multiline::rules::MultilineRule;
 use crate::parse::partial::{Chunk, Merged, MergedLine, PartialMerger};
 use crate::parse::{Format, finish_message};
 use crate::source_event::{FileId, Line, MARKER_BYTES, SourceEvent, Unfinished, offset_marker};
@@ -102,6 +106,52 @@ impl Output {
 pub(crate) struct LineSettings {
     pub record: RecordContext,
     pub max_line_bytes: usize,
+    /// How multi-line records are joined (`None`: every line is a record).
+    pub multiline: Option<Arc<MultilineRule>>,
+    /// How long a multi-line record waits for its next line.
+    pub multiline_timeout: Duration,
+    /// A pod's own multi-line setting, when the metadata stage knows the pod.
+    pub pod_multiline: Option<PodMultiline>,
+}
+
+/// The annotation lookup behind [`PodMultiline`].
+pub type PodAnnotationLookup = dyn Fn(&PodLogPath) -> Option<String> + Send + Sync;
+
+/// Looks up a pod's `logrelay.io/multiline` annotation (`None`: unknown pod or not set).
+#[derive(Clone)]
+pub struct PodMultiline(pub Arc<PodAnnotationLookup>);
+
+impl std::fmt::Debug for PodMultiline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PodMultiline")
+    }
+}
+
+impl LineSettings {
+    /// The multi-line rule of `pod`'s files: its annotation when the pod is known and has one
+    /// (an invalid value is reported and ignored), else the flags'.
+    fn multiline_rule(&self, pod: &PodLogPath) -> Option<Arc<MultilineRule>> {
+        let Some(value) = self
+            .pod_multiline
+            .as_ref()
+            .and_then(|lookup| (lookup.0)(pod))
+        else {
+            return self.multiline.clone();
+        };
+        match MultilineRule::parse_setting(&value) {
+            Ok(rule) => rule.map(Arc::new),
+            Err(error) => {
+                MultilineAnnotationInvalid {
+                    namespace: &pod.namespace,
+                    pod: &pod.pod_name,
+                    value: &value,
+                    error: &error,
+                }
+                .emit();
+                self.multiline.clone()
+            }
+        }
+    }
 }
 
 /// Where a file's bytes come from.
@@ -296,6 +346,9 @@ impl TrackedFile {
         if let Some(resume) = start.resume {
             merger.replay(resume.offset, resume.unfinished);
         }
+        let joiner = settings.multiline_rule(&start.pod).map(|rule| {
+            MultilineJoiner::new(rule, settings.max_line_bytes, settings.multiline_timeout)
+        });
         Self {
             id: start.id,
             ident: Ident {
@@ -316,6 +369,7 @@ impl TrackedFile {
             lines: LinePipeline {
                 format: None,
                 merger,
+                joiner,
                 scratch: Vec::new(),
             },
             idle: false,
@@ -329,12 +383,25 @@ impl TrackedFile {
     pub fn holds_unfinished_line(&self) -> bool {
         self.splitter.has_incomplete_line()
             || self.lines.merger.has_pending()
+            || self
+                .lines
+                .joiner
+                .as_ref()
+                .is_some_and(MultilineJoiner::has_pending)
             || self.consumed.is_some()
     }
 
-    /// When the pending partial line must be flushed, if there is one.
+    /// When the pending partial line or multi-line record must be flushed, if there is one.
     pub fn partial_deadline(&self) -> Option<Instant> {
-        self.lines.merger.deadline()
+        let joiner = self
+            .lines
+            .joiner
+            .as_ref()
+            .and_then(MultilineJoiner::deadline);
+        match (self.lines.merger.deadline(), joiner) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Tells the registry about the file (again, after its identity or path changed).
@@ -424,19 +491,21 @@ impl TrackedFile {
         settings: &LineSettings,
         output: &Output,
     ) -> Result<(), Halt> {
-        self.flush_partials(settings, output, |merger, out| {
-            merger.flush_expired(now, out)
-        })
+        let mut scratch = std::mem::take(&mut self.lines.scratch);
+        self.lines.merger.flush_expired(now, &mut scratch);
+        if let Some(joiner) = &mut self.lines.joiner {
+            joiner.process(&mut scratch, 0, now);
+            joiner.flush_expired(now, &mut scratch);
+        }
+        self.send_flushed(scratch, settings, output)
     }
 
-    fn flush_partials(
+    fn send_flushed(
         &mut self,
+        mut scratch: Vec<Merged>,
         settings: &LineSettings,
         output: &Output,
-        flush: impl FnOnce(&mut PartialMerger, &mut Vec<Merged>),
     ) -> Result<(), Halt> {
-        let mut scratch = std::mem::take(&mut self.lines.scratch);
-        flush(&mut self.lines.merger, &mut scratch);
         let mut emitter = self.emitter(settings, output);
         let result = scratch
             .drain(..)
@@ -457,9 +526,14 @@ impl TrackedFile {
             lines.take(item, now);
             Ok::<(), Halt>(())
         })?;
+        let from = self.lines.scratch.len();
         self.lines
             .merger
             .flush(PartialFlushReason::EndOfFile, &mut self.lines.scratch);
+        if let Some(joiner) = &mut self.lines.joiner {
+            joiner.process(&mut self.lines.scratch, from, now);
+            joiner.flush(&mut self.lines.scratch);
+        }
         let Self {
             id,
             ident,
@@ -627,12 +701,23 @@ impl Emitter<'_> {
 struct LinePipeline {
     format: Option<Format>,
     merger: PartialMerger,
+    /// Joins multi-line records after the merger, when configured.
+    joiner: Option<MultilineJoiner>,
     scratch: Vec<Merged>,
 }
 
 impl LinePipeline {
-    /// Parses one split item into the merger; what completes lands in `scratch`.
+    /// Parses one split item into the merger and the joiner; what completes lands in `scratch`.
     fn take(&mut self, item: SplitItem<'_>, now: Instant) {
+        let from = self.scratch.len();
+        self.merge(item, now);
+        if let Some(joiner) = &mut self.joiner {
+            joiner.process(&mut self.scratch, from, now);
+        }
+    }
+
+    /// Parses one split item into the merger.
+    fn merge(&mut self, item: SplitItem<'_>, now: Instant) {
         match item {
             SplitItem::Hole {
                 end,

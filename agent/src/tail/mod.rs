@@ -25,7 +25,7 @@ pub mod reader;
 pub mod record;
 pub mod tailer;
 
-pub use file::LINE_FRAMING_BYTES;
+pub use file::{LINE_FRAMING_BYTES, PodMultiline};
 pub use identity::FINGERPRINT_BYTES;
 pub use path::{FileKind, PodLogPath};
 pub use record::{RecordContext, from_path};

@@ -1631,6 +1631,256 @@ async fn a_container_started_and_rotated_while_the_agent_was_down_has_its_gz_rea
     assert_eq!(ignored, 1);
 }
 
+fn java_lines(config: &mut TailerConfig) {
+    config.multiline = Some(Arc::new(
+        crate::parse::multiline::rules::MultilineRule::Java,
+    ));
+    config.multiline_timeout = Duration::from_secs(600);
+}
+
+#[tokio::test]
+async fn a_java_trace_held_at_a_restart_is_shipped_whole_once() {
+    let (dir, root) = Harness::dir();
+    let live = container_dir(&root, "ns", "p", "c").join("0.log");
+    let trace = [
+        "java.lang.IllegalStateException: order 42 not found",
+        "\tat com.example.shop.OrderService.load(OrderService.java:57)",
+        "\tat com.example.shop.OrderController.get(OrderController.java:31)",
+        "Caused by: java.sql.SQLException: Connection refused",
+        "\t... 3 more",
+    ];
+    // containerd splits one frame into `P` + `F` and stderr lands between the trace's lines.
+    let mut text = cri(1, "stdout", "F", "INFO before");
+    text.push_str(&cri(2, "stdout", "F", trace[0]));
+    text.push_str(&cri(3, "stdout", "P", "\tat com.example.shop.OrderSe"));
+    text.push_str(&cri(4, "stderr", "F", "err-1"));
+    text.push_str(&cri(5, "stdout", "F", "rvice.load(OrderService.java:57)"));
+    fs::write(&live, &text).expect("write");
+    let tail = Harness::start((dir, root), Vec::new(), java_lines);
+    tail.wait_lines(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (first, dir) = tail.stop_keeping_dir().await;
+    assert_eq!(messages(&first), ["INFO before"], "the trace is held");
+    let checkpoint = checkpoint_after(&first, &live);
+    let trace_start = cri(1, "stdout", "F", "INFO before").len() as u64;
+    assert_eq!(checkpoint.unfinished.stdout, Some(trace_start));
+    assert!(checkpoint.unfinished.stderr.is_some(), "err-1 is held too");
+    // The rest of the trace and the next lines arrive while the agent is down.
+    let mut rest = String::new();
+    for (n, line) in trace[2..].iter().enumerate() {
+        rest.push_str(&cri(6 + n as u64, "stdout", "F", line));
+    }
+    rest.push_str(&cri(10, "stdout", "F", "INFO after"));
+    rest.push_str(&cri(11, "stderr", "F", "err-2"));
+    append(&live, &rest);
+    let tail = Harness::start(dir, vec![checkpoint], java_lines);
+    tail.wait_lines(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let joined = tail.counter("logrelay_agent_multiline_records_total", &[]);
+    let events = tail.stop().await;
+    assert_eq!(
+        messages(&events),
+        [trace.join("\n").as_str(), "err-1"],
+        "the trace is whole and INFO before is not shipped again"
+    );
+    assert_eq!(joined, 1);
+}
+
+#[tokio::test]
+async fn a_trace_at_the_end_of_the_output_is_shipped_after_the_multiline_timeout() {
+    let tail = Harness::start(Harness::dir(), Vec::new(), |config| {
+        java_lines(config);
+        config.multiline_timeout = Duration::from_millis(300);
+    });
+    let live = tail.container("ns", "p", "c").join("0.log");
+    append(
+        &live,
+        &cri(
+            1,
+            "stderr",
+            "F",
+            "java.lang.OutOfMemoryError: Java heap space",
+        ),
+    );
+    append(
+        &live,
+        &cri(
+            2,
+            "stderr",
+            "F",
+            "\tat java.util.Arrays.copyOf(Arrays.java:3512)",
+        ),
+    );
+    tail.wait_lines(1).await;
+    let events = tail.stop().await;
+    assert_eq!(
+        messages(&events),
+        [
+            "java.lang.OutOfMemoryError: Java heap space\n\tat java.util.Arrays.copyOf(Arrays.java:3512)"
+        ]
+    );
+    assert_ranges_contiguous(&events);
+}
+
+/// Two rotated files in `container`, read one at a time (cap 1): deleting both loses the unread one.
+fn two_rotated_files(container: &Path) {
+    for name in ["a", "b"] {
+        let (text, _) = cri_lines(name, 0, 20);
+        fs::write(container.join(format!("0.log.{name}")), text).expect("write");
+    }
+}
+
+#[tokio::test]
+async fn lost_bytes_series_of_a_pod_whose_files_are_gone_expire_and_a_listed_pods_stay() {
+    use crate::server::recorder::SplitRecorder;
+    use logrelay_common::http_endpoint::MetricsText;
+    let (_dir, root) = Harness::dir();
+    let listed = container_dir(&root, "shop", "api-9", "c");
+    let gone = container_dir(&root, "shop", "gone-1", "c");
+    two_rotated_files(&listed);
+    two_rotated_files(&gone);
+    append(&listed.join("0.log"), &cri(1, "stdout", "F", "still here"));
+    let idle = Duration::from_millis(2_500);
+    let recorder = SplitRecorder::new(idle);
+    let metrics = recorder.handle();
+    let record = RecordContext {
+        cluster_id: "c1".into(),
+        node_name: "node-1".into(),
+    };
+    let mut config = TailerConfig::new(&root, record);
+    config.max_open_rotated_per_pod = 1;
+    let (sender, mut receiver) = mpsc::channel(1024);
+    let tailer = Tailer::new(config, Vec::new(), FileRegistry::new(), sender);
+    let stopper = tailer.stopper();
+    let thread = std::thread::spawn(move || {
+        metrics::with_local_recorder(&recorder, || tailer.run_blocking())
+    });
+    let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in ["a", "b"] {
+        fs::remove_file(listed.join(format!("0.log.{name}"))).expect("delete");
+    }
+    fs::remove_dir_all(gone.parent().expect("pod dir")).expect("delete pod");
+    let deadline = Instant::now() + WAIT;
+    while !(metrics.render().contains("pod=\"api-9\"")
+        && metrics.render().contains("pod=\"gone-1\""))
+    {
+        assert!(Instant::now() < deadline, "{}", metrics.render());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Rescans (every second) go on for longer than the idle timeout.
+    let expired_by = Instant::now() + idle * 2;
+    while Instant::now() < expired_by {
+        metrics.render();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let text = metrics.render();
+    stopper.stop();
+    thread
+        .join()
+        .expect("tailer thread")
+        .expect("tailer ends cleanly");
+    drain.await.expect("drain");
+    assert!(!text.contains("gone-1"), "{text}");
+    assert!(
+        text.contains("pod=\"api-9\",reason=\"removed_unread\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_pods_multiline_annotation_joins_its_traces_and_overrides_the_flag() {
+    let tail = Harness::start(Harness::dir(), Vec::new(), |config| {
+        java_lines(config);
+        config.multiline_timeout = Duration::from_millis(300);
+        // What the metadata index answers: `python` for pod "py", `off` for "raw", nothing else.
+        config.pod_multiline = Some(super::PodMultiline(Arc::new(|pod: &PodLogPath| match pod
+            .pod_name
+            .as_str()
+        {
+            "py" => Some("python".to_owned()),
+            "raw" => Some("off".to_owned()),
+            _ => None,
+        })));
+    });
+    let traceback = [
+        "Traceback (most recent call last):",
+        "  File \"/app/main.py\", line 9, in <module>",
+        "    total = 1 / count",
+        "ZeroDivisionError: division by zero",
+    ];
+    let java = ["java.lang.Error: boom", "\tat A.b(A.java:1)"];
+    for pod in ["py", "raw", "jvm"] {
+        let live = tail.container("ns", pod, "c").join("0.log");
+        let lines: &[&str] = if pod == "py" { &traceback } else { &java };
+        for (n, line) in lines.iter().enumerate() {
+            append(&live, &cri(n as u64, "stderr", "F", line));
+        }
+    }
+    tail.wait_lines(1 + 2 + 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = tail.stop().await;
+    let mut got = messages(&events);
+    got.sort();
+    let mut expected = vec![
+        traceback.join("\n"),
+        java[0].to_owned(),
+        java[1].to_owned(),
+        java.join("\n"),
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "py: python; raw: off; jvm: the flag's java");
+}
+
+#[tokio::test]
+async fn a_partial_line_of_a_backlogged_file_is_not_flushed_before_its_next_chunk_is_read() {
+    let (_dir, root) = Harness::dir();
+    let live = container_dir(&root, "ns", "p", "c").join("0.log");
+    // Filler, then a `P` chunk inside the first read and its `F` chunk past it.
+    let mut text = String::new();
+    let mut n = 0;
+    while text.len() < READ_CHUNK_BYTES - 6_000 {
+        text.push_str(&cri(n, "stdout", "F", &format!("filler-{n:05}")));
+        n += 1;
+    }
+    let (head, tail_part) = ("h".repeat(4_000), "t".repeat(8_000));
+    text.push_str(&cri(n, "stdout", "P", &head));
+    text.push_str(&cri(n + 1, "stdout", "F", &tail_part));
+    assert!(
+        text.len() > READ_CHUNK_BYTES,
+        "the F chunk is past the first read"
+    );
+    fs::write(&live, &text).expect("write");
+    let mut config = TailerConfig::new(
+        &root,
+        RecordContext {
+            cluster_id: "c1".into(),
+            node_name: "node-1".into(),
+        },
+    );
+    config.partial_flush_timeout = Duration::from_millis(200);
+    let (sender, mut receiver) = mpsc::channel(16);
+    let tailer = Tailer::new(config, Vec::new(), FileRegistry::new(), sender);
+    let stopper = tailer.stopper();
+    let thread = std::thread::spawn(move || tailer.run_blocking());
+    // Delivery is slow: the tailer waits in the middle of the first read for longer than the
+    // partial timeout.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut got = Vec::new();
+    while got.len() < n as usize + 1 {
+        match tokio::time::timeout(WAIT, receiver.recv()).await {
+            Ok(Some(SourceEvent::Line(line))) => got.push(line.record.message),
+            Ok(Some(_)) => {}
+            other => panic!("lines stopped after {}: {other:?}", got.len()),
+        }
+    }
+    stopper.stop();
+    drop(receiver);
+    let _ = thread.join();
+    let whole = got.last() == Some(&format!("{head}{tail_part}"));
+    assert!(whole, "one whole line, not two: {} lines", got.len());
+}
+
 #[tokio::test]
 async fn start_at_end_skips_existing_lines_on_a_first_start_and_reads_new_files_whole() {
     let (dir, root) = Harness::dir();

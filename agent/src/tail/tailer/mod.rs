@@ -11,12 +11,15 @@
 //! hot file cannot starve the others; an idle file costs one `fstat` per rescan.
 
 use super::discovery::{Lister, Wake};
-use super::file::{Halt, LineSettings, Output, ReadOutcome, Source, TrackedFile};
+use super::file::{Halt, LineSettings, Output, PodMultiline, ReadOutcome, Source, TrackedFile};
 use super::path::{FileKind, classify};
 use super::record::RecordContext;
 use crate::checkpoint::{FileCheckpoint, FileRegistry};
+use crate::internal_events::pod_series::PodSeries;
 use crate::internal_events::tail::{ReadFailed, TailerGauges};
 use crate::parse::DEFAULT_MAX_LINE_BYTES;
+use crate::parse::multiline::MULTILINE_TIMEOUT;
+use crate::parse::multiline::rules::MultilineRule;
 use crate::parse::partial::{PARTIAL_FLUSH_TIMEOUT, PartialMerger};
 use crate::source_event::{FileId, SourceEvent};
 use notify::RecommendedWatcher;
@@ -96,6 +99,12 @@ pub struct TailerConfig {
     pub rescan_interval: Duration,
     /// How long a partial line waits for its next chunk.
     pub partial_flush_timeout: Duration,
+    /// How multi-line records are joined (`--multiline`; `None`: every line is a record).
+    pub multiline: Option<Arc<MultilineRule>>,
+    /// How long a multi-line record waits for its next line (`--multiline-timeout`).
+    pub multiline_timeout: Duration,
+    /// A pod's own multi-line setting (its annotation), from the metadata stage.
+    pub pod_multiline: Option<PodMultiline>,
     /// How long loaded checkpoints may wait for their file before it counts as gone.
     pub resume_grace: Duration,
     /// Until when the previous run on this node ran (its last checkpoint save): containers it
@@ -129,6 +138,9 @@ impl TailerConfig {
             max_open_rotated_per_pod: DEFAULT_MAX_OPEN_ROTATED_PER_POD,
             rescan_interval: RESCAN_INTERVAL,
             partial_flush_timeout: PARTIAL_FLUSH_TIMEOUT,
+            multiline: None,
+            multiline_timeout: MULTILINE_TIMEOUT,
+            pod_multiline: None,
             resume_grace: RESUME_GRACE,
             previous_run_until: None,
             start_at: StartAt::Beginning,
@@ -259,6 +271,9 @@ impl Tailer {
         let settings = LineSettings {
             record: self.config.record.clone(),
             max_line_bytes,
+            multiline: self.config.multiline.clone(),
+            multiline_timeout: self.config.multiline_timeout,
+            pod_multiline: self.config.pod_multiline.clone(),
         };
         let now = Instant::now();
         let skip_existing = self.config.start_at == StartAt::End
@@ -291,6 +306,7 @@ impl Tailer {
             buf: vec![0; READ_CHUNK_BYTES],
             last_scan: None,
             scan_wanted: false,
+            pod_series: PodSeries::default(),
             config: self.config,
         };
         match state.run() {
@@ -361,6 +377,8 @@ struct State {
     buf: Vec<u8>,
     last_scan: Option<Instant>,
     scan_wanted: bool,
+    /// Per-pod metric series created, kept alive while their pod is listed.
+    pod_series: PodSeries,
 }
 
 impl State {
@@ -519,9 +537,13 @@ impl State {
         let due: Vec<FileId> = self
             .files
             .iter()
+            // A file still queued has unread bytes that may continue what it holds: its
+            // partials and multi-line records wait until it is read to its end.
             .filter(|(_, file)| {
-                file.partial_deadline()
-                    .is_some_and(|deadline| deadline <= now)
+                !file.queued
+                    && file
+                        .partial_deadline()
+                        .is_some_and(|deadline| deadline <= now)
             })
             .map(|(id, _)| *id)
             .collect();

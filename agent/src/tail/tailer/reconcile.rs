@@ -14,7 +14,7 @@ use crate::tail::file::{FileStart, Halt, Source, TrackedFile};
 use crate::tail::identity::{
     final_fingerprint, fingerprint, read_first_bytes, read_gz_first_bytes,
 };
-use crate::tail::path::FileKind;
+use crate::tail::path::{FileKind, PodLogPath};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -69,10 +69,29 @@ impl State {
             .retain(|key, _| found_by_inode.contains_key(key));
         self.expire_resume_points(now);
         self.expire_truncations(now)?;
+        if listing.complete {
+            self.keep_pod_series(&listing.files);
+        }
         self.listed_once |= listing.complete;
         self.balance_slots()?;
         self.emit_gauges();
         Ok(())
+    }
+
+    /// Keeps the per-pod series of the pods with files in a complete listing; the others expire.
+    fn keep_pod_series(&mut self, files: &[Found]) {
+        if self.pod_series.is_empty() {
+            return;
+        }
+        let pods: Vec<PodLogPath> = files
+            .iter()
+            .map(|found| PodLogPath::from_path(&self.config.root, &found.path))
+            .collect();
+        let listed: HashSet<(&str, &str)> = pods
+            .iter()
+            .map(|pod| (pod.namespace.as_str(), pod.pod_name.as_str()))
+            .collect();
+        self.pod_series.keep_listed(&listed);
     }
 
     fn ensure_watch(&mut self, now: Instant) {
@@ -244,14 +263,13 @@ impl State {
         }
         let unread = file.size.saturating_sub(file.splitter.offset());
         if let Some(reason) = reason {
-            BytesLost {
+            self.pod_series.lost(BytesLost {
                 namespace: &file.pod.namespace,
                 pod: &file.pod.pod_name,
                 path: &file.ident.path,
                 bytes: unread,
                 reason,
-            }
-            .emit();
+            });
         }
         file.end_of_life(&self.settings, &self.output)?;
         FileClosed {

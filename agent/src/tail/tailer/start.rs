@@ -543,17 +543,16 @@ impl State {
 
     /// A file to read could not be opened: deleted since it was listed (its listed size is
     /// lost; for a `.gz`, its compressed size), or another error.
-    fn open_failed(&self, found: &Found, error: &io::Error) {
+    fn open_failed(&mut self, found: &Found, error: &io::Error) {
         if error.kind() == io::ErrorKind::NotFound {
             let pod = PodLogPath::from_path(&self.config.root, &found.path);
-            BytesLost {
+            self.pod_series.lost(BytesLost {
                 namespace: &pod.namespace,
                 pod: &pod.pod_name,
                 path: &found.path,
                 bytes: found.size,
                 reason: LossReason::DeletedBeforeOpen,
-            }
-            .emit();
+            });
         } else {
             DiscoveryFailed {
                 path: &found.path,
@@ -676,14 +675,13 @@ impl State {
             // Counted once: the entry leaves the checkpoint file with the next save.
             self.output.registry.retire_checkpoint(point.identity());
             let pod = PodLogPath::from_path(&self.config.root, &point.path);
-            BytesLost {
+            self.pod_series.lost(BytesLost {
                 namespace: &pod.namespace,
                 pod: &pod.pod_name,
                 path: &point.path,
                 bytes: point.size.unwrap_or(0).saturating_sub(read_from(&point)),
                 reason: LossReason::DeletedWhileDown,
-            }
-            .emit();
+            });
         }
         self.claimed_content.clear();
     }
