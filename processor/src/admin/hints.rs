@@ -107,6 +107,9 @@ pub fn customer_role(
         );
     }
     let trusted = central_role_arn.unwrap_or("the processor's identity");
+    if refusal(error, role, external_id_sent) == Some(Refusal::TagSessionNotAllowed) {
+        return Refusal::TagSessionNotAllowed.fix(trusted);
+    }
     let mut hint = format!(
         "The customer role refused the central role. Check, most likely first: the stack's ExternalId parameter equals this config's external_id (re-send the parameters: `tenants onboard {tenant} --account {account}` keeps the stored ExternalId, then the customer updates the stack); the stack's CentralLogDistributionRoleArn is exactly {trusted}; its TenantId is {tenant}; the role {role} exists (IAM answers AccessDenied for a missing role too).",
         tenant = config.tenant_id,
@@ -405,6 +408,14 @@ mod tests {
             refusal(&tags, role, true),
             Some(Refusal::TagSessionNotAllowed)
         );
+        let single = customer_role(
+            &tags,
+            &config(role),
+            Some("arn:aws:iam::111111111111:role/central"),
+            true,
+            "eu-west-1",
+        );
+        assert!(single.starts_with("sts:TagSession not allowed"), "{single}");
         let fix = Refusal::TagSessionNotAllowed.fix("arn:aws:iam::111111111111:role/central");
         assert!(
             fix.contains("must allow sts:TagSession (with sts:AssumeRole) for arn:aws:iam::111111111111:role/central"),
