@@ -805,6 +805,15 @@ async fn doctor_all_with_iam_enforced_names_each_refusing_tenant_with_its_fix_an
     for tenant in &fleet {
         fleet_tenant(&admin, &table, tenant, true).await;
     }
+    // Migrated with the proof of concept's shared ExternalId (the central account id), which its
+    // role checks: the chain passes, but the role is not the current template.
+    let shared = FleetTenant {
+        id: "foxtrot",
+        config_external_id: DEFAULT_ACCOUNT_ID,
+        trusted: "*",
+        role_external_id: DEFAULT_ACCOUNT_ID,
+    };
+    fleet_tenant(&admin, &table, &shared, true).await;
     // A disabled tenant whose role refuses too: not walked.
     let disabled = FleetTenant {
         id: "echo",
@@ -827,7 +836,7 @@ async fn doctor_all_with_iam_enforced_names_each_refusing_tenant_with_its_fix_an
     assert_code(&ran, 1);
     let out = &ran.out;
     assert!(
-        out.starts_with("logrelay doctor --all: 4 enabled tenant(s) in table "),
+        out.starts_with("logrelay doctor --all: 5 enabled tenant(s) in table "),
         "{out}"
     );
     for good in ["✓ alpha\n", "✓ bravo\n"] {
@@ -838,7 +847,12 @@ async fn doctor_all_with_iam_enforced_names_each_refusing_tenant_with_its_fix_an
         "disabled tenants are not walked: {out}"
     );
     assert!(
-        out.contains("result: FAILED, 2 of 4 tenant(s) fail"),
+        out.contains("result: FAILED, 2 of 5 tenant(s) fail"),
+        "{out}"
+    );
+    assert!(out.contains("! foxtrot: shared ExternalId\n"), "{out}");
+    assert!(
+        out.contains("\nfoxtrot: passes, but without its own ExternalId"),
         "{out}"
     );
     for bad in ["charlie", "delta"] {
@@ -879,7 +893,7 @@ async fn doctor_all_with_iam_enforced_names_each_refusing_tenant_with_its_fix_an
         .iter()
         .filter_map(|t| t["tenant_id"].as_str())
         .collect();
-    assert_eq!(ids, ["alpha", "bravo", "charlie", "delta"]);
+    assert_eq!(ids, ["alpha", "bravo", "charlie", "delta", "foxtrot"]);
     for tenant in tenants {
         let failing = tenant["tenant_id"] == "charlie" || tenant["tenant_id"] == "delta";
         assert_eq!(tenant["ok"], !failing, "{tenant}");
@@ -897,13 +911,23 @@ async fn doctor_all_with_iam_enforced_names_each_refusing_tenant_with_its_fix_an
                 Some(2),
                 "{tenant}"
             );
+        } else if tenant["tenant_id"] == "foxtrot" {
+            assert!(tenant["note"].is_string(), "{tenant}");
+            assert_eq!(
+                tenant["commands"].as_array().map(Vec::len),
+                Some(2),
+                "{tenant}"
+            );
         } else {
-            assert!(tenant.get("fix").is_none(), "{tenant}");
+            assert!(
+                tenant.get("fix").is_none() && tenant.get("note").is_none(),
+                "{tenant}"
+            );
         }
     }
 
     // delta's config sends the ExternalId its role checks; charlie is disabled until its
-    // customer deploys the template: every enabled tenant passes, exit 0.
+    // customer deploys the template: every enabled tenant passes, exit 0 (foxtrot still listed).
     let ran = run(
         &context,
         &[
@@ -926,8 +950,14 @@ async fn doctor_all_with_iam_enforced_names_each_refusing_tenant_with_its_fix_an
     let ran = run(&context, &["doctor", "--all"]).await;
     assert_code(&ran, 0);
     assert!(
-        ran.out.ends_with("result: OK, every tenant passed\n"),
+        ran.out.contains("result: OK, every tenant passed\n"),
         "{}",
+        ran.out
+    );
+    assert!(
+        ran.out
+            .contains("\nfoxtrot: passes, but without its own ExternalId"),
+        "still listed, without failing the run: {}",
         ran.out
     );
     drop(moto);

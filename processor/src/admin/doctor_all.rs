@@ -6,7 +6,9 @@
 
 use super::doctor::{DoctorReport, DoctorSettings, StepStatus, doctor};
 use super::hints::Refusal;
-use super::onboard::{DEFAULT_ROLE_NAME, stack_deploy_command, stack_name};
+use super::onboard::{
+    DEFAULT_ROLE_NAME, TEMPLATE_MIN_EXTERNAL_ID_CHARS, stack_deploy_command, stack_name,
+};
 use super::store::{StoreError, TenantTable};
 use futures::StreamExt;
 use logrelay_common::tenant::{DeliveryConfig, DeliveryType};
@@ -27,6 +29,9 @@ pub struct RoleFacts {
     pub role_arn: Option<String>,
     /// `target_region` (the stack is deployed there).
     pub target_region: Option<String>,
+    /// The config has its own ExternalId of the template's length (not none, not the proof of
+    /// concept's shared 12-digit account id).
+    pub own_external_id: bool,
 }
 
 impl RoleFacts {
@@ -34,6 +39,10 @@ impl RoleFacts {
         Self {
             role_arn: config.log_distribution_role_arn.clone(),
             target_region: config.target_region.clone(),
+            own_external_id: config
+                .external_id
+                .as_ref()
+                .is_some_and(|id| id.chars().count() >= TEMPLATE_MIN_EXTERNAL_ID_CHARS),
         }
     }
 }
@@ -96,10 +105,16 @@ pub struct Verdict {
     /// What to change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// For a passing tenant: what is left to migrate (a shared or missing ExternalId).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Commands that apply the fix, in order (operator's `onboard`, then the customer's deploy).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
 }
+
+/// What a passing cloudwatch config without its own ExternalId still needs.
+const SHARED_EXTERNAL_ID_NOTE: &str = "passes, but without its own ExternalId (none, DEFAULT_EXTERNAL_ID or the proof of concept's shared one): its role is not the current template, which requires one per tenant; onboard generates one, then the customer deploys the template";
 
 /// The verdict of one walk: the first failed step, its fix, and for a refused customer role the
 /// commands deploying the current template.
@@ -115,9 +130,14 @@ pub fn verdict(
         code: None,
         refusal: None,
         fix: None,
+        note: None,
         commands: Vec::new(),
     };
     let Some(failed) = report.steps.iter().find(|s| s.status == StepStatus::Fail) else {
+        if facts.role_arn.is_some() && !facts.own_external_id {
+            verdict.note = Some(SHARED_EXTERNAL_ID_NOTE.to_owned());
+            verdict.commands = redeploy_commands(&report.tenant_id, facts);
+        }
         return verdict;
     };
     verdict.failing_step = Some(failed.id.clone());
@@ -182,12 +202,16 @@ pub async fn walk_all(
 /// The summary as text: one line per tenant, then each failing tenant with its fix.
 pub fn summary_text(table: &str, verdicts: &[Verdict]) -> String {
     let failing: Vec<&Verdict> = verdicts.iter().filter(|v| !v.ok).collect();
+    let noted: Vec<&Verdict> = verdicts.iter().filter(|v| v.note.is_some()).collect();
     let mut text = format!(
         "logrelay doctor --all: {} enabled tenant(s) in table {table}\n",
         verdicts.len()
     );
     for verdict in verdicts {
         match &verdict.failing_step {
+            None if verdict.note.is_some() => {
+                let _ = writeln!(text, "! {}: shared ExternalId", verdict.tenant_id);
+            }
             None => {
                 let _ = writeln!(text, "✓ {}", verdict.tenant_id);
             }
@@ -199,34 +223,39 @@ pub fn summary_text(table: &str, verdicts: &[Verdict]) -> String {
     }
     if failing.is_empty() {
         text.push_str("result: OK, every tenant passed\n");
-        return text;
+    } else {
+        let _ = writeln!(
+            text,
+            "result: FAILED, {} of {} tenant(s) fail",
+            failing.len(),
+            verdicts.len()
+        );
+    }
+    for verdict in failing.into_iter().chain(noted) {
+        write_section(&mut text, verdict);
+    }
+    text
+}
+
+/// One tenant's fix: the failed step (or the note), the fix and the commands.
+fn write_section(text: &mut String, verdict: &Verdict) {
+    let what = match (&verdict.failing_step, &verdict.note) {
+        (Some(step), _) => step.as_str(),
+        (None, Some(note)) => note.as_str(),
+        (None, None) => return,
+    };
+    let _ = writeln!(text, "\n{}: {what}", verdict.tenant_id);
+    if let Some(fix) = &verdict.fix {
+        let _ = writeln!(text, "  fix: {fix}");
+    }
+    for command in &verdict.commands {
+        let _ = writeln!(text, "  run: {command}");
     }
     let _ = writeln!(
         text,
-        "result: FAILED, {} of {} tenant(s) fail",
-        failing.len(),
-        verdicts.len()
+        "  then: logrelay-processor tenants doctor {}",
+        verdict.tenant_id
     );
-    for verdict in failing {
-        let _ = writeln!(
-            text,
-            "\n{}: {}",
-            verdict.tenant_id,
-            verdict.failing_step.as_deref().unwrap_or("?")
-        );
-        if let Some(fix) = &verdict.fix {
-            let _ = writeln!(text, "  fix: {fix}");
-        }
-        for command in &verdict.commands {
-            let _ = writeln!(text, "  run: {command}");
-        }
-        let _ = writeln!(
-            text,
-            "  then: logrelay-processor tenants doctor {}",
-            verdict.tenant_id
-        );
-    }
-    text
 }
 
 #[cfg(test)]
@@ -240,6 +269,7 @@ mod tests {
         RoleFacts {
             role_arn: Some(role.to_owned()),
             target_region: Some("eu-west-1".to_owned()),
+            own_external_id: true,
         }
     }
 
@@ -295,6 +325,33 @@ mod tests {
     }
 
     #[test]
+    fn a_passing_tenant_with_a_shared_external_id_is_listed_with_the_redeploy_commands() {
+        let passing = DoctorReport {
+            tenant_id: "acme".into(),
+            table: "t".into(),
+            ok: true,
+            steps: Vec::new(),
+        };
+        let mut shared = facts("arn:aws:iam::222222222222:role/CustomerLogDistribution");
+        shared.own_external_id = false;
+        let noted = verdict(&passing, &shared, Some(CENTRAL));
+        assert!(noted.ok);
+        assert_eq!(noted.note.as_deref(), Some(SHARED_EXTERNAL_ID_NOTE));
+        assert_eq!(noted.commands.len(), 2, "{noted:?}");
+        let text = summary_text("t", &[noted]);
+        assert!(
+            text.contains("! acme: shared ExternalId\nresult: OK"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nacme: passes, but without its own ExternalId"),
+            "{text}"
+        );
+        let own = verdict(&passing, &facts("arn:aws:iam::2:role/x"), Some(CENTRAL));
+        assert!(own.note.is_none() && own.commands.is_empty(), "{own:?}");
+    }
+
+    #[test]
     fn other_failures_keep_the_step_hint_and_no_commands() {
         let verdict = verdict(&refused(None), &facts("arn:aws:iam::2:role/x"), None);
         assert_eq!(verdict.fix.as_deref(), Some("the step's hint"));
@@ -310,6 +367,7 @@ mod tests {
             code: None,
             refusal: None,
             fix: None,
+            note: None,
             commands: Vec::new(),
         };
         let bad = verdict(
