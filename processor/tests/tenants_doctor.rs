@@ -450,6 +450,27 @@ async fn a_wrong_region_fails_the_log_group_and_bucket_steps_with_a_region_hint(
         "{}",
         ran.out
     );
+
+    // The real binary's `--all`: the failing step's own hint is the fix; no redeploy commands.
+    let ran = binary(
+        moto.url(),
+        &context.table,
+        &[("CENTRAL_LOG_DISTRIBUTION_ROLE_ARN", CENTRAL_ROLE_ARN)],
+        &["doctor", "--all", "--json"],
+    )
+    .await;
+    assert_code(&ran, 1);
+    let json: serde_json::Value = serde_json::from_str(&ran.out).expect("JSON summary");
+    assert_eq!(json[0]["tenant_id"], tenant.as_str(), "{json}");
+    assert_eq!(json[0]["ok"], false);
+    assert_eq!(json[0]["failing_step"], "cloudwatch.log_group");
+    assert!(
+        json[0]["fix"]
+            .as_str()
+            .is_some_and(|fix| fix.contains("another region than target_region (us-west-2)")),
+        "{json}"
+    );
+    assert!(json[0].get("commands").is_none(), "{json}");
 }
 
 #[tokio::test]
