@@ -1,7 +1,8 @@
 //! `tenants onboard` and `tenants doctor` against the emulator: onboard a tenant, deploy what the
 //! customer template creates in a second account (222222222222), doctor all green and its test
 //! event landing in the customer's log group; a wrong region and, with IAM enforced, a wrong
-//! ExternalId and a missing role each reported at the failing step with a hint.
+//! ExternalId and a missing role each reported at the failing step with a hint; `doctor --all` over
+//! several tenants naming each refusing one with its fix.
 
 mod tenants_support;
 
@@ -449,6 +450,27 @@ async fn a_wrong_region_fails_the_log_group_and_bucket_steps_with_a_region_hint(
         "{}",
         ran.out
     );
+
+    // The real binary's `--all`: the failing step's own hint is the fix; no redeploy commands.
+    let ran = binary(
+        moto.url(),
+        &context.table,
+        &[("CENTRAL_LOG_DISTRIBUTION_ROLE_ARN", CENTRAL_ROLE_ARN)],
+        &["doctor", "--all", "--json"],
+    )
+    .await;
+    assert_code(&ran, 1);
+    let json: serde_json::Value = serde_json::from_str(&ran.out).expect("JSON summary");
+    assert_eq!(json[0]["tenant_id"], tenant.as_str(), "{json}");
+    assert_eq!(json[0]["ok"], false);
+    assert_eq!(json[0]["failing_step"], "cloudwatch.log_group");
+    assert!(
+        json[0]["fix"]
+            .as_str()
+            .is_some_and(|fix| fix.contains("another region than target_region (us-west-2)")),
+        "{json}"
+    );
+    assert!(json[0].get("commands").is_none(), "{json}");
 }
 
 #[tokio::test]
@@ -705,4 +727,259 @@ async fn with_iam_enforced_a_missing_customer_role_is_reported_at_the_failing_st
         report.to_text()
     );
     assert!(report.to_text().contains(&setup.customer_role));
+}
+
+/// One tenant of the `--all` test: its id, the ExternalId its config sends, and its role's trust.
+struct FleetTenant {
+    id: &'static str,
+    config_external_id: &'static str,
+    trusted: &'static str,
+    role_external_id: &'static str,
+}
+
+const RIGHT_ID: &str = "TheRightExternalId0123456789abcdef";
+/// The proof of concept's central role: what the customer roles of migrated tenants trust.
+const OLD_CENTRAL_ROLE: &str = "arn:aws:iam::123456789012:role/poc-central";
+
+/// Creates the tenant's role (the template's trust policy for `trusted`) and its enabled config.
+async fn fleet_tenant(admin: &SdkConfig, table: &TenantTable, tenant: &FleetTenant, enabled: bool) {
+    let role_name = format!("CustomerLogDistribution-{}", tenant.id);
+    let parameters = HashMap::from([
+        ("ExternalId".to_owned(), tenant.role_external_id.to_owned()),
+        ("TenantId".to_owned(), tenant.id.to_owned()),
+    ]);
+    let role_arn = create_role(
+        admin,
+        &role_name,
+        &template_trust_policy(tenant.trusted, &parameters),
+        Some(&template_role_policy(DEFAULT_ACCOUNT_ID, None)),
+    )
+    .await
+    .expect("customer role");
+    let mut config = logrelay_processor::admin::blank_config(tenant.id, DeliveryType::Cloudwatch)
+        .expect("config");
+    config.log_distribution_role_arn = Some(role_arn);
+    config.log_group_name = Some(format!("/ROSA/cluster-logs/{}", tenant.id));
+    config.external_id = Some(tenant.config_external_id.to_owned());
+    config.target_region = Some(TARGET_REGION.to_owned());
+    config.enabled = enabled;
+    table.create(&config).await.expect("config");
+}
+
+#[tokio::test]
+async fn doctor_all_with_iam_enforced_names_each_refusing_tenant_with_its_fix_and_exits_1() {
+    let mut moto = Moto::start_private().await;
+    let admin = moto.config(DEFAULT_ACCOUNT_ID).await;
+    let (user_arn, user_credentials) = create_user_with_access_key(
+        &admin,
+        "processor",
+        &allow_policy(&[
+            "sts:AssumeRole",
+            "sts:TagSession",
+            "dynamodb:*",
+            "sts:GetCallerIdentity",
+        ]),
+    )
+    .await
+    .expect("user");
+    let central_role = create_role(
+        &admin,
+        "logrelay-central",
+        &logrelay_testkit::trust_policy(&user_arn, None),
+        Some(&allow_policy(&["sts:AssumeRole", "sts:TagSession"])),
+    )
+    .await
+    .expect("central role");
+    let table_name = unique_name("tenants");
+    create_tenant_table(&admin, &table_name)
+        .await
+        .expect("table");
+    let table = TenantTable::new(&admin, &table_name);
+    // moto matches trust principals literally against the session ARN, so the roles that trust
+    // the new central role name `*` (under the template's conditions); see `enforcing`.
+    let fleet = [
+        FleetTenant {
+            id: "alpha",
+            config_external_id: RIGHT_ID,
+            trusted: "*",
+            role_external_id: RIGHT_ID,
+        },
+        FleetTenant {
+            id: "bravo",
+            config_external_id: RIGHT_ID,
+            trusted: "*",
+            role_external_id: RIGHT_ID,
+        },
+        FleetTenant {
+            id: "charlie",
+            config_external_id: RIGHT_ID,
+            trusted: OLD_CENTRAL_ROLE,
+            role_external_id: RIGHT_ID,
+        },
+        FleetTenant {
+            id: "delta",
+            config_external_id: "TheWrongExternalId0123456789abcdef",
+            trusted: "*",
+            role_external_id: RIGHT_ID,
+        },
+    ];
+    for tenant in &fleet {
+        fleet_tenant(&admin, &table, tenant, true).await;
+    }
+    // Migrated with the proof of concept's shared ExternalId (the central account id), which its
+    // role checks: the chain passes, but the role is not the current template.
+    let shared = FleetTenant {
+        id: "foxtrot",
+        config_external_id: DEFAULT_ACCOUNT_ID,
+        trusted: "*",
+        role_external_id: DEFAULT_ACCOUNT_ID,
+    };
+    fleet_tenant(&admin, &table, &shared, true).await;
+    // A disabled tenant whose role refuses too: not walked.
+    let disabled = FleetTenant {
+        id: "echo",
+        config_external_id: RIGHT_ID,
+        trusted: OLD_CENTRAL_ROLE,
+        role_external_id: RIGHT_ID,
+    };
+    fleet_tenant(&admin, &table, &disabled, false).await;
+    moto.enforce_from_now().await.expect("enforcement on");
+    let context = Context {
+        aws: static_config(moto.url(), user_credentials).await,
+        table: table_name,
+        central_role_arn: Some(central_role.clone()),
+        default_external_id: None,
+        logs_endpoint_url: None,
+    };
+
+    // A page size of 2 makes the scan take several pages.
+    let ran = run(&context, &["doctor", "--all", "--page-size", "2"]).await;
+    assert_code(&ran, 1);
+    let out = &ran.out;
+    assert!(
+        out.starts_with("logrelay doctor --all: 5 enabled tenant(s) in table "),
+        "{out}"
+    );
+    for good in ["✓ alpha\n", "✓ bravo\n"] {
+        assert!(out.contains(good), "{good}: {out}");
+    }
+    assert!(
+        !out.contains("echo"),
+        "disabled tenants are not walked: {out}"
+    );
+    assert!(
+        out.contains("result: FAILED, 2 of 5 tenant(s) fail"),
+        "{out}"
+    );
+    assert!(out.contains("! foxtrot: shared ExternalId\n"), "{out}");
+    assert!(
+        out.contains("\nfoxtrot: passes, but without its own ExternalId"),
+        "{out}"
+    );
+    for bad in ["charlie", "delta"] {
+        let section = out
+            .split(&format!("\n{bad}: cloudwatch.assume_role\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section for {bad}: {out}"));
+        let section = section.split("\n\n").next().unwrap_or_default();
+        assert!(
+            section.contains(&format!("trust principal is exactly {central_role}")),
+            "{bad}: {section}"
+        );
+        assert!(
+            section.contains("sts:ExternalId condition equals this config's external_id"),
+            "{bad}: {section}"
+        );
+        assert!(section.contains(&format!(
+            "  run: logrelay-processor tenants onboard {bad} --account {DEFAULT_ACCOUNT_ID} --role-name CustomerLogDistribution-{bad} --target-region {TARGET_REGION} --out {bad}-parameters.json\n"
+        )), "{bad}: {section}");
+        assert!(section.contains(&format!(
+            "  run: in account {DEFAULT_ACCOUNT_ID}: aws cloudformation deploy --template-file customer-log-distribution-role.yaml --stack-name logrelay-{bad} --region {TARGET_REGION}"
+        )), "{bad}: {section}");
+    }
+    assert!(
+        !out.contains("TheWrongExternalId") && !out.contains(RIGHT_ID),
+        "{out}"
+    );
+
+    let ran = run(
+        &context,
+        &["doctor", "--all", "--json", "--concurrency", "2"],
+    )
+    .await;
+    assert_code(&ran, 1);
+    let json: serde_json::Value = serde_json::from_str(&ran.out).expect("JSON");
+    let tenants = json.as_array().expect("one object per tenant");
+    let ids: Vec<&str> = tenants
+        .iter()
+        .filter_map(|t| t["tenant_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["alpha", "bravo", "charlie", "delta", "foxtrot"]);
+    for tenant in tenants {
+        let failing = tenant["tenant_id"] == "charlie" || tenant["tenant_id"] == "delta";
+        assert_eq!(tenant["ok"], !failing, "{tenant}");
+        if failing {
+            assert_eq!(tenant["failing_step"], "cloudwatch.assume_role", "{tenant}");
+            assert_eq!(tenant["refusal"], "trust_or_external_id", "{tenant}");
+            assert!(
+                tenant["fix"]
+                    .as_str()
+                    .is_some_and(|f| f.contains(&central_role)),
+                "{tenant}"
+            );
+            assert_eq!(
+                tenant["commands"].as_array().map(Vec::len),
+                Some(2),
+                "{tenant}"
+            );
+        } else if tenant["tenant_id"] == "foxtrot" {
+            assert!(tenant["note"].is_string(), "{tenant}");
+            assert_eq!(
+                tenant["commands"].as_array().map(Vec::len),
+                Some(2),
+                "{tenant}"
+            );
+        } else {
+            assert!(
+                tenant.get("fix").is_none() && tenant.get("note").is_none(),
+                "{tenant}"
+            );
+        }
+    }
+
+    // delta's config sends the ExternalId its role checks; charlie is disabled until its
+    // customer deploys the template: every enabled tenant passes, exit 0 (foxtrot still listed).
+    let ran = run(
+        &context,
+        &[
+            "put",
+            "--tenant-id",
+            "delta",
+            "--type",
+            "cloudwatch",
+            "--external-id",
+            RIGHT_ID,
+            "--update",
+        ],
+    )
+    .await;
+    assert_code(&ran, 0);
+    assert_code(
+        &run(&context, &["disable", "charlie", "cloudwatch"]).await,
+        0,
+    );
+    let ran = run(&context, &["doctor", "--all"]).await;
+    assert_code(&ran, 0);
+    assert!(
+        ran.out.contains("result: OK, every tenant passed\n"),
+        "{}",
+        ran.out
+    );
+    assert!(
+        ran.out
+            .contains("\nfoxtrot: passes, but without its own ExternalId"),
+        "still listed, without failing the run: {}",
+        ran.out
+    );
+    drop(moto);
 }

@@ -4,6 +4,7 @@
 
 use super::admission::{self, Verdict};
 use super::doctor::{DoctorSettings, doctor as walk};
+use super::doctor_all;
 use super::external_id::generate_external_id;
 use super::files::{Entry, read_files};
 use super::onboard::{self, OnboardRequest};
@@ -665,7 +666,7 @@ fn write_private_file(path: &Path, text: &str) -> Result<(), TenantsError> {
     file.write_all(text.as_bytes()).map_err(file_error)
 }
 
-/// `doctor TENANT [--write] [--json]`.
+/// `doctor TENANT [--write] [--json]` or `doctor --all [--concurrency N] [--json]`.
 pub async fn doctor(
     context: &Context,
     args: &DoctorArgs,
@@ -680,7 +681,10 @@ pub async fn doctor(
         write: args.write,
         cluster_id: args.cluster_id.clone(),
     };
-    let report = walk(&settings, &args.tenant).await;
+    let Some(tenant) = args.tenant.as_deref().filter(|_| !args.all) else {
+        return doctor_all(context, &settings, args, output).await;
+    };
+    let report = walk(&settings, tenant).await;
     if args.json {
         writeln!(
             output.out,
@@ -691,6 +695,36 @@ pub async fn doctor(
         write!(output.out, "{}", report.to_text())?;
     }
     Ok(if report.ok { EXIT_OK } else { EXIT_FAILURES })
+}
+
+/// `doctor --all`: every tenant with an enabled config, then the summary.
+async fn doctor_all(
+    context: &Context,
+    settings: &DoctorSettings,
+    args: &DoctorArgs,
+    output: &mut Output<'_>,
+) -> Result<u8, TenantsError> {
+    let table = TenantTable::new(&context.aws, &context.table);
+    let found = doctor_all::enabled_tenants(&table, args.page_size).await?;
+    for error in &found.unreadable {
+        writeln!(output.err, "warning: unreadable item, not walked: {error}")?;
+    }
+    let verdicts = doctor_all::walk_all(settings, &found.tenants, args.concurrency).await;
+    if args.json {
+        writeln!(
+            output.out,
+            "{}",
+            serde_json::to_string_pretty(&verdicts).unwrap_or_default()
+        )?;
+    } else {
+        write!(
+            output.out,
+            "{}",
+            doctor_all::summary_text(&context.table, &verdicts)
+        )?;
+    }
+    let all_ok = verdicts.iter().all(|verdict| verdict.ok);
+    Ok(if all_ok { EXIT_OK } else { EXIT_FAILURES })
 }
 
 #[cfg(test)]

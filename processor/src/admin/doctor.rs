@@ -73,6 +73,9 @@ pub struct Step {
     /// The likely fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Why the customer role refused the central role (the tenant hop's AccessDenied only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<hints::Refusal>,
 }
 
 impl Step {
@@ -84,6 +87,7 @@ impl Step {
             detail: detail.into(),
             code: None,
             hint: None,
+            refusal: None,
         }
     }
 
@@ -567,7 +571,7 @@ impl<'a> ConfigChecks<'a> {
                     .into()
             }
             Err(error) => {
-                let failed = check
+                let mut failed = check
                     .step(StepStatus::Fail, error.to_string())
                     .with_code(hints::shown_code(error.code(), error.class()))
                     .with_hint(hints::customer_role(
@@ -577,6 +581,7 @@ impl<'a> ConfigChecks<'a> {
                         external_id_sent,
                         &self.region,
                     ));
+                failed.refusal = hints::refusal(&error, &step.role_arn, external_id_sent);
                 Checked::stop(failed, "skipped: the customer role could not be assumed")
             }
         }

@@ -107,6 +107,9 @@ pub fn customer_role(
         );
     }
     let trusted = central_role_arn.unwrap_or("the processor's identity");
+    if refusal(error, role, external_id_sent) == Some(Refusal::TagSessionNotAllowed) {
+        return Refusal::TagSessionNotAllowed.fix(trusted);
+    }
     let mut hint = format!(
         "The customer role refused the central role. Check, most likely first: the stack's ExternalId parameter equals this config's external_id (re-send the parameters: `tenants onboard {tenant} --account {account}` keeps the stored ExternalId, then the customer updates the stack); the stack's CentralLogDistributionRoleArn is exactly {trusted}; its TenantId is {tenant}; the role {role} exists (IAM answers AccessDenied for a missing role too).",
         tenant = config.tenant_id,
@@ -121,6 +124,63 @@ pub fn customer_role(
         ));
     }
     hint
+}
+
+/// Why a customer role refused the central role, as far as the refusal and the config tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// AWS named `sts:TagSession`: the trust policy does not allow the session tags.
+    TagSessionNotAllowed,
+    /// The config has no ExternalId (and `DEFAULT_EXTERNAL_ID` is unset), so none was sent.
+    ExternalIdMissing,
+    /// The role name is outside `CustomerLogDistribution*`, which the central role may assume.
+    RoleNameOutsideTemplate,
+    /// AWS refused `sts:AssumeRole` and does not say why: the trusted principal, the ExternalId,
+    /// the `tenant_id` tag condition or a missing role look the same.
+    TrustOrExternalId,
+}
+
+/// The action AWS names in its message when the trust policy lacks it for tagged sessions.
+const TAG_SESSION_ACTION: &str = "sts:TagSession";
+
+/// Classifies an AccessDenied of the tenant hop; `None` for any other failure.
+pub fn refusal(error: &AwsError, role_arn: &str, external_id_sent: bool) -> Option<Refusal> {
+    if !error.is_access_denied() {
+        return None;
+    }
+    let named_tag_session = match error {
+        AwsError::Call { message, .. } => message.contains(TAG_SESSION_ACTION),
+        AwsError::InvalidRoleStep { .. } => false,
+    };
+    let role_name = role_arn.rsplit('/').next().unwrap_or_default();
+    Some(if named_tag_session {
+        Refusal::TagSessionNotAllowed
+    } else if !external_id_sent {
+        Refusal::ExternalIdMissing
+    } else if !role_name.starts_with(CUSTOMER_ROLE_NAME_PREFIX) {
+        Refusal::RoleNameOutsideTemplate
+    } else {
+        Refusal::TrustOrExternalId
+    })
+}
+
+impl Refusal {
+    /// What the customer's role must change, for a role that should trust `central_role_arn`.
+    pub fn fix(self, central_role_arn: &str) -> String {
+        match self {
+            Self::TagSessionNotAllowed => format!(
+                "sts:TagSession not allowed: the role's trust policy must allow sts:TagSession (with sts:AssumeRole) for {central_role_arn}; the processor tags every session with tenant_id and cluster_id. Deploy the current template."
+            ),
+            Self::ExternalIdMissing => "ExternalId missing: the config has no external_id, so none is sent; the current template requires one. Onboard with --rotate-external-id to generate it and deploy the template with it.".to_owned(),
+            Self::RoleNameOutsideTemplate => format!(
+                "role name outside {CUSTOMER_ROLE_NAME_PREFIX}*: the central role may assume only such roles. Deploy the template as a new role (--role-name {CUSTOMER_ROLE_NAME_PREFIX}…)."
+            ),
+            Self::TrustOrExternalId => format!(
+                "AssumeRole refused; AWS answers the same AccessDenied for each of these, so check all: (1) the trust principal is exactly {central_role_arn} (a proof-of-concept role trusts the old central role); (2) the role's sts:ExternalId condition equals this config's external_id (ExternalId mismatch); (3) sts:TagSession is allowed and aws:RequestTag/tenant_id is this tenant; (4) the role exists. Deploying the current template fixes all four."
+            ),
+        }
+    }
 }
 
 /// The log group was not found in the target region (and no write was asked for).
@@ -325,6 +385,75 @@ mod tests {
             region.contains("ap-east-1") && region.contains("activate"),
             "{region}"
         );
+    }
+
+    fn denied_with(message: &str) -> AwsError {
+        AwsError::Call {
+            operation: "sts:AssumeRole".into(),
+            class: ErrorClass::AccessDenied,
+            code: Some("AccessDenied".into()),
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn a_refusal_naming_tag_session_is_told_apart_from_the_undistinguishable_ones() {
+        let role = "arn:aws:iam::222222222222:role/CustomerLogDistribution";
+        // The message STS sends when the trust policy allows sts:AssumeRole but not sts:TagSession.
+        let tags = denied_with(
+            "User: arn:aws:sts::111111111111:assumed-role/central/s is not authorized to perform: sts:TagSession on resource: arn:aws:iam::222222222222:role/CustomerLogDistribution",
+        );
+        assert_eq!(
+            refusal(&tags, role, true),
+            Some(Refusal::TagSessionNotAllowed)
+        );
+        let single = customer_role(
+            &tags,
+            &config(role),
+            Some("arn:aws:iam::111111111111:role/central"),
+            true,
+            "eu-west-1",
+        );
+        assert!(single.starts_with("sts:TagSession not allowed"), "{single}");
+        let fix = Refusal::TagSessionNotAllowed.fix("arn:aws:iam::111111111111:role/central");
+        assert!(
+            fix.contains("must allow sts:TagSession (with sts:AssumeRole) for arn:aws:iam::111111111111:role/central"),
+            "{fix}"
+        );
+        let assume = denied_with(
+            "User: arn:aws:sts::111111111111:assumed-role/central/s is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::222222222222:role/CustomerLogDistribution",
+        );
+        assert_eq!(
+            refusal(&assume, role, true),
+            Some(Refusal::TrustOrExternalId)
+        );
+        let fix = Refusal::TrustOrExternalId.fix("arn:aws:iam::111111111111:role/central");
+        for check in [
+            "AWS answers the same AccessDenied",
+            "trust principal is exactly arn:aws:iam::111111111111:role/central",
+            "sts:ExternalId condition equals this config's external_id",
+            "sts:TagSession is allowed",
+            "the role exists",
+        ] {
+            assert!(fix.contains(check), "{check}: {fix}");
+        }
+        assert_eq!(
+            refusal(&assume, role, false),
+            Some(Refusal::ExternalIdMissing)
+        );
+        assert_eq!(
+            refusal(&assume, "arn:aws:iam::222222222222:role/poc", true),
+            Some(Refusal::RoleNameOutsideTemplate)
+        );
+        let unreachable = AwsError::Call {
+            operation: "sts:AssumeRole".into(),
+            class: ErrorClass::Transient,
+            code: None,
+            message: "dispatch failure".into(),
+            cause: None,
+        };
+        assert_eq!(refusal(&unreachable, role, true), None);
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //!
 //! [`files`] reads config files, [`admission`] adds the rules applied before writing, [`store`]
 //! changes the table, [`onboard`] plans onboarding, [`doctor`] walks the chain with [`hints`] for
-//! failures, [`migrate`] copies a single-key table's items, [`commands`] runs each other subcommand.
+//! failures, [`doctor_all`] walks every enabled tenant, [`migrate`] copies a single-key table's items, [`commands`] runs each other subcommand.
 
 pub mod admission;
 pub mod commands;
 pub mod doctor;
+pub mod doctor_all;
 pub mod external_id;
 pub mod files;
 pub mod hints;
@@ -295,8 +296,18 @@ pub struct OnboardArgs {
 /// Flags of `doctor`.
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
-    /// Tenant id.
-    pub tenant: String,
+    /// Tenant id (or --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub tenant: Option<String>,
+    /// Walk every tenant with an enabled config and summarise the failing ones with their fix.
+    #[arg(long)]
+    pub all: bool,
+    /// --all: tenants walked at once.
+    #[arg(long, default_value_t = doctor_all::DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub concurrency: usize,
+    /// --all: items per DynamoDB Scan page.
+    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(i32).range(1..=i64::from(store::MAX_PAGE_SIZE)))]
+    pub page_size: i32,
     /// Also put one marked test event (and, for s3, one test object) into the customer's account.
     #[arg(long)]
     pub write: bool,
@@ -498,6 +509,16 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=doctor_all::MAX_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number from 1 to {}",
+            doctor_all::MAX_CONCURRENCY
+        )),
+    }
+}
+
 fn parse_delivery_type(text: &str) -> Result<DeliveryType, String> {
     match text {
         "cloudwatch" => Ok(DeliveryType::Cloudwatch),
@@ -575,6 +596,19 @@ mod tests {
         assert!(bad_page.is_err());
         let args = parse(&["--table", "other", "get", "acme"]);
         assert_eq!(args.table.as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn doctor_takes_a_tenant_or_all_but_not_both() {
+        let TenantsCommand::Doctor(all) = parse(&["doctor", "--all"]).command else {
+            panic!("doctor");
+        };
+        assert!(all.all && all.tenant.is_none() && !all.write);
+        assert_eq!(all.concurrency, doctor_all::DEFAULT_CONCURRENCY);
+        assert!(Cli::try_parse_from(["p", "tenants", "doctor"]).is_err());
+        assert!(Cli::try_parse_from(["p", "tenants", "doctor", "acme", "--all"]).is_err());
+        let many = ["p", "tenants", "doctor", "--all", "--concurrency", "17"];
+        assert!(Cli::try_parse_from(many).is_err());
     }
 
     #[test]

@@ -223,10 +223,13 @@ pub fn parameters_json(parameters: &[TemplateParameter]) -> String {
 
 /// The command the customer runs in their account, reading the parameters from `parameters_file`.
 pub fn deploy_command(onboarding: &Onboarding, parameters_file: &str) -> String {
+    stack_deploy_command(&onboarding.stack_name, &onboarding.region, parameters_file)
+}
+
+/// The customer's `aws cloudformation deploy` of the template as stack `stack_name` in `region`.
+pub fn stack_deploy_command(stack_name: &str, region: &str, parameters_file: &str) -> String {
     format!(
-        "aws cloudformation deploy --template-file {CUSTOMER_TEMPLATE_FILE} --stack-name {} --region {} --capabilities CAPABILITY_NAMED_IAM --parameter-overrides {}",
-        onboarding.stack_name,
-        onboarding.region,
+        "aws cloudformation deploy --template-file {CUSTOMER_TEMPLATE_FILE} --stack-name {stack_name} --region {region} --capabilities CAPABILITY_NAMED_IAM --parameter-overrides {}",
         shell_quote(&format!("file://{parameters_file}")),
     )
 }
@@ -283,7 +286,7 @@ fn split_log_group(group: &str) -> Result<(String, String), OnboardError> {
 }
 
 /// `logrelay-<tenant>` with `_` as `-` (stack names allow `[A-Za-z][-A-Za-z0-9]*`).
-fn stack_name(tenant_id: &str) -> String {
+pub fn stack_name(tenant_id: &str) -> String {
     format!("logrelay-{}", tenant_id.replace('_', "-"))
         .chars()
         .take(MAX_STACK_NAME_CHARS)
