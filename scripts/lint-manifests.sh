@@ -12,6 +12,8 @@
 #   contract.py         every setting, port, probe and scrape annotation of the rendered manifests, the Lambda stack
 #                       and the Containerfiles, judged by the binaries' own --check-config (scripts/contract.py; builds
 #                       the debug binaries), plus its self-test
+#   check_docs_flags.py every flag and environment variable of each binary's (and subcommand's) --help is named on
+#                       its docs page, and no configuration table row names a flag that no binary accepts
 #   checkov             one run over templates, rendered manifests and Containerfiles; accepted findings are
 #                       skipped inline next to the resource, each with its reason
 #   hadolint            the Containerfiles
@@ -95,6 +97,12 @@ contract_checks() {
         && "${venv}/python" scripts/contract.py --self-test "${bins[@]}" "${files[@]}"
 }
 
+docs_flags_checks() {
+    # Every flag and variable each binary's --help lists is named on its docs page; no table row names a gone flag.
+    cargo build --workspace --bins --locked --quiet || return 1
+    "${venv}/python" scripts/check_docs_flags.py "${CARGO_TARGET_DIR:-target}/debug"
+}
+
 run_checkov() {
     # One scan root (one report per framework): the templates, the rendered manifests and the Containerfiles,
     # renamed to Dockerfile because checkov recognises Dockerfiles by name only.
@@ -163,6 +171,7 @@ check "render kustomize overlays" render_manifests
 check "kubernetes-validate --strict -k ${K8S_VERSION}" validate_manifests
 check "agent DaemonSet properties" agent_daemonset_checks
 check "settings, ports and probes against the binaries (--check-config)" contract_checks
+check "docs configuration tables against every binary's --help" docs_flags_checks
 check "checkov (templates, manifests, Containerfiles)" run_checkov
 check "hadolint" "${venv}/hadolint" "${containerfiles[@]}"
 check "shellcheck" run_shellcheck
