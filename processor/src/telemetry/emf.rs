@@ -126,25 +126,21 @@ enum MetricValue {
 
 impl EmfHandle {
     /// The EMF lines for everything recorded since the last call, and resets counters and
-    /// histograms (gauges keep their value and are reported while non-zero). Nothing recorded → no lines.
+    /// histograms (gauges keep their value and are reported while non-zero). Series whose labels
+    /// differ only in labels that are not dimensions ([`dimensions`]) are reported together:
+    /// counters summed, histogram samples joined. Nothing recorded → no lines.
     pub fn render(&self, now: DateTime<Utc>) -> Vec<String> {
-        let mut groups: BTreeMap<Dimensions, Vec<(String, MetricValue)>> = BTreeMap::new();
+        let mut merged: BTreeMap<(Dimensions, String), MetricValue> = BTreeMap::new();
         for (key, counter) in lock(&self.registry.counters).iter() {
             let value = counter.swap(0, Ordering::Relaxed);
             if value > 0 {
-                groups
-                    .entry(dimensions(key))
-                    .or_default()
-                    .push((key.name().to_owned(), MetricValue::Count(value)));
+                merge(&mut merged, key, MetricValue::Count(value));
             }
         }
         for (key, gauge) in lock(&self.registry.gauges).iter() {
             let value = f64::from_bits(gauge.load(Ordering::Relaxed));
             if value != 0.0 && value.is_finite() {
-                groups
-                    .entry(dimensions(key))
-                    .or_default()
-                    .push((key.name().to_owned(), MetricValue::Gauge(value)));
+                merge(&mut merged, key, MetricValue::Gauge(value));
             }
         }
         for (key, samples) in lock(&self.registry.histograms).iter() {
@@ -157,11 +153,20 @@ impl EmfHandle {
                     "histogram samples over the per-invocation bound not reported"
                 );
             }
-            for chunk in values.chunks(MAX_VALUES_PER_METRIC) {
-                groups
-                    .entry(dimensions(key))
-                    .or_default()
-                    .push((key.name().to_owned(), MetricValue::Values(chunk.to_vec())));
+            if !values.is_empty() {
+                merge(&mut merged, key, MetricValue::Values(values));
+            }
+        }
+        let mut groups: BTreeMap<Dimensions, Vec<(String, MetricValue)>> = BTreeMap::new();
+        for ((dims, name), value) in merged {
+            let group = groups.entry(dims).or_default();
+            match value {
+                MetricValue::Values(values) => group.extend(
+                    values
+                        .chunks(MAX_VALUES_PER_METRIC)
+                        .map(|chunk| (name.clone(), MetricValue::Values(chunk.to_vec()))),
+                ),
+                other => group.push((name, other)),
             }
         }
         let timestamp = now.timestamp_millis();
@@ -215,14 +220,7 @@ impl EmfHandle {
         let dimension_names: Vec<&str> = dims.iter().map(|(k, _)| k.as_str()).collect();
         let definitions: Vec<Value> = metrics
             .iter()
-            .map(|(name, value)| {
-                let unit = if matches!(value, MetricValue::Count(_)) {
-                    "Count"
-                } else {
-                    "None"
-                };
-                json!({ "Name": name, "Unit": unit })
-            })
+            .map(|(name, value)| json!({ "Name": name, "Unit": unit(name, value) }))
             .collect();
         root.insert(
             "_aws".to_owned(),
@@ -250,12 +248,69 @@ impl EmfHandle {
     }
 }
 
-/// A key's labels as dimensions: sorted, at most [`MAX_DIMENSIONS`], empty values spelled `none`
-/// (CloudWatch dimension values must not be empty), and no label that would clash with `_aws`.
+/// Adds one series' value to the line entry of its dimensions.
+fn merge(merged: &mut BTreeMap<(Dimensions, String), MetricValue>, key: &Key, value: MetricValue) {
+    let slot = (dimensions(key), key.name().to_owned());
+    match (merged.get_mut(&slot), value) {
+        (Some(MetricValue::Count(total)), MetricValue::Count(more)) => *total += more,
+        (Some(MetricValue::Gauge(total)), MetricValue::Gauge(more)) => *total += more,
+        (Some(MetricValue::Values(all)), MetricValue::Values(more)) => all.extend(more),
+        (_, value) => {
+            merged.insert(slot, value);
+        }
+    }
+}
+
+/// The CloudWatch unit of a metric, from its name: `*_seconds` are Seconds, names with the word
+/// `bytes` Bytes, other counters Count.
+fn unit(name: &str, value: &MetricValue) -> &'static str {
+    let base = name.strip_suffix("_total").unwrap_or(name);
+    if base.ends_with("_seconds") {
+        "Seconds"
+    } else if base.split('_').any(|word| word == "bytes") {
+        "Bytes"
+    } else if matches!(value, MetricValue::Count(_)) {
+        "Count"
+    } else {
+        "None"
+    }
+}
+
+/// Labels that become dimensions. Every distinct dimension set is a billed custom metric, so only
+/// these are kept: per tenant, per outcome (or disposition), and `reason` only where the outcome
+/// is a failure — at most tenant × outcome × reason-of-failures.
+const DIMENSION_LABELS: &[&str] = &["tenant", "outcome", "disposition"];
+
+/// Whether a series' `reason` label is kept: on failed outcomes, and on metrics that count only
+/// failures (their name says so).
+fn keeps_reason(key: &Key) -> bool {
+    let name = key.name();
+    let failure_metric = [
+        "rejected",
+        "failures",
+        "dead_lettered",
+        "errors",
+        "bad_lines",
+        "denied",
+    ]
+    .iter()
+    .any(|word| name.contains(word));
+    let failed_outcome = key
+        .labels()
+        .any(|label| label.key() == "outcome" && label.value().starts_with("failed"));
+    failure_metric || failed_outcome
+}
+
+/// A key's labels as dimensions ([`DIMENSION_LABELS`], `reason` per [`keeps_reason`]): sorted,
+/// at most [`MAX_DIMENSIONS`], empty values spelled `none` (CloudWatch dimension values must not
+/// be empty).
 fn dimensions(key: &Key) -> Vec<(String, String)> {
+    let keep_reason = keeps_reason(key);
     let mut dims: Vec<(String, String)> = key
         .labels()
-        .filter(|label| label.key() != "_aws")
+        .filter(|label| {
+            DIMENSION_LABELS.contains(&label.key()) || (keep_reason && label.key() == "reason")
+        })
         .map(|label| {
             let value = if label.value().is_empty() {
                 "none"
@@ -377,6 +432,78 @@ mod tests {
             .collect();
         assert_eq!(counts.iter().sum::<usize>(), 150);
         assert!(counts.iter().all(|&c| c <= MAX_METRICS_PER_LINE));
+    }
+
+    #[test]
+    fn units_follow_the_name_and_only_billed_dimensions_are_kept() {
+        let (recorder, handle) = emf_recorder(DEFAULT_NAMESPACE);
+        metrics::with_local_recorder(&recorder, || {
+            let delivered = [
+                ("tenant", "acme"),
+                ("outcome", "delivered"),
+                ("reason", "ok"),
+            ];
+            metrics::counter!("objects_total", &delivered).increment(2);
+            let failed = [
+                ("tenant", "acme"),
+                ("outcome", "failed_permanent"),
+                ("reason", "access_denied"),
+            ];
+            metrics::counter!("objects_total", &failed).increment(1);
+            // `type` is not a dimension: both delivery types add up in one value.
+            metrics::counter!("bytes_delivered_total", "tenant" => "acme", "type" => "cloudwatch")
+                .increment(100);
+            metrics::counter!("bytes_delivered_total", "tenant" => "acme", "type" => "s3")
+                .increment(50);
+            metrics::histogram!("delivery_latency_seconds", "tenant" => "acme", "type" => "s3")
+                .record(1.5);
+            metrics::counter!("retries_total", "operation" => "logs:PutLogEvents").increment(3);
+        });
+        let lines = parse(&handle.render(now()));
+        let find = |metric: &str, outcome: Option<&str>| {
+            lines
+                .iter()
+                .find(|l| l.get(metric).is_some() && outcome.is_none_or(|o| l["outcome"] == o))
+                .unwrap_or_else(|| panic!("{metric} {outcome:?} in {lines:?}"))
+                .clone()
+        };
+        let unit_of = |line: &Value, metric: &str| {
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .and_then(|m| m.iter().find(|d| d["Name"] == metric))
+                .map(|d| d["Unit"].clone())
+        };
+        let ok = find("objects_total", Some("delivered"));
+        assert_eq!(
+            ok["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["outcome", "tenant"]])
+        );
+        assert!(ok.get("reason").is_none(), "no reason on a success: {ok}");
+        let failed = find("objects_total", Some("failed_permanent"));
+        assert_eq!(
+            failed["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["outcome", "reason", "tenant"]])
+        );
+        let bytes = find("bytes_delivered_total", None);
+        assert_eq!(
+            bytes["bytes_delivered_total"], 150,
+            "summed over the dropped label"
+        );
+        assert_eq!(
+            unit_of(&bytes, "bytes_delivered_total"),
+            Some(json!("Bytes"))
+        );
+        let latency = find("delivery_latency_seconds", None);
+        assert_eq!(
+            unit_of(&latency, "delivery_latency_seconds"),
+            Some(json!("Seconds"))
+        );
+        let retries = find("retries_total", None);
+        assert_eq!(
+            retries["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
+        assert_eq!(unit_of(&retries, "retries_total"), Some(json!("Count")));
     }
 
     #[test]
