@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod aws_proxy;
 pub mod chaos;
 pub mod child;
+pub mod cost;
 pub mod drain;
 pub mod emulator;
 pub mod http;

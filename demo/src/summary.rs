@@ -360,6 +360,31 @@ impl Summary {
             })
             .collect();
         let _ = writeln!(out, "  total per GB: {}", totals.join(", "));
+        if let Some(cost) = crate::cost::per_tb(&self.requests, self.generated_bytes) {
+            let parts: Vec<String> = cost
+                .by_service
+                .iter()
+                .map(|(service, usd)| format!("{service} ${usd:.2}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  estimated request cost: ${:.2} per TB of logs ({}; {}, requests only: no storage, \
+                 transfer, Lambda compute or tenant-side ingestion)",
+                cost.total,
+                parts.join(", "),
+                crate::cost::PRICES_AS_OF
+            );
+        }
+        if let Some(usd) = crate::cost::per_tb_at_object_size(
+            &self.requests,
+            self.generated_bytes,
+            crate::cost::FULL_BATCH_BYTES,
+        ) {
+            let _ = writeln!(
+                out,
+                "  at full 10 MiB objects (a busy node; the demo's objects are small): ${usd:.2} per TB"
+            );
+        }
         if let Some((writes, objects)) = self.progress_writes() {
             let _ = writeln!(
                 out,
