@@ -1,10 +1,11 @@
 //! `logrelay-agent`: parses flags, installs logging and metrics, turns SIGTERM/SIGINT into a
 //! graceful shutdown and runs [`logrelay_agent::app`].
 //!
-//! Exit codes: 0 = everything read was stored and checkpointed; 1 = could not start or failed
-//! (bad config, unusable data dir, refused credentials, internal error); 3 = shut down with
-//! uploads unfinished at the end of the grace period or the final checkpoint unsaved (those lines
-//! are read again on the next start: duplicates, never loss).
+//! Exit codes (`logrelay_common::exit`, the same meanings in every binary): 0 = everything read was
+//! stored and checkpointed; 1 = shut down with uploads unfinished at the end of the grace period
+//! or the final checkpoint unsaved (those lines are read again on the next start: duplicates,
+//! never loss); 2 = invalid configuration; 3 = could not start or failed (unusable data dir,
+//! refused credentials, internal error).
 
 use clap::Parser;
 use logrelay_agent::app::{self, RunHooks};
@@ -15,19 +16,14 @@ use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-/// Exit code of a shutdown that left uploads or checkpoints unfinished.
-const EXIT_INCOMPLETE_SHUTDOWN: u8 = 3;
+use logrelay_common::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if check_config::requested(&args) {
         let report = check_config_report(&args);
         report.print();
-        return if report.is_ok() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+        return ExitCode::from(if report.is_ok() { EXIT_OK } else { EXIT_CONFIG });
     }
     let flags = AgentConfig::parse();
     logrelay_common::logging::init(flags.log_format);
@@ -36,7 +32,7 @@ fn main() -> ExitCode {
         Err(error) => {
             // Once, in the chosen log format (a second plain line would break JSON logs).
             tracing::error!(field = error.field, "{error}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     let metrics = server::install_metrics();
@@ -48,22 +44,22 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "cannot start the async runtime");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_RUNTIME);
         }
     };
     let code = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         if let Err(error) = listen_for_signals(shutdown.clone()) {
             tracing::error!(%error, "cannot install signal handlers");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_RUNTIME);
         }
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
         match app::run(config, metrics, shutdown, stdin, RunHooks::default()).await {
-            Ok(outcome) if outcome.is_clean() => ExitCode::SUCCESS,
-            Ok(_) => ExitCode::from(EXIT_INCOMPLETE_SHUTDOWN),
+            Ok(outcome) if outcome.is_clean() => ExitCode::from(EXIT_OK),
+            Ok(_) => ExitCode::from(EXIT_FAILURES),
             Err(error) => {
                 tracing::error!(%error, "logrelay-agent failed");
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_RUNTIME)
             }
         }
     });

@@ -187,12 +187,12 @@ fn stdin_agent_flushes_everything_it_read_on_sigterm_and_exits_zero() {
 }
 
 #[test]
-fn invalid_configuration_exits_one_naming_the_field() {
+fn invalid_configuration_exits_two_naming_the_field() {
     let output = Command::new(AGENT)
         .args(["--batch-memory-limit", "1KiB", "--listen", "off"])
         .output()
         .expect("runs the agent");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("--batch-memory-limit (LOGRELAY_BATCH_MEMORY_LIMIT)"),
@@ -239,7 +239,7 @@ fn check_config_reports_listen_selector_and_deprecated_prefix_and_refuses_unknow
     );
 
     let (report, code) = check_config(&[("LOGRELAY_LISTN", "0.0.0.0:1"), ("POD_NAME", "p")]);
-    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(code, Some(2), "{report}");
     assert_eq!(report["unknown_env"], serde_json::json!(["LOGRELAY_LISTN"]));
     assert_eq!(report["unused_env"], serde_json::json!(["POD_NAME"]));
 }

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod check_config;
 pub mod codec;
+pub mod exit;
 pub mod http_endpoint;
 pub mod key;
 pub mod logging;
