@@ -1940,3 +1940,33 @@ async fn start_at_beginning_reads_existing_lines_and_end_does_not_apply_after_a_
     let events = tail.stop().await;
     assert_exactly_once(&events, &[&other_expected]);
 }
+
+#[tokio::test]
+async fn a_first_start_reads_the_gz_history_with_beginning_and_ignores_it_with_end() {
+    for start_at in [StartAt::Beginning, StartAt::End] {
+        let (dir, root) = Harness::dir();
+        let container = container_dir(&root, "ns", "old", "c");
+        let (older, older_expected) = cri_lines("older", 0, 4);
+        write_gz(&container.join("0.log.20240101-000000.gz"), &older);
+        let (old, old_expected) = cri_lines("old", 4, 3);
+        write_gz(&container.join("0.log.20240101-010000.gz"), &old);
+        let (live, live_expected) = cri_lines("live", 7, 2);
+        fs::write(container.join("0.log"), &live).expect("write");
+        let tail = Harness::start((dir, root), Vec::new(), |config| {
+            config.start_at = start_at;
+        });
+        if start_at == StartAt::Beginning {
+            tail.wait_lines(4 + 3 + 2).await;
+            let events = tail.stop().await;
+            assert_exactly_once(&events, &[&older_expected, &old_expected, &live_expected]);
+        } else {
+            tail.wait_counter("logrelay_agent_compressed_files_ignored_total", 2)
+                .await;
+            let (more, more_expected) = cri_lines("more", 9, 2);
+            append(&container.join("0.log"), &more);
+            tail.wait_lines(2).await;
+            let events = tail.stop().await;
+            assert_exactly_once(&events, &[&more_expected]);
+        }
+    }
+}

@@ -276,9 +276,9 @@ impl Tailer {
             pod_multiline: self.config.pod_multiline.clone(),
         };
         let now = Instant::now();
-        let skip_existing = self.config.start_at == StartAt::End
-            && self.resume.is_empty()
-            && self.config.previous_run_until.is_none();
+        let first_start = self.resume.is_empty() && self.config.previous_run_until.is_none();
+        let skip_existing = first_start && self.config.start_at == StartAt::End;
+        let read_gz_history = first_start && self.config.start_at == StartAt::Beginning;
         let mut state = State {
             settings,
             output: self.output,
@@ -300,6 +300,7 @@ impl Tailer {
             closed_content: RecentSet::new(CLOSED_CONTENT_MEMORY),
             listed_once: false,
             skip_existing,
+            read_gz_history,
             resume_until: now + self.config.resume_grace,
             next_id: FileId::STDIN.0 + 1,
             run_queue: VecDeque::new(),
@@ -371,6 +372,9 @@ struct State {
     /// `--start-at end` on a first start: files of the first listing without a checkpoint begin
     /// after their last complete line.
     skip_existing: bool,
+    /// `--start-at beginning` on a first start: the rotated `.gz` files of the first listing are
+    /// history still on the node and are read from their start (with `end` they are ignored).
+    read_gz_history: bool,
     resume_until: Instant,
     next_id: u64,
     run_queue: VecDeque<FileId>,

@@ -21,8 +21,9 @@
 //! restarted while the agent was down). A directory without any checkpoint is a container the
 //! previous run never saw: its `.gz` files rotated after that run's last checkpoint save (the
 //! save time is in the checkpoint file, rewritten at least every 30 s) were made while no agent
-//! ran, and are read; older ones are ignored. On a first start (no checkpoint file) every `.gz` is
-//! ignored, and so are names not in the kubelet's format: their order is unknown. The rotation
+//! ran, and are read; older ones are ignored. A first start (no checkpoint file) marks nothing here:
+//! with `--start-at beginning` its `.gz` history is read anyway (`start.rs`), with `end` ignored.
+//! Names not in the kubelet's format are ignored: their order is unknown. The rotation
 //! time in a name is read as UTC (the kubelet formats the node's local time, UTC on the usual
 //! node images).
 

@@ -468,12 +468,14 @@ impl State {
         }
         // Made while the agent ran from a file it never saw (rotated and gzipped while it was
         // busy elsewhere): nothing of it was read.
-        let missed = gz.appeared_in_run
-            && gz
-                .fingerprint
-                .is_some_and(|fingerprint| !self.content_seen(fingerprint, dir));
+        let unseen = gz
+            .fingerprint
+            .is_some_and(|fingerprint| !self.content_seen(fingerprint, dir));
+        let missed = gz.appeared_in_run && unseen;
+        // History on a first start with `--start-at beginning`: there at the first listing.
+        let history = self.read_gz_history && !gz.appeared_in_run && unseen;
         let Some(index) = point else {
-            return match (gz.recover || missed, gz.fingerprint) {
+            return match (gz.recover || missed || history, gz.fingerprint) {
                 (true, Some(fingerprint)) => self.recover_compressed(found, fingerprint),
                 _ => {
                     if let Some(gz) = self.compressed.get_mut(&key)
