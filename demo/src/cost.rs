@@ -3,7 +3,7 @@
 //! prices are a dated table for one region; storage, data transfer, Lambda compute and the
 //! tenants' CloudWatch Logs ingestion (billed to the tenant) are not included.
 
-use crate::summary::RequestRow;
+use crate::summary::{RequestRow, stored_objects};
 
 /// Where and when [`PRICES`] were read.
 pub const PRICES_AS_OF: &str = "us-east-1 list prices, 2026-12";
@@ -96,17 +96,7 @@ pub fn per_tb(requests: &[RequestRow], generated_bytes: u64) -> Option<CostPerTb
             row.requests as f64 * price_of(&row.service, &row.operation) * scale,
         );
     }
-    let objects: u64 = requests
-        .iter()
-        .filter(|r| r.component == "agent" && r.service == "s3")
-        .filter(|r| {
-            matches!(
-                r.operation.as_str(),
-                "PutObject" | "CompleteMultipartUpload"
-            )
-        })
-        .map(|r| r.requests)
-        .sum();
+    let objects = stored_objects(requests);
     add("sns", objects as f64 * price_of("sns", "Publish") * scale);
     by_service.retain(|(_, usd)| *usd > 0.0);
     by_service.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -126,17 +116,7 @@ pub fn per_tb_at_object_size(
     generated_bytes: u64,
     object_bytes: u64,
 ) -> Option<f64> {
-    let objects: u64 = requests
-        .iter()
-        .filter(|r| r.component == "agent" && r.service == "s3")
-        .filter(|r| {
-            matches!(
-                r.operation.as_str(),
-                "PutObject" | "CompleteMultipartUpload"
-            )
-        })
-        .map(|r| r.requests)
-        .sum();
+    let objects = stored_objects(requests);
     if objects == 0 || object_bytes == 0 {
         return None;
     }

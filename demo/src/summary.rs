@@ -103,6 +103,21 @@ pub struct RequestRow {
     pub per_gb: f64,
 }
 
+/// Objects the agent stored in a run: its single PUTs and completed multipart uploads.
+pub fn stored_objects(requests: &[RequestRow]) -> u64 {
+    requests
+        .iter()
+        .filter(|row| row.component == "agent" && row.service == "s3")
+        .filter(|row| {
+            matches!(
+                row.operation.as_str(),
+                "PutObject" | "CompleteMultipartUpload"
+            )
+        })
+        .map(|row| row.requests)
+        .sum()
+}
+
 /// A tenant whose role denies access: its objects must be in the DLQ.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeniedRow {
@@ -406,7 +421,7 @@ impl Summary {
                 .map(|row| row.requests)
                 .sum()
         };
-        let objects = count("agent", "s3", &["PutObject", "CompleteMultipartUpload"]);
+        let objects = stored_objects(&self.requests);
         let writes = count("processor", "dynamodb", &["UpdateItem"]);
         (objects > 0).then_some((writes, objects))
     }
