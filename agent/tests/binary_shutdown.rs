@@ -101,6 +101,28 @@ fn wait_or_kill(child: &mut Child, timeout: Duration) -> std::process::ExitStatu
     }
 }
 
+/// The agent reading stdin into a directory sink `<dir>/out` (data dir `<dir>/data`), with no
+/// sink settings inherited from the environment.
+fn stdin_agent(dir: &std::path::Path, listen: &str, log_format: &str) -> Command {
+    let mut command = Command::new(AGENT);
+    command
+        .args([
+            "--source",
+            "stdin",
+            "--listen",
+            listen,
+            "--log-format",
+            log_format,
+        ])
+        .arg("--sink")
+        .arg(format!("file://{}", dir.join("out").display()))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env_remove("S3_BUCKET_NAME")
+        .env_remove("LOGRELAY_SINK");
+    command
+}
+
 fn terminate(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -115,21 +137,7 @@ fn stdin_agent_flushes_everything_it_read_on_sigterm_and_exits_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let port = free_port();
-    let mut child = Command::new(AGENT)
-        .args([
-            "--source",
-            "stdin",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "json",
-        ])
-        .arg("--sink")
-        .arg(format!("file://{}", out.display()))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env_remove("S3_BUCKET_NAME")
-        .env_remove("LOGRELAY_SINK")
+    let mut child = stdin_agent(dir.path(), &format!("127.0.0.1:{port}"), "json")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -247,22 +255,7 @@ fn check_config_reports_listen_selector_and_deprecated_prefix_and_refuses_unknow
 #[test]
 fn text_logs_off_a_terminal_carry_no_colour_codes() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("out");
-    let output = Command::new(AGENT)
-        .args([
-            "--source",
-            "stdin",
-            "--listen",
-            "off",
-            "--log-format",
-            "text",
-        ])
-        .arg("--sink")
-        .arg(format!("file://{}", out.display()))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env_remove("S3_BUCKET_NAME")
-        .env_remove("LOGRELAY_SINK")
+    let output = stdin_agent(dir.path(), "off", "text")
         .env_remove("NO_COLOR")
         .stdin(Stdio::null())
         .output()
