@@ -1756,7 +1756,16 @@ async fn lost_bytes_series_of_a_pod_whose_files_are_gone_expire_and_a_listed_pod
         metrics::with_local_recorder(&recorder, || tailer.run_blocking())
     });
     let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Delete as soon as the four rotated files are found: with one open rotated file per pod, each
+    // pod's second one is still waiting for its slot then, however fast the reader is.
+    let deadline = Instant::now() + WAIT;
+    while !metrics
+        .render()
+        .contains("logrelay_agent_files_discovered_total{kind=\"rotated\"} 4")
+    {
+        assert!(Instant::now() < deadline, "{}", metrics.render());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     for name in ["a", "b"] {
         fs::remove_file(listed.join(format!("0.log.{name}"))).expect("delete");
     }
