@@ -6,12 +6,14 @@
 //! grace period; the saver writes the final checkpoints; the server stops. With `--source stdin`
 //! the end of input ends the run the same way (without a deadline).
 
+use crate::batch::buffer::{BUFFER_DIR, DiskBuffer};
 use crate::checkpoint::saver::{Saver, SharedAcks};
 use crate::checkpoint::store::{CheckpointError, Loaded};
 use crate::checkpoint::{CheckpointStore, FileRegistry};
 use crate::config::{SourceKind, ValidConfig};
 use crate::delivery::{Delivery, DeliveryConfig, DeliveryError, DeliveryOutcome};
 use crate::internal_events::InternalEvent;
+use crate::internal_events::batch::BufferOpened;
 use crate::internal_events::checkpoint::{
     AgentWasDown, CheckpointFreshStart, CheckpointSaveFailed,
 };
@@ -72,6 +74,9 @@ pub enum AppError {
     /// Delivery failed.
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    /// The disk buffer could not be prepared.
+    #[error(transparent)]
+    Buffer(#[from] crate::batch::buffer::BufferError),
     /// The Kubernetes metadata stage could not start.
     #[error(transparent)]
     Metadata(#[from] crate::metadata::MetadataError),
@@ -187,8 +192,10 @@ where
         upload_concurrency: config.upload_concurrency,
         shutdown_grace: config.shutdown_grace,
     };
+    let buffer = open_buffer(&config)?;
     let delivery = tokio::spawn(
-        Delivery::new(delivery_config, registry, acks, uploader).run(receiver, shutdown.clone()),
+        Delivery::new(delivery_config, registry, acks, uploader, buffer)
+            .run(receiver, shutdown.clone()),
     );
     state.set_started();
     tracing::info!("running");
@@ -229,6 +236,21 @@ fn load_checkpoints(config: &ValidConfig) -> Result<(CheckpointStore, Loaded), A
         AgentWasDown { since, seconds }.emit();
     }
     Ok((store, loaded))
+}
+
+/// Prepares the disk buffer under the data directory, removing an earlier run's batches (their
+/// lines were never confirmed, so they are read again).
+fn open_buffer(config: &ValidConfig) -> Result<DiskBuffer, AppError> {
+    let (buffer, leftovers) =
+        DiskBuffer::open(config.data_dir.join(BUFFER_DIR), config.buffer_max_bytes)?;
+    BufferOpened {
+        dir: buffer.dir(),
+        limit: buffer.limit(),
+        leftover_files: leftovers.files,
+        leftover_bytes: leftovers.bytes,
+    }
+    .emit();
+    Ok(buffer)
 }
 
 /// Binds the HTTP server when `--listen` is set and starts serving.

@@ -8,6 +8,7 @@ pub mod error;
 pub use error::ConfigError;
 use error::invalid;
 
+use crate::batch::buffer::MIN_BUFFER_MAX_BYTES;
 use crate::batch::chunked::CHUNK_BYTES;
 use crate::batch::{BatchLimits, DEFAULT_MAX_OPEN_BATCHES};
 use crate::metadata::config::IN_CLUSTER_ENV;
@@ -122,10 +123,14 @@ pub struct AgentConfig {
     /// Seal a batch this long after its first line (e.g. `300s`, `5m`, `500ms`; bare = seconds).
     #[arg(long, env = "LOGRELAY_BATCH_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
     pub batch_timeout: Duration,
-    /// Cap on memory of open batches plus sealed, unacknowledged ones; reaching it seals the
-    /// largest batches and then stops reading (backpressure).
-    #[arg(long, env = "LOGRELAY_BATCH_MEMORY_LIMIT", default_value = "64MiB", value_parser = parse_bytes)]
+    /// Cap on memory of open batches' pending lines plus sealed bodies held in memory; reaching it
+    /// moves the largest pending lines to the disk buffer, then stops reading (backpressure).
+    #[arg(long, env = "LOGRELAY_BATCH_MEMORY_LIMIT", default_value = "24MiB", value_parser = parse_bytes)]
     pub batch_memory_limit: u64,
+    /// Cap on the disk buffer under `--data-dir` (compressed batches being filled or awaiting
+    /// upload); reaching it seals the batches holding most of it, then stops reading.
+    #[arg(long, env = "LOGRELAY_BUFFER_MAX_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    pub buffer_max_bytes: u64,
     /// Cap on open batches (partitions); opening one more seals the oldest.
     #[arg(long, env = "LOGRELAY_BATCH_MAX_OPEN", default_value_t = DEFAULT_MAX_OPEN_BATCHES)]
     pub batch_max_open: usize,
@@ -271,6 +276,8 @@ pub struct ValidConfig {
     pub data_dir: PathBuf,
     /// Batching limits.
     pub limits: BatchLimits,
+    /// Cap on the disk buffer.
+    pub buffer_max_bytes: u64,
     /// Gzip level of the objects.
     pub compression: Compression,
     /// Uploads in flight at once.
@@ -411,6 +418,15 @@ impl AgentConfig {
                 ),
             ));
         }
+        if self.buffer_max_bytes < MIN_BUFFER_MAX_BYTES {
+            return Err(invalid(
+                "--buffer-max-bytes (LOGRELAY_BUFFER_MAX_BYTES)",
+                format!(
+                    "{} is below the minimum {MIN_BUFFER_MAX_BYTES} (16MiB)",
+                    self.buffer_max_bytes
+                ),
+            ));
+        }
         if self.batch_max_open == 0 {
             return Err(invalid(
                 "--batch-max-open (LOGRELAY_BATCH_MAX_OPEN)",
@@ -487,6 +503,7 @@ impl AgentConfig {
                 memory_limit: self.batch_memory_limit,
                 max_open: self.batch_max_open,
             },
+            buffer_max_bytes: self.buffer_max_bytes,
             compression,
             upload_concurrency: self.upload_concurrency,
             s3: S3Settings {

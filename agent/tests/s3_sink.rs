@@ -7,6 +7,7 @@
 use aws_config::SdkConfig;
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
+use logrelay_agent::batch::buffer::DiskBuffer;
 use logrelay_agent::batch::{BatchLimits, Batcher, SealReason, SealedBatch};
 use logrelay_agent::checkpoint::FileRegistry;
 use logrelay_agent::sink::config::S3Settings;
@@ -52,8 +53,16 @@ fn record(pod: &str, message: &str) -> LogRecord {
     }
 }
 
+/// A sealed batch and its whole body.
+struct Sealed {
+    batch: SealedBatch,
+    body: Bytes,
+}
+
 /// Seals `count` batches of `lines_each` lines (pods `pod-0..`), each from its own file.
-fn batches(count: u64, lines_each: u64, message_len: usize) -> Vec<SealedBatch> {
+async fn batches(count: u64, lines_each: u64, message_len: usize) -> Vec<Sealed> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (buffer, _) = DiskBuffer::open(dir.path().join("buffer"), 1 << 30).expect("opens");
     let mut batcher = Batcher::new(
         BatchLimits {
             max_bytes: 1 << 30,
@@ -61,6 +70,7 @@ fn batches(count: u64, lines_each: u64, message_len: usize) -> Vec<SealedBatch> 
         },
         "node-1",
         FileRegistry::new(),
+        buffer,
     );
     let mut sealed = Vec::new();
     for b in 0..count {
@@ -81,7 +91,12 @@ fn batches(count: u64, lines_each: u64, message_len: usize) -> Vec<SealedBatch> 
         }
         sealed.extend(batcher.seal_all(SealReason::Shutdown).expect("seals"));
     }
-    sealed
+    let mut loaded = Vec::new();
+    for batch in sealed {
+        let body = batch.body.load().await.expect("loads");
+        loaded.push(Sealed { batch, body });
+    }
+    loaded
 }
 
 /// Printable, barely compressible text (xorshift).
@@ -156,17 +171,21 @@ async fn objects_land_under_their_keys_as_gzip_ndjson_with_headers() {
     let bucket = new_bucket(&config).await;
     let service = S3Service::with_config(&config, &bucket, S3Settings::default());
     let uploader = Uploader::new(ObjectService::S3(service), fast_retries(), "prod/eu");
-    let sealed = batches(3, 50, 40);
-    for batch in &sealed {
-        assert_eq!(uploader.upload(batch).await, 1, "no retries needed");
+    let sealed = batches(3, 50, 40).await;
+    for s in &sealed {
+        assert_eq!(
+            uploader.upload(&s.batch, s.body.clone()).await,
+            1,
+            "no retries needed"
+        );
     }
     let mut expected: Vec<String> = sealed
         .iter()
-        .map(|b| b.key.to_key_with_prefix("prod/eu"))
+        .map(|s| s.batch.key.to_key_with_prefix("prod/eu"))
         .collect();
     expected.sort();
     assert_eq!(list_keys(&config, &bucket).await, expected);
-    for batch in &sealed {
+    for Sealed { batch, .. } in &sealed {
         let key = batch.key.to_key_with_prefix("prod/eu");
         let parsed = ObjectKey::parse_with_prefix(&key, "prod/eu").expect("parses");
         assert_eq!(parsed, batch.key);
@@ -206,13 +225,13 @@ async fn objects_above_the_threshold_use_a_multipart_upload() {
         fast_retries(),
         "",
     );
-    let batch = batches(1, 800, 10_000).remove(0);
+    let Sealed { batch, body: sent } = batches(1, 800, 10_000).await.remove(0);
     assert!(
-        batch.body.len() > 5 << 20,
+        sent.len() > 5 << 20,
         "compressed body {} must exceed one part",
-        batch.body.len()
+        sent.len()
     );
-    uploader.upload(&batch).await;
+    uploader.upload(&batch, sent.clone()).await;
     // create + 2 parts + complete.
     assert_eq!(proxy.requests_seen(), 4);
     let key = batch.key.to_key();
@@ -224,7 +243,7 @@ async fn objects_above_the_threshold_use_a_multipart_upload() {
         .await
         .expect("gets");
     let body: Bytes = object.body.collect().await.expect("reads").into_bytes();
-    assert_eq!(body, batch.body);
+    assert_eq!(body, sent);
     assert_eq!(read_records(&config, &bucket, &key).await.len(), 800);
 }
 
@@ -254,22 +273,22 @@ async fn uploads_retry_through_injected_faults_and_replays_overwrite_instead_of_
         ],
         only: None,
     });
-    let sealed = batches(12, 20, 30);
+    let sealed = batches(12, 20, 30).await;
     let mut retried = 0;
-    for batch in &sealed {
-        retried += uploader.upload(batch).await - 1;
+    for s in &sealed {
+        retried += uploader.upload(&s.batch, s.body.clone()).await - 1;
     }
     assert!(
         proxy.faults_injected() > 0 && retried > 0,
         "faults were injected and retried"
     );
     // A replay after a crash seals the same source ranges again: same keys, overwritten.
-    for batch in &batches(12, 20, 30) {
-        uploader.upload(batch).await;
+    for s in &batches(12, 20, 30).await {
+        uploader.upload(&s.batch, s.body.clone()).await;
     }
     proxy.heal();
     let keys = list_keys(&config, &bucket).await;
-    let mut expected: Vec<String> = sealed.iter().map(|b| b.key.to_key()).collect();
+    let mut expected: Vec<String> = sealed.iter().map(|s| s.batch.key.to_key()).collect();
     expected.sort();
     assert_eq!(keys, expected, "one object per batch, no duplicates");
     let mut total = 0;
@@ -299,12 +318,14 @@ async fn writer_role_is_assumed_for_uploads_when_the_base_identity_may_not_write
     .expect("role");
     moto.enforce_from_now().await.expect("enforcement on");
     let base = static_config(moto.url(), node_credentials).await;
-    let batch = batches(1, 5, 10).remove(0);
+    let Sealed { batch, body } = batches(1, 5, 10).await.remove(0);
 
     let as_node = S3Service::with_config(&base, &bucket, S3Settings::default());
     let refused = as_node
         .put(&logrelay_agent::sink::request_builder::build_request(
-            &batch, "",
+            &batch,
+            body.clone(),
+            "",
         ))
         .await;
     let refused = refused.expect_err("the node identity cannot write");
@@ -323,7 +344,7 @@ async fn writer_role_is_assumed_for_uploads_when_the_base_identity_may_not_write
         .expect("assumes");
     assert_eq!(
         Uploader::new(ObjectService::S3(service), fast_retries(), "")
-            .upload(&batch)
+            .upload(&batch, body)
             .await,
         1
     );

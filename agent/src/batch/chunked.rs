@@ -18,9 +18,6 @@ use std::io;
 /// hundreds of quiet batches stay cheap).
 pub const CHUNK_BYTES: usize = 256 << 10;
 
-/// A pending buffer grown past this by one huge line is given back after the chunk is compressed.
-const PENDING_KEEP_BYTES: usize = 2 * CHUNK_BYTES;
-
 /// gzip member header: magic, deflate, no flags, no mtime, XFL (set per level), OS 255 (unknown).
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
@@ -82,13 +79,15 @@ impl SharedCompressor {
     }
 }
 
-/// One batch's body being filled: compressed members so far plus the pending lines.
+/// One batch's pending lines: NDJSON not yet compressed, and what was written so far. The
+/// batcher compresses the pending lines into a member ([`Self::compress_into`]) when they reach
+/// [`CHUNK_BYTES`], when memory needs room, and at the seal; the members go to the disk buffer.
 #[derive(Default)]
 pub struct ChunkedGzBody {
     pending: Vec<u8>,
-    compressed: Vec<u8>,
     lines: u64,
     uncompressed: u64,
+    members: u64,
 }
 
 impl ChunkedGzBody {
@@ -97,13 +96,9 @@ impl ChunkedGzBody {
         Self::default()
     }
 
-    /// Appends one record as one JSON line, compressing the pending chunk once it is full. On
-    /// error nothing of the record is kept and the body stays valid.
-    pub fn write_record<T: Serialize>(
-        &mut self,
-        record: &T,
-        compressor: &mut SharedCompressor,
-    ) -> Result<(), CodecError> {
+    /// Appends one record as one JSON line. On error nothing of the record is kept and the body
+    /// stays valid.
+    pub fn write_record<T: Serialize>(&mut self, record: &T) -> Result<(), CodecError> {
         let start = self.pending.len();
         if let Err(err) = serde_json::to_writer(&mut self.pending, record) {
             self.pending.truncate(start);
@@ -116,9 +111,6 @@ impl ChunkedGzBody {
         self.pending.push(b'\n');
         self.lines += 1;
         self.uncompressed += (self.pending.len() - start) as u64;
-        if self.pending.len() >= CHUNK_BYTES {
-            self.compress_pending(compressor)?;
-        }
         Ok(())
     }
 
@@ -132,28 +124,44 @@ impl ChunkedGzBody {
         self.uncompressed
     }
 
-    /// Memory held: both buffers' capacity.
+    /// Bytes pending compression.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether the pending lines fill a chunk.
+    pub fn chunk_is_full(&self) -> bool {
+        self.pending.len() >= CHUNK_BYTES
+    }
+
+    /// Members compressed so far.
+    pub fn members(&self) -> u64 {
+        self.members
+    }
+
+    /// Memory held: the pending buffer's capacity.
     pub fn memory(&self) -> u64 {
-        (self.pending.capacity() + self.compressed.capacity()) as u64
+        self.pending.capacity() as u64
     }
 
-    /// Compresses what is pending and returns the whole gzip object.
-    pub fn finish(mut self, compressor: &mut SharedCompressor) -> Result<Vec<u8>, CodecError> {
-        if !self.pending.is_empty() || self.compressed.is_empty() {
-            self.compress_pending(compressor)?;
+    /// Compresses the pending lines into one gzip member appended to `out` and releases them.
+    /// With nothing pending and no member yet it writes an empty member, so that a finished body
+    /// is always a valid gzip file.
+    pub fn compress_into(
+        &mut self,
+        compressor: &mut SharedCompressor,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        if self.pending.is_empty() && self.members > 0 {
+            return Ok(());
         }
-        self.compressed.shrink_to_fit();
-        Ok(self.compressed)
-    }
-
-    fn compress_pending(&mut self, compressor: &mut SharedCompressor) -> Result<(), CodecError> {
         compressor
-            .write_member(&self.pending, &mut self.compressed)
+            .write_member(&self.pending, out)
             .map_err(CodecError::Io)?;
-        self.pending.clear();
-        if self.pending.capacity() > PENDING_KEEP_BYTES {
-            self.pending.shrink_to(CHUNK_BYTES);
-        }
+        self.members += 1;
+        // A quiet partition keeps no buffer between chunks: the memory of many open batches is
+        // only what they have pending.
+        self.pending = Vec::new();
         Ok(())
     }
 }
@@ -172,21 +180,36 @@ mod tests {
         text
     }
 
+    /// Writes `record`, compressing a member into `out` whenever a chunk is full.
+    fn write(
+        body: &mut ChunkedGzBody,
+        record: &str,
+        compressor: &mut SharedCompressor,
+        out: &mut Vec<u8>,
+    ) {
+        body.write_record(&record).expect("writes");
+        if body.chunk_is_full() {
+            body.compress_into(compressor, out).expect("compresses");
+        }
+    }
+
     #[test]
     fn lines_spanning_many_chunks_read_back_exactly_with_any_gzip_reader() {
         let mut compressor = SharedCompressor::default();
         let mut body = ChunkedGzBody::new();
+        let mut object = Vec::new();
         let mut expected = String::new();
         for i in 0..20_000u32 {
             let value = format!("line {i} {}", "x".repeat((i % 97) as usize));
-            body.write_record(&value, &mut compressor).expect("writes");
+            write(&mut body, &value, &mut compressor, &mut object);
             expected.push_str(&serde_json::to_string(&value).expect("json"));
             expected.push('\n');
         }
         assert_eq!(body.lines(), 20_000);
         assert_eq!(body.uncompressed_bytes(), expected.len() as u64);
-        assert!(expected.len() > 4 * CHUNK_BYTES, "spans several members");
-        let object = body.finish(&mut compressor).expect("finishes");
+        assert!(body.members() >= 4, "spans several members");
+        body.compress_into(&mut compressor, &mut object)
+            .expect("finishes");
         assert_eq!(gunzip(&object), expected);
     }
 
@@ -194,15 +217,17 @@ mod tests {
     fn interleaved_batches_sharing_one_compressor_stay_separate() {
         let mut compressor = SharedCompressor::default();
         let (mut a, mut b) = (ChunkedGzBody::new(), ChunkedGzBody::new());
+        let (mut a_out, mut b_out) = (Vec::new(), Vec::new());
         let line = "y".repeat(1000);
         for _ in 0..600 {
-            a.write_record(&format!("a{line}"), &mut compressor)
-                .expect("writes");
-            b.write_record(&format!("b{line}"), &mut compressor)
-                .expect("writes");
+            write(&mut a, &format!("a{line}"), &mut compressor, &mut a_out);
+            write(&mut b, &format!("b{line}"), &mut compressor, &mut b_out);
         }
-        let a = gunzip(&a.finish(&mut compressor).expect("finishes"));
-        let b = gunzip(&b.finish(&mut compressor).expect("finishes"));
+        a.compress_into(&mut compressor, &mut a_out)
+            .expect("finishes");
+        b.compress_into(&mut compressor, &mut b_out)
+            .expect("finishes");
+        let (a, b) = (gunzip(&a_out), gunzip(&b_out));
         assert_eq!(a.lines().count(), 600);
         assert!(a.lines().all(|l| l.starts_with("\"ay")));
         assert!(b.lines().all(|l| l.starts_with("\"by")));
@@ -211,10 +236,26 @@ mod tests {
     #[test]
     fn empty_body_is_a_valid_empty_gzip_object() {
         let mut compressor = SharedCompressor::default();
-        let object = ChunkedGzBody::new()
-            .finish(&mut compressor)
+        let mut object = Vec::new();
+        ChunkedGzBody::new()
+            .compress_into(&mut compressor, &mut object)
             .expect("finishes");
         assert_eq!(gunzip(&object), "");
+    }
+
+    #[test]
+    fn nothing_pending_after_a_member_adds_nothing() {
+        let mut compressor = SharedCompressor::default();
+        let mut body = ChunkedGzBody::new();
+        let mut object = Vec::new();
+        body.write_record(&"one").expect("writes");
+        body.compress_into(&mut compressor, &mut object)
+            .expect("compresses");
+        let len = object.len();
+        body.compress_into(&mut compressor, &mut object)
+            .expect("compresses");
+        assert_eq!(object.len(), len);
+        assert_eq!(gunzip(&object), "\"one\"\n");
     }
 
     #[test]
@@ -222,42 +263,26 @@ mod tests {
         use std::collections::HashMap;
         let mut compressor = SharedCompressor::default();
         let mut body = ChunkedGzBody::new();
-        body.write_record(&"before", &mut compressor)
-            .expect("writes");
+        body.write_record(&"before").expect("writes");
         // JSON object keys must be strings: a map keyed by a tuple fails mid-serialization.
         let bad: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
-        assert!(matches!(
-            body.write_record(&bad, &mut compressor),
-            Err(CodecError::Json(_))
-        ));
-        body.write_record(&"after", &mut compressor)
-            .expect("writes");
+        assert!(matches!(body.write_record(&bad), Err(CodecError::Json(_))));
+        body.write_record(&"after").expect("writes");
         assert_eq!(body.lines(), 2);
-        let object = body.finish(&mut compressor).expect("finishes");
+        let mut object = Vec::new();
+        body.compress_into(&mut compressor, &mut object)
+            .expect("finishes");
         assert_eq!(gunzip(&object), "\"before\"\n\"after\"\n");
     }
 
     #[test]
-    fn a_quiet_body_holds_only_its_pending_lines() {
+    fn a_compressed_body_holds_no_memory() {
         let mut compressor = SharedCompressor::default();
         let mut body = ChunkedGzBody::new();
-        for _ in 0..20 {
-            body.write_record(&"z".repeat(300), &mut compressor)
-                .expect("writes");
-        }
-        assert!(body.memory() < 16 << 10, "{} bytes", body.memory());
-    }
-
-    #[test]
-    fn one_huge_line_does_not_pin_its_buffer() {
-        let mut compressor = SharedCompressor::default();
-        let mut body = ChunkedGzBody::new();
-        body.write_record(&"h".repeat(4 << 20), &mut compressor)
-            .expect("writes");
-        assert!(
-            body.pending.capacity() <= PENDING_KEEP_BYTES,
-            "pending keeps {} bytes",
-            body.pending.capacity()
-        );
+        body.write_record(&"h".repeat(4 << 20)).expect("writes");
+        assert!(body.memory() >= 4 << 20);
+        body.compress_into(&mut compressor, &mut Vec::new())
+            .expect("compresses");
+        assert_eq!(body.memory(), 0);
     }
 }

@@ -62,3 +62,11 @@ pub async fn decode(body: &[u8]) -> Vec<LogRecord> {
     }
     out
 }
+
+/// A disk buffer in a fresh temporary directory (kept as long as the returned guard).
+pub fn test_buffer(limit: u64) -> (tempfile::TempDir, super::buffer::DiskBuffer) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (buffer, _) =
+        super::buffer::DiskBuffer::open(dir.path().join("buffer"), limit).expect("opens");
+    (dir, buffer)
+}

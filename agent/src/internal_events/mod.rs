@@ -37,6 +37,7 @@ pub const COUNTERS_FROM_START: &[&str] = &[
     "logrelay_agent_lines_truncated_total",
     "logrelay_agent_read_errors_total",
     "logrelay_agent_backpressure_events_total",
+    "logrelay_agent_buffer_errors_total",
 ];
 
 /// Registers the help texts of every agent metric, and the series that exist from the start

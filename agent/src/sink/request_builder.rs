@@ -20,13 +20,14 @@ pub struct UploadRequest {
     pub lines: u64,
 }
 
-/// Builds the request for `batch` below the deployment `prefix` (`""` = none).
-pub fn build_request(batch: &SealedBatch, prefix: &str) -> UploadRequest {
+/// Builds the request for `batch`, whose whole body is `body`, below the deployment `prefix`
+/// (`""` = none).
+pub fn build_request(batch: &SealedBatch, body: Bytes, prefix: &str) -> UploadRequest {
     UploadRequest {
         batch: batch.id,
         key: batch.key.to_key_with_prefix(prefix),
-        body: batch.body.clone(),
-        content_md5: content_md5(&batch.body),
+        content_md5: content_md5(&body),
+        body,
         lines: batch.lines,
     }
 }

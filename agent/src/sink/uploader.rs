@@ -8,6 +8,7 @@ use super::service::ObjectService;
 use crate::batch::SealedBatch;
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sink::{ObjectStored, UploadRetrying};
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::sync::{Arc, Mutex};
@@ -72,9 +73,10 @@ impl Uploader {
         self.health.clone()
     }
 
-    /// Stores `batch`, retrying until it is stored; returns the attempts it took.
-    pub async fn upload(&self, batch: &SealedBatch) -> u32 {
-        let request = build_request(batch, &self.prefix);
+    /// Stores `batch` with its loaded `body`, retrying until it is stored; returns the attempts it
+    /// took.
+    pub async fn upload(&self, batch: &SealedBatch, body: Bytes) -> u32 {
+        let request = build_request(batch, body, &self.prefix);
         let mut rng = SmallRng::from_os_rng();
         let mut attempt = 0u32;
         loop {

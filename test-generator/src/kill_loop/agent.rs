@@ -37,6 +37,8 @@ pub struct AgentSetup {
     pub logs: PathBuf,
     /// `--batch-timeout`, e.g. `2s`.
     pub batch_timeout: String,
+    /// More flags for every run.
+    pub extra_args: Vec<String>,
     /// `RUST_LOG` of the agent.
     pub log_filter: String,
 }
@@ -106,6 +108,7 @@ impl AgentRun {
             .arg(format!("file://{}", setup.out.display()))
             .arg("--data-dir")
             .arg(&setup.data)
+            .args(&setup.extra_args)
             .env_remove("S3_BUCKET_NAME")
             .env_remove("LOGRELAY_SINK")
             .env("RUST_LOG", &setup.log_filter)

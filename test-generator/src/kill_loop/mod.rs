@@ -101,6 +101,10 @@ pub struct KillLoopArgs {
     /// The agent's `--batch-timeout`.
     #[arg(long, default_value = "2s")]
     pub batch_timeout: String,
+    /// Another flag for every agent run, e.g. `--agent-arg=--batch-memory-limit=1MiB`
+    /// (repeatable).
+    #[arg(long = "agent-arg", allow_hyphen_values = true)]
+    pub agent_args: Vec<String>,
     /// Most seconds the last run may take to deliver the rest.
     #[arg(long, default_value_t = 180.0)]
     pub drain_timeout: f64,
@@ -252,6 +256,7 @@ pub async fn run(args: &KillLoopArgs) -> Result<KillLoopReport, KillLoopError> {
         data: args.work_dir.join("data"),
         logs: args.work_dir.clone(),
         batch_timeout: args.batch_timeout.clone(),
+        extra_args: args.agent_args.clone(),
         log_filter: args.agent_log.clone(),
     };
     for dir in [&setup.pods_root, &setup.out, &setup.data] {
