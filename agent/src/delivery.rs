@@ -140,14 +140,33 @@ impl Delivery {
                 self.report_memory();
                 return Ok(DeliveryOutcome::Complete);
             }
+            // Checked here as well as by the timer below: under a constant stream the channel is
+            // ready on every poll and the runtime's timers are serviced late, and a batch must
+            // still be sealed at its timeout.
+            let mut batch_deadline = self.batcher.next_deadline();
+            if batch_deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+                let sealed = self.batcher.seal_expired(Instant::now())?;
+                self.enqueue(sealed);
+                self.start_uploads();
+                batch_deadline = self.batcher.next_deadline();
+            }
             let below_cap = self.can_take();
             self.set_backpressure(input_open && !below_cap);
-            let batch_deadline = self.batcher.next_deadline();
             tokio::select! {
                 biased;
                 Some(joined) = self.uploading.join_next(), if !self.uploading.is_empty() => {
                     let stored = joined??;
                     self.confirm(&stored);
+                }
+                () = shutdown.cancelled(), if grace_deadline.is_none() => {
+                    grace_deadline = Some(Instant::now() + self.config.shutdown_grace);
+                }
+                () = sleep_until_opt(grace_deadline), if grace_deadline.is_some() => {
+                    return Ok(self.abandon());
+                }
+                () = sleep_until_opt(batch_deadline), if batch_deadline.is_some() => {
+                    let sealed = self.batcher.seal_expired(Instant::now())?;
+                    self.enqueue(sealed);
                 }
                 event = events.recv(), if input_open && below_cap => match event {
                     Some(event) => self.take_events(event, &mut events)?,
@@ -157,16 +176,6 @@ impl Delivery {
                         self.enqueue(sealed);
                     }
                 },
-                () = sleep_until_opt(batch_deadline), if batch_deadline.is_some() => {
-                    let sealed = self.batcher.seal_expired(Instant::now())?;
-                    self.enqueue(sealed);
-                }
-                () = shutdown.cancelled(), if grace_deadline.is_none() => {
-                    grace_deadline = Some(Instant::now() + self.config.shutdown_grace);
-                }
-                () = sleep_until_opt(grace_deadline), if grace_deadline.is_some() => {
-                    return Ok(self.abandon());
-                }
             }
             self.start_uploads();
             self.report_memory();
@@ -525,6 +534,43 @@ mod tests {
         }
         assert_eq!(stored(&rig.out).await.len(), 3);
         assert!(lock_acks(&rig.acks).acknowledged(FileId(1)).is_some());
+    }
+
+    #[tokio::test]
+    async fn batches_are_sealed_at_their_timeout_while_events_never_stop_coming() {
+        const EVENTS: usize = 100_000;
+        let rig = rig();
+        // A backlog the loop cannot take in one turn: the channel is ready on every poll.
+        let (tx, rx) = mpsc::channel(EVENTS);
+        for event in lines(1, "pod-a", "a", EVENTS) {
+            tx.try_send(event).expect("room");
+        }
+        drop(tx);
+        let (buffer, _) = DiskBuffer::open(&rig.buffer, 1 << 30).expect("opens");
+        let limits = BatchLimits {
+            timeout: Duration::from_millis(20),
+            ..limits()
+        };
+        let started = Instant::now();
+        let delivery = Delivery::new(
+            config(limits),
+            FileRegistry::new(),
+            rig.acks.clone(),
+            rig.uploader.clone(),
+            buffer,
+        );
+        let outcome = delivery
+            .run(rx, CancellationToken::new())
+            .await
+            .expect("delivers");
+        assert_eq!(outcome, DeliveryOutcome::Complete);
+        let took = started.elapsed();
+        let objects = stored_objects(&rig.out).len();
+        assert_eq!(stored(&rig.out).await.len(), EVENTS);
+        // One object per timeout while the backlog lasted (minus scheduling slack), not one at
+        // the end.
+        let expected = (took.as_millis() / 20 / 4) as usize;
+        assert!(objects >= expected.max(2), "{objects} objects in {took:?}");
     }
 
     /// Bytes in the disk buffer's files.
