@@ -11,7 +11,7 @@
 //! kill every line of a file here is read again from the logs. The directory is emptied at start.
 
 use crate::batch::BatchId;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -82,21 +82,25 @@ impl SpillFile {
         &self.path
     }
 
-    /// Reads the file's members, with `capacity` reserved for more bytes after them.
-    pub async fn read(&self, capacity: usize) -> Result<BytesMut, BufferError> {
+    /// Reads the file's members into one allocation with room for `extra` bytes after them.
+    pub async fn read(&self, extra: usize) -> Result<Vec<u8>, BufferError> {
+        use tokio::io::AsyncReadExt;
         let read = |source| BufferError::Read {
             path: self.path.clone(),
             source,
         };
-        let data = tokio::fs::read(&self.path).await.map_err(read)?;
-        if (data.len() as u64) < self.len {
+        let file = tokio::fs::File::open(&self.path).await.map_err(read)?;
+        let mut out = Vec::with_capacity(self.len as usize + extra);
+        file.take(self.len)
+            .read_to_end(&mut out)
+            .await
+            .map_err(read)?;
+        if (out.len() as u64) < self.len {
             return Err(read(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{} bytes, {} written", data.len(), self.len),
+                format!("{} bytes, {} written", out.len(), self.len),
             )));
         }
-        let mut out = BytesMut::with_capacity(self.len as usize + capacity);
-        out.extend_from_slice(&data[..self.len as usize]);
         Ok(out)
     }
 }
@@ -230,7 +234,7 @@ pub async fn body_of(spill: Option<&SpillFile>, tail: &Bytes) -> Result<Bytes, B
         Some(file) => {
             let mut body = file.read(tail.len()).await?;
             body.extend_from_slice(tail);
-            Ok(body.freeze())
+            Ok(Bytes::from(body))
         }
     }
 }

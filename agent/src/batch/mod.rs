@@ -617,6 +617,8 @@ impl Batcher {
                 .compress_into(&mut self.compressor, &mut in_memory)
                 .map_err(BatchError::Finish)?;
         }
+        // The tail is held until the upload is confirmed: no spare capacity.
+        in_memory.shrink_to_fit();
         let body = ObjectBody {
             spilled: open.spill,
             tail: Bytes::from(in_memory),
