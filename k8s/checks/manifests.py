@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Assertions over every rendered agent DaemonSet (and the ClusterRole and NetworkPolicy rendered with it): the
+"""Assertions over every rendered agent DaemonSet (and the ClusterRole and NetworkPolicy rendered with it) and the
+processor's NetworkPolicy and PodDisruptionBudget: the
 properties that docs/deploy.md, docs/security.md and the agent rely on, which
 schema validation and checkov cannot know. Whether ports, probe paths, scrape annotations and the environment agree with
 what the agent binary serves and accepts is checked by scripts/contract.py, through the binary's --check-config.
@@ -141,7 +142,21 @@ RENDER_BREAKS: dict[str, Callable[[list[dict]], None]] = {
 }
 
 
-# The processor Deployment's network policy, in every render that holds the Deployment.
+def processor_pdb_ok(docs: list[dict]) -> bool:
+    """maxUnavailable 1 (a minAvailable equal to one replica would block every node drain), selecting the pods of the
+    processor Deployment."""
+    pdb = of_kind(docs, "PodDisruptionBudget", "logrelay-processor")
+    pod_labels = of_kind(docs, "Deployment", "logrelay-processor")["spec"]["template"]["metadata"]["labels"]
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    return (
+        pdb["spec"].get("maxUnavailable") == 1
+        and "minAvailable" not in pdb["spec"]
+        and bool(selector)
+        and selector.items() <= pod_labels.items()
+    )
+
+
+# The processor Deployment's network policy and disruption budget, in every render that holds the Deployment.
 PROCESSOR_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
     "processor NetworkPolicy: egress limited to HTTPS and DNS": lambda docs: "Egress"
     in of_kind(docs, "NetworkPolicy", "logrelay-processor")["spec"]["policyTypes"]
@@ -150,6 +165,7 @@ PROCESSOR_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
         p for rule in of_kind(docs, "NetworkPolicy", "logrelay-processor")["spec"]["ingress"] for p in rule["ports"]
     ]
     == [{"protocol": "TCP", "port": 9090}],
+    "processor PodDisruptionBudget: one pod at a time, selecting the Deployment's pods": processor_pdb_ok,
 }
 
 PROCESSOR_BREAKS: dict[str, Callable[[list[dict]], None]] = {
@@ -159,6 +175,9 @@ PROCESSOR_BREAKS: dict[str, Callable[[list[dict]], None]] = {
     "processor NetworkPolicy: ingress only to the metrics port": lambda docs: of_kind(
         docs, "NetworkPolicy", "logrelay-processor"
     )["spec"]["ingress"].append({"ports": [{"protocol": "TCP", "port": 22}]}),
+    "processor PodDisruptionBudget: one pod at a time, selecting the Deployment's pods": lambda docs: docs.remove(
+        of_kind(docs, "PodDisruptionBudget", "logrelay-processor")
+    ),
 }
 
 
@@ -223,7 +242,7 @@ def main(argv: list[str]) -> int:
     for f, docs in by_file.items():
         if of_kind(docs, "Deployment", "logrelay-processor"):
             rendered = of_kind(docs, "NetworkPolicy", "logrelay-processor")
-            ok &= report(f, "processor policy", PROCESSOR_CHECKS, PROCESSOR_BREAKS, docs if rendered else every_doc, self_test)
+            ok &= report(f, "processor policy/PDB", PROCESSOR_CHECKS, PROCESSOR_BREAKS, docs if rendered else every_doc, self_test)
     return 0 if ok else 1
 
 
