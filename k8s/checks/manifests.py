@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Assertions over every rendered agent DaemonSet (and the ClusterRole and NetworkPolicy rendered with it) and the
-processor's NetworkPolicy and PodDisruptionBudget: the
+processor's NetworkPolicy and PodDisruptionBudget, and every PodMonitor: the
 properties that docs/deploy.md, docs/security.md and the agent rely on, which
 schema validation and checkov cannot know. Whether ports, probe paths, scrape annotations and the environment agree with
 what the agent binary serves and accepts is checked by scripts/contract.py, through the binary's --check-config.
@@ -181,13 +181,66 @@ PROCESSOR_BREAKS: dict[str, Callable[[list[dict]], None]] = {
 }
 
 
+def workload_of(monitor: dict, docs: list[dict]) -> dict:
+    """The DaemonSet or Deployment a PodMonitor is named after."""
+    name = monitor["metadata"]["name"]
+    return next(d for d in docs if d.get("kind") in ("DaemonSet", "Deployment") and d["metadata"]["name"] == name)
+
+
+def pod_monitors(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if d.get("kind") == "PodMonitor"]
+
+
+def selects_its_pods(monitor: dict, docs: list[dict]) -> bool:
+    workload = workload_of(monitor, docs)
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    return (
+        monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        and bool(selector)
+        and selector.items() <= workload["spec"]["template"]["metadata"]["labels"].items()
+        and monitor["metadata"].get("namespace") == workload["metadata"].get("namespace")
+        and "namespaceSelector" not in monitor["spec"]
+    )
+
+
+def scrapes_the_metrics_port(monitor: dict, docs: list[dict]) -> bool:
+    pod = workload_of(monitor, docs)["spec"]["template"]["spec"]
+    named = {p["name"] for c in pod["containers"] for p in c.get("ports", []) if "name" in p}
+    endpoints = monitor["spec"]["podMetricsEndpoints"]
+    return (
+        bool(endpoints)
+        and "metrics" in named
+        and all(e.get("port") == "metrics" and e.get("path") == "/metrics" for e in endpoints)
+    )
+
+
+# Every PodMonitor (the opt-in k8s/components/prometheus-operator) against the workload it is named after.
+MONITOR_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
+    "PodMonitor in its workload's namespace, selecting its pods": lambda docs: all(
+        selects_its_pods(m, docs) for m in pod_monitors(docs)
+    ),
+    "PodMonitor scrapes the named metrics port at /metrics": lambda docs: all(
+        scrapes_the_metrics_port(m, docs) for m in pod_monitors(docs)
+    ),
+}
+
+MONITOR_BREAKS: dict[str, Callable[[list[dict]], None]] = {
+    "PodMonitor in its workload's namespace, selecting its pods": lambda docs: pod_monitors(docs)[0]["spec"][
+        "selector"
+    ]["matchLabels"].update({"app.kubernetes.io/name": "another-app"}),
+    "PodMonitor scrapes the named metrics port at /metrics": lambda docs: pod_monitors(docs)[0]["spec"][
+        "podMetricsEndpoints"
+    ][0].update(port="http"),
+}
+
+
 def run(checks: dict, subject) -> list[str]:
     """The names of the `checks` that `subject` fails."""
     failed = []
     for name, check in checks.items():
         try:
             ok = check(subject)
-        except (KeyError, IndexError, TypeError, AttributeError):
+        except (KeyError, IndexError, TypeError, AttributeError, StopIteration):
             ok = False
         if not ok:
             failed.append(name)
@@ -243,6 +296,10 @@ def main(argv: list[str]) -> int:
         if of_kind(docs, "Deployment", "logrelay-processor"):
             rendered = of_kind(docs, "NetworkPolicy", "logrelay-processor")
             ok &= report(f, "processor policy/PDB", PROCESSOR_CHECKS, PROCESSOR_BREAKS, docs if rendered else every_doc, self_test)
+    for f, docs in by_file.items():
+        if pod_monitors(docs):
+            rendered = any(d.get("kind") in ("DaemonSet", "Deployment") for d in docs)
+            ok &= report(f, "PodMonitor", MONITOR_CHECKS, MONITOR_BREAKS, docs if rendered else every_doc, self_test)
     return 0 if ok else 1
 
 
