@@ -380,6 +380,9 @@ pub struct ReplayArgs {
     /// is reset). DUPLICATES every event already delivered; for a tenant that lost its logs.
     #[arg(long)]
     pub force: bool,
+    /// With --force: replay without asking (off a terminal --force is refused without it).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// The mode after resolving subcommand, `EXECUTION_MODE` and the Lambda environment.

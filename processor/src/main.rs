@@ -1,6 +1,7 @@
 //! `logrelay-processor`: parses flags, builds the core [`Processor`] and runs the chosen intake.
 //! Exit codes are in `exit.rs` and `docs/processor.md`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -44,6 +45,23 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Mode::Replay(args) = &mode
+        && args.force
+        && !args.dry_run
+    {
+        let stdin = std::io::stdin();
+        let terminal = stdin.is_terminal();
+        let answer = replay::confirm_force(
+            args.yes,
+            terminal,
+            &mut stdin.lock(),
+            &mut std::io::stderr(),
+        );
+        if let Some(refusal) = answer.refusal() {
+            eprintln!("logrelay-processor: {refusal}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     logrelay_common::logging::init(config.effective_log_format(&mode));
     for warning in run_args.deprecation_warnings() {
         tracing::warn!("{warning}");

@@ -205,7 +205,19 @@ async fn replay_force_delivers_already_delivered_objects_again_and_warns() {
     assert!(!report.contains("WARNING"), "{report}");
     assert_eq!(messages(ACCOUNT_A, &group).await, once, "a replay skips");
 
-    let forced = run(Some(&central), &[&args[..], &["--force"]].concat(), "");
+    // Off a terminal --force needs --yes: refused before anything is listed or delivered.
+    let refused = run(Some(&central), &[&args[..], &["--force"]].concat(), "yes\n");
+    let refusal = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{refusal}");
+    assert!(refusal.contains("--yes"), "{refusal}");
+    assert!(!refusal.contains("listing"), "nothing listed: {refusal}");
+    assert_eq!(messages(ACCOUNT_A, &group).await, once, "nothing delivered");
+
+    let forced = run(
+        Some(&central),
+        &[&args[..], &["--force", "--yes"]].concat(),
+        "",
+    );
     let report = stderr(&forced);
     assert_eq!(forced.status.code(), Some(0), "{report}");
     assert!(
