@@ -35,6 +35,10 @@ pub const DEFAULT_PAGE_SIZE: i32 = 100;
 /// Flags of `tenants`.
 #[derive(Debug, Clone, Args)]
 pub struct TenantsArgs {
+    /// The tenant config table given before the command's name (`tenants --table T list`); wins
+    /// over the command's own `--table` / `TENANT_CONFIG_TABLE`.
+    #[arg(long = "table", value_name = "TABLE", hide = true)]
+    pub table: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: TenantsCommand,
@@ -459,7 +463,10 @@ pub async fn run(args: &TenantsArgs, output: &mut Output<'_>) -> Result<u8, Tena
     let chain = args.command.chain();
     let context = Context {
         aws,
-        table: table.tenant_config_table.clone(),
+        table: args
+            .table
+            .clone()
+            .unwrap_or_else(|| table.tenant_config_table.clone()),
         central_role_arn: chain.central.central_role_arn,
         default_external_id: chain.default_external_id,
         logs_endpoint_url: chain.logs_endpoint_url,
@@ -641,6 +648,12 @@ mod tests {
             args.command.table().map(|t| t.tenant_config_table.as_str()),
             Some("other"),
             "--table names the tenant config table"
+        );
+        let before = parse(&["--table", "first", "get", "acme"]);
+        assert_eq!(
+            before.table.as_deref(),
+            Some("first"),
+            "still accepted before the command"
         );
     }
 
