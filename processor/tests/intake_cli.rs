@@ -317,6 +317,36 @@ fn check_config_reports_serving_paths_deprecated_names_and_refuses_unknown_setti
     );
 }
 
+#[test]
+fn a_subcommand_reads_no_setting_of_other_modes_from_the_environment() {
+    // One environment for every mode (a Lambda function's or a Deployment's), with values only
+    // sqs and lambda mode would read, and those invalid.
+    let env = [
+        ("LOGRELAY_LISTEN", "nowhere"),
+        ("SQS_QUEUE_URL", "not a queue"),
+        ("DLQ_URL", "not a queue"),
+        ("LOGRELAY_METRICS_NAMESPACE", ""),
+    ]
+    .iter()
+    .map(|(k, v)| (*k, v.to_string()))
+    .collect();
+    let output = processor_command(&env)
+        .args(["manual", "--check-config"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = processor_command(&env)
+        .args(["sqs", "--check-config"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "sqs reads them: {}",
+        stderr(&output)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_tenant_table_stops_the_poller_at_start_naming_table_and_setting() {
     let central = Central::new().await;
