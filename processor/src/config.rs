@@ -1,8 +1,11 @@
 //! The processor's configuration: one clap struct from flags and environment (the environment names
 //! `docs/processor.md` lists, which deployments already set), validated at start with messages naming
 //! the bad field. The mode comes from a subcommand (`lambda | sqs | manual | replay`) or
-//! `EXECUTION_MODE`; in a Lambda environment without either, `lambda` is assumed. The `tenants`
-//! subcommand hands its flags to [`crate::admin`] with [`ProcessorConfig::admin_settings`].
+//! `EXECUTION_MODE`; in a Lambda environment without either, `lambda` is assumed. Settings are
+//! grouped by who uses them ([`AwsArgs`], [`TableArgs`], [`ChainArgs`], [`DeliveryArgs`],
+//! [`QueueArgs`], [`SqsArgs`], [`LambdaArgs`]) and each subcommand flattens only its groups, so its
+//! `--help` lists and its parse reads only those; `tenants` and `quarantine` hand theirs to
+//! [`crate::admin`] and [`crate::quarantine`].
 
 use logrelay_common::http_endpoint::parse_listen;
 use std::net::SocketAddr;
