@@ -14,11 +14,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # (binary, arguments before --help, documentation pages that must name its flags)
 AGENT_DOCS = ["docs/agent.md", "docs/agent-metadata.md", "docs/agent-sources.md"]
 PROCESSOR_DOCS = ["docs/processor.md"]
-TENANTS_DOCS = ["docs/tenants.md", "docs/processor.md"]  # the processor's global flags are on processor.md
+TENANTS_DOCS = ["docs/tenants.md", "docs/processor.md"]  # the shared settings (region, table, role) are on processor.md
 SURFACES = [
     ("logrelay-agent", [], AGENT_DOCS),
     ("logrelay-processor", [], PROCESSOR_DOCS),
-    ("logrelay-processor", ["replay"], PROCESSOR_DOCS),
+    *[("logrelay-processor", [mode], PROCESSOR_DOCS) for mode in ("lambda", "sqs", "manual", "replay")],
     ("logrelay-processor", ["quarantine", "list"], PROCESSOR_DOCS),
     ("logrelay-processor", ["quarantine", "release"], PROCESSOR_DOCS),
     *[

@@ -54,8 +54,8 @@ done
 templates=(cloudformation/*.yaml)
 containerfiles=(containers/Containerfile.agent containers/Containerfile.processor
     containers/Containerfile.agent.local containers/Containerfile.processor.local)
-overlays=(agent/base agent/overlays/openshift agent/overlays/local-emulator
-    processor/base processor/overlays/local-emulator processor/overlays/keda)
+overlays=(agent/base agent/overlays/openshift agent/overlays/local-emulator agent/overlays/prometheus-operator
+    processor/base processor/overlays/local-emulator processor/overlays/keda processor/overlays/prometheus-operator)
 
 render_manifests() {
     mkdir -p "${work}/k8s"
@@ -75,7 +75,8 @@ render_manifests() {
 validate_manifests() {
     local files
     mapfile -t files < <(find "${work}/k8s" -name '*.yaml' | sort)
-    # Custom resources (OpenShift SCC, KEDA) have no bundled schema: reported as WARN, not validated.
+    # Custom resources (OpenShift SCC, KEDA, PodMonitor) have no bundled schema: reported as WARN, not validated
+    # (k8s/checks/manifests.py checks the PodMonitors' structure).
     "${venv}/kubernetes-validate" --strict --quiet -k "${K8S_VERSION}" "${files[@]}"
 }
 

@@ -15,9 +15,6 @@ use crate::accounts::Identity;
 /// Longest one verification may take (it reads every event or object of the destination).
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Exit code of `verify` when verification itself could not run.
-const VERIFY_EXIT_ERROR: i32 = 2;
-
 /// Where to look.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
@@ -135,7 +132,14 @@ async fn run(
     ));
     std::fs::write(&log, text).with_context(|| format!("write {}", log.display()))?;
     anyhow::ensure!(
-        output.status.code() != Some(VERIFY_EXIT_ERROR) && output.status.code().is_some(),
+        // Only a finished verification (0 passed, 1 failed) prints a report.
+        matches!(
+            output
+                .status
+                .code()
+                .and_then(|code| u8::try_from(code).ok()),
+            Some(logrelay_common::exit::EXIT_OK | logrelay_common::exit::EXIT_FAILURES)
+        ),
         "verify could not run ({}): {}",
         output.status,
         stderr.trim()

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Assertions over every rendered agent DaemonSet (and the ClusterRole and NetworkPolicy rendered with it): the
+"""Assertions over every rendered agent DaemonSet (and the ClusterRole and NetworkPolicy rendered with it) and the
+processor's NetworkPolicy and PodDisruptionBudget, and every PodMonitor: the
 properties that docs/deploy.md, docs/security.md and the agent rely on, which
 schema validation and checkov cannot know. Whether ports, probe paths, scrape annotations and the environment agree with
 what the agent binary serves and accepts is checked by scripts/contract.py, through the binary's --check-config.
@@ -141,7 +142,21 @@ RENDER_BREAKS: dict[str, Callable[[list[dict]], None]] = {
 }
 
 
-# The processor Deployment's network policy, in every render that holds the Deployment.
+def processor_pdb_ok(docs: list[dict]) -> bool:
+    """maxUnavailable 1 (a minAvailable equal to one replica would block every node drain), selecting the pods of the
+    processor Deployment."""
+    pdb = of_kind(docs, "PodDisruptionBudget", "logrelay-processor")
+    pod_labels = of_kind(docs, "Deployment", "logrelay-processor")["spec"]["template"]["metadata"]["labels"]
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    return (
+        pdb["spec"].get("maxUnavailable") == 1
+        and "minAvailable" not in pdb["spec"]
+        and bool(selector)
+        and selector.items() <= pod_labels.items()
+    )
+
+
+# The processor Deployment's network policy and disruption budget, in every render that holds the Deployment.
 PROCESSOR_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
     "processor NetworkPolicy: egress limited to HTTPS and DNS": lambda docs: "Egress"
     in of_kind(docs, "NetworkPolicy", "logrelay-processor")["spec"]["policyTypes"]
@@ -150,6 +165,7 @@ PROCESSOR_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
         p for rule in of_kind(docs, "NetworkPolicy", "logrelay-processor")["spec"]["ingress"] for p in rule["ports"]
     ]
     == [{"protocol": "TCP", "port": 9090}],
+    "processor PodDisruptionBudget: one pod at a time, selecting the Deployment's pods": processor_pdb_ok,
 }
 
 PROCESSOR_BREAKS: dict[str, Callable[[list[dict]], None]] = {
@@ -159,6 +175,62 @@ PROCESSOR_BREAKS: dict[str, Callable[[list[dict]], None]] = {
     "processor NetworkPolicy: ingress only to the metrics port": lambda docs: of_kind(
         docs, "NetworkPolicy", "logrelay-processor"
     )["spec"]["ingress"].append({"ports": [{"protocol": "TCP", "port": 22}]}),
+    "processor PodDisruptionBudget: one pod at a time, selecting the Deployment's pods": lambda docs: docs.remove(
+        of_kind(docs, "PodDisruptionBudget", "logrelay-processor")
+    ),
+}
+
+
+def workload_of(monitor: dict, docs: list[dict]) -> dict:
+    """The DaemonSet or Deployment a PodMonitor is named after."""
+    name = monitor["metadata"]["name"]
+    return next(d for d in docs if d.get("kind") in ("DaemonSet", "Deployment") and d["metadata"]["name"] == name)
+
+
+def pod_monitors(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if d.get("kind") == "PodMonitor"]
+
+
+def selects_its_pods(monitor: dict, docs: list[dict]) -> bool:
+    workload = workload_of(monitor, docs)
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    return (
+        monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        and bool(selector)
+        and selector.items() <= workload["spec"]["template"]["metadata"]["labels"].items()
+        and monitor["metadata"].get("namespace") == workload["metadata"].get("namespace")
+        and "namespaceSelector" not in monitor["spec"]
+    )
+
+
+def scrapes_the_metrics_port(monitor: dict, docs: list[dict]) -> bool:
+    pod = workload_of(monitor, docs)["spec"]["template"]["spec"]
+    named = {p["name"] for c in pod["containers"] for p in c.get("ports", []) if "name" in p}
+    endpoints = monitor["spec"]["podMetricsEndpoints"]
+    return (
+        bool(endpoints)
+        and "metrics" in named
+        and all(e.get("port") == "metrics" and e.get("path") == "/metrics" for e in endpoints)
+    )
+
+
+# Every PodMonitor (the opt-in k8s/components/prometheus-operator) against the workload it is named after.
+MONITOR_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
+    "PodMonitor in its workload's namespace, selecting its pods": lambda docs: all(
+        selects_its_pods(m, docs) for m in pod_monitors(docs)
+    ),
+    "PodMonitor scrapes the named metrics port at /metrics": lambda docs: all(
+        scrapes_the_metrics_port(m, docs) for m in pod_monitors(docs)
+    ),
+}
+
+MONITOR_BREAKS: dict[str, Callable[[list[dict]], None]] = {
+    "PodMonitor in its workload's namespace, selecting its pods": lambda docs: pod_monitors(docs)[0]["spec"][
+        "selector"
+    ]["matchLabels"].update({"app.kubernetes.io/name": "another-app"}),
+    "PodMonitor scrapes the named metrics port at /metrics": lambda docs: pod_monitors(docs)[0]["spec"][
+        "podMetricsEndpoints"
+    ][0].update(port="http"),
 }
 
 
@@ -168,7 +240,7 @@ def run(checks: dict, subject) -> list[str]:
     for name, check in checks.items():
         try:
             ok = check(subject)
-        except (KeyError, IndexError, TypeError, AttributeError):
+        except (KeyError, IndexError, TypeError, AttributeError, StopIteration):
             ok = False
         if not ok:
             failed.append(name)
@@ -223,7 +295,11 @@ def main(argv: list[str]) -> int:
     for f, docs in by_file.items():
         if of_kind(docs, "Deployment", "logrelay-processor"):
             rendered = of_kind(docs, "NetworkPolicy", "logrelay-processor")
-            ok &= report(f, "processor policy", PROCESSOR_CHECKS, PROCESSOR_BREAKS, docs if rendered else every_doc, self_test)
+            ok &= report(f, "processor policy/PDB", PROCESSOR_CHECKS, PROCESSOR_BREAKS, docs if rendered else every_doc, self_test)
+    for f, docs in by_file.items():
+        if pod_monitors(docs):
+            rendered = any(d.get("kind") in ("DaemonSet", "Deployment") for d in docs)
+            ok &= report(f, "PodMonitor", MONITOR_CHECKS, MONITOR_BREAKS, docs if rendered else every_doc, self_test)
     return 0 if ok else 1
 
 

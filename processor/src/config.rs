@@ -1,15 +1,18 @@
 //! The processor's configuration: one clap struct from flags and environment (the environment names
 //! `docs/processor.md` lists, which deployments already set), validated at start with messages naming
 //! the bad field. The mode comes from a subcommand (`lambda | sqs | manual | replay`) or
-//! `EXECUTION_MODE`; in a Lambda environment without either, `lambda` is assumed. The `tenants`
-//! subcommand hands its flags to [`crate::admin`] with [`ProcessorConfig::admin_settings`].
+//! `EXECUTION_MODE`; in a Lambda environment without either, `lambda` is assumed. Settings are
+//! grouped by who uses them ([`AwsArgs`], [`TableArgs`], [`ChainArgs`], [`DeliveryArgs`],
+//! [`QueueArgs`], [`SqsArgs`], [`LambdaArgs`]) and each subcommand flattens only its groups, so its
+//! `--help` lists and its parse reads only those; `tenants` and `quarantine` hand theirs to
+//! [`crate::admin`] and [`crate::quarantine`].
 
 use logrelay_common::http_endpoint::parse_listen;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use logrelay_common::logging::LogFormat;
 
 use crate::deliver::cloudwatch::batch::MAX_BATCH_EVENTS;
@@ -43,7 +46,9 @@ pub enum ExecutionMode {
     Replay,
 }
 
-/// Flags and environment of `logrelay-processor`.
+/// Flags and environment of `logrelay-processor`. Each subcommand takes only the settings it uses;
+/// without a subcommand (mode from `--mode` / `EXECUTION_MODE`, or a Lambda environment) every run
+/// setting is read here.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "logrelay-processor",
@@ -51,6 +56,7 @@ pub enum ExecutionMode {
     about = "Delivers each tenant's log objects from the central bucket into the tenant's own AWS account",
     after_help = "Exit codes: 0 success; 1 some objects or messages failed (manual, replay); \
                   2 invalid flags or configuration; 3 fatal runtime error.\n\
+                  Each subcommand's --help lists its own settings. \
                   See docs/processor.md for every setting, mode and metric."
 )]
 pub struct ProcessorConfig {
@@ -58,95 +64,204 @@ pub struct ProcessorConfig {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Mode when no subcommand is given: lambda, sqs or manual.
-    #[arg(long = "mode", env = "EXECUTION_MODE", value_enum, global = true)]
+    #[arg(long = "mode", env = "EXECUTION_MODE", value_enum)]
     pub execution_mode: Option<ExecutionMode>,
-    /// DynamoDB table holding tenant delivery configs.
-    #[arg(long, env = "TENANT_CONFIG_TABLE", default_value = DEFAULT_TENANT_CONFIG_TABLE, global = true)]
-    pub tenant_config_table: String,
-    /// Central role assumed before each tenant's role (unset: the base credentials assume tenant roles directly).
-    #[arg(long, env = "CENTRAL_LOG_DISTRIBUTION_ROLE_ARN", global = true)]
-    pub central_role_arn: Option<String>,
+    /// Every run setting, for the mode chosen without a subcommand.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Log format: json or text (default: json in lambda and sqs modes, text otherwise).
+    #[arg(long, env = "LOGRELAY_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The AWS connection of every command that calls AWS (endpoint: `AWS_ENDPOINT_URL`, read by the SDK).
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct AwsArgs {
     /// AWS region of the central resources (default: the SDK's region chain, then us-east-1).
-    #[arg(long, env = "AWS_REGION", global = true)]
+    #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
-    /// Queue polled in sqs mode.
-    #[arg(long, env = "SQS_QUEUE_URL", global = true)]
-    pub sqs_queue_url: Option<String>,
-    /// Most events per CloudWatch Logs PutLogEvents request, 1 to 10,000 (default 10,000). Not
-    /// the SQS batch size (the Lambda event source mapping's `BatchSize`).
-    #[arg(long, env = "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS", global = true)]
-    pub put_log_events_max_events: Option<usize>,
-    /// Deprecated name of `--put-log-events-max-events` (logs a WARN).
-    #[arg(long, env = "MAX_BATCH_SIZE", global = true, hide = true)]
-    pub max_batch_size: Option<usize>,
-    /// Attempts per AWS call on transient failures, the first included (default 5).
-    #[arg(long, env = "RETRY_ATTEMPTS", global = true)]
-    pub retry_attempts: Option<u32>,
+}
+
+/// The tenant config table, for delivery and the `tenants` commands that read or change it.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct TableArgs {
+    /// AWS connection.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// DynamoDB table holding tenant delivery configs.
+    #[arg(long, env = "TENANT_CONFIG_TABLE", default_value = DEFAULT_TENANT_CONFIG_TABLE, visible_alias = "table")]
+    pub tenant_config_table: String,
+}
+
+/// The central role, for delivery, `tenants onboard` and `tenants doctor`.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct CentralRoleArgs {
+    /// Central role assumed before each tenant's role (unset: the base credentials assume tenant roles directly).
+    #[arg(long, env = "CENTRAL_LOG_DISTRIBUTION_ROLE_ARN")]
+    pub central_role_arn: Option<String>,
+}
+
+/// How the chain into a tenant's account is walked: delivery and `tenants doctor`.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct ChainArgs {
+    /// The central role.
+    #[command(flatten)]
+    pub central: CentralRoleArgs,
     /// ExternalId for tenants whose config has none (deployments with one ExternalId for every tenant; per-tenant ids are preferred).
-    #[arg(
-        long,
-        env = "DEFAULT_EXTERNAL_ID",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "DEFAULT_EXTERNAL_ID", hide_env_values = true)]
     pub default_external_id: Option<String>,
     /// CloudWatch Logs endpoint override (VPC endpoints, tests); default: the SDK's.
-    #[arg(long, env = "LOGRELAY_LOGS_ENDPOINT_URL", global = true)]
+    #[arg(long, env = "LOGRELAY_LOGS_ENDPOINT_URL")]
     pub logs_endpoint_url: Option<String>,
+}
+
+/// Delivery settings of every run mode (lambda, sqs, manual, replay).
+#[derive(Debug, Clone, Args)]
+pub struct DeliveryArgs {
+    /// Tenant config table and AWS connection.
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Central role, default ExternalId, CloudWatch Logs endpoint.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Most events per CloudWatch Logs PutLogEvents request, 1 to 10,000 (default 10,000). Not
+    /// the SQS batch size (the Lambda event source mapping's `BatchSize`).
+    #[arg(long, env = "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS")]
+    pub put_log_events_max_events: Option<usize>,
+    /// Deprecated name of `--put-log-events-max-events` (logs a WARN).
+    #[arg(long, env = "MAX_BATCH_SIZE", hide = true)]
+    pub max_batch_size: Option<usize>,
+    /// Attempts per AWS call on transient failures, the first included (default 5).
+    #[arg(long, env = "RETRY_ATTEMPTS")]
+    pub retry_attempts: Option<u32>,
     /// DynamoDB table of per-object delivery progress (resume without duplicates; unset: off).
-    #[arg(long, env = "DELIVERY_PROGRESS_TABLE", global = true)]
+    #[arg(long, env = "DELIVERY_PROGRESS_TABLE")]
     pub delivery_progress_table: Option<String>,
     /// Seconds an attempt's lease on an object's progress lasts without a progress write (10 to
     /// 43,200; default 300). Shorter: a crashed processor's objects are taken over sooner; a live
     /// one whose batch takes longer loses its object (re-sending the batches in flight).
-    #[arg(long, env = "LOGRELAY_PROGRESS_LEASE_SECONDS", global = true)]
+    #[arg(long, env = "LOGRELAY_PROGRESS_LEASE_SECONDS")]
     pub progress_lease_seconds: Option<u64>,
-    /// Queue that permanently failed messages are forwarded to before being acknowledged.
-    #[arg(long, env = "DLQ_URL", global = true)]
-    pub dlq_url: Option<String>,
     /// Deployment prefix of every object key in the central bucket ("" = none).
-    #[arg(long, env = "LOGRELAY_KEY_PREFIX", default_value = "", global = true)]
+    #[arg(long, env = "LOGRELAY_KEY_PREFIX", default_value = "")]
     pub key_prefix: String,
     /// The central bucket: notifications naming another bucket are refused and dead-lettered
     /// (unset: any bucket the processor's role may read).
-    #[arg(long, env = "LOGRELAY_CENTRAL_BUCKET", global = true)]
+    #[arg(long, env = "LOGRELAY_CENTRAL_BUCKET")]
     pub central_bucket: Option<String>,
     /// Each cluster's S3 writer role, `CLUSTER=ROLE_ID,…` (unique role ids, the S3WriterRoleId
     /// output of cluster-s3-writer-role.yaml): a notification whose uploader is not the writer of
     /// the key's cluster is refused and dead-lettered (unset: uploaders are not checked).
-    #[arg(long, env = "LOGRELAY_CLUSTER_WRITERS", global = true)]
+    #[arg(long, env = "LOGRELAY_CLUSTER_WRITERS")]
     pub cluster_writers: Option<crate::process::ClusterWriters>,
     /// Messages (lambda, sqs) or objects (manual, replay) processed at once.
-    #[arg(long, env = "MAX_CONCURRENCY", global = true)]
+    #[arg(long, env = "MAX_CONCURRENCY")]
     pub max_concurrency: Option<usize>,
-    /// Listen address of /metrics, /healthz and /readyz in sqs mode (HOST:PORT; default 0.0.0.0:9090).
-    #[arg(long, env = "LOGRELAY_LISTEN", global = true, value_parser = parse_listen)]
-    pub listen: Option<SocketAddr>,
-    /// Deprecated name of `--listen` (logs a WARN).
-    #[arg(long, env = "LOGRELAY_METRICS_LISTEN", global = true, hide = true, value_parser = parse_listen)]
-    pub metrics_listen: Option<SocketAddr>,
-    /// CloudWatch namespace of the EMF metrics in lambda mode.
-    #[arg(long, env = "LOGRELAY_METRICS_NAMESPACE", default_value = crate::telemetry::emf::DEFAULT_NAMESPACE, global = true)]
-    pub metrics_namespace: String,
-    /// Time in-flight messages get to finish after SIGTERM/SIGINT in sqs mode (e.g. `25s`, `1m`;
-    /// bare = seconds; default 25s).
-    #[arg(long, env = "LOGRELAY_SHUTDOWN_GRACE", value_parser = logrelay_common::units::parse_duration, global = true)]
-    pub shutdown_grace: Option<Duration>,
-    /// Deprecated name of `--shutdown-grace`, in seconds (logs a WARN).
-    #[arg(
-        long,
-        env = "LOGRELAY_SHUTDOWN_GRACE_SECONDS",
-        global = true,
-        hide = true
-    )]
-    pub shutdown_grace_seconds: Option<u64>,
-    /// Log format: json or text (default: json in lambda and sqs modes, text otherwise).
-    #[arg(long, env = "LOGRELAY_LOG_FORMAT", global = true)]
-    pub log_format: Option<LogFormat>,
     /// Parse and validate flags and environment, print a JSON report (invalid values, unknown
     /// `LOGRELAY_*` variables, deprecated names, listen address and paths) and exit: 0 valid, 2 not.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub check_config: bool,
+}
+
+/// Settings of the queue-fed modes (lambda, sqs).
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct QueueArgs {
+    /// Queue that permanently failed messages are forwarded to before being acknowledged.
+    #[arg(long, env = "DLQ_URL")]
+    pub dlq_url: Option<String>,
+}
+
+/// Settings of sqs mode only.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct SqsArgs {
+    /// Queue polled in sqs mode.
+    #[arg(long, env = "SQS_QUEUE_URL")]
+    pub sqs_queue_url: Option<String>,
+    /// Listen address of /metrics, /healthz and /readyz in sqs mode (HOST:PORT; default 0.0.0.0:9090).
+    #[arg(long, env = "LOGRELAY_LISTEN", value_parser = parse_listen)]
+    pub listen: Option<SocketAddr>,
+    /// Deprecated name of `--listen` (logs a WARN).
+    #[arg(long, env = "LOGRELAY_METRICS_LISTEN", hide = true, value_parser = parse_listen)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Time in-flight messages get to finish after SIGTERM/SIGINT in sqs mode (e.g. `25s`, `1m`;
+    /// bare = seconds; default 25s).
+    #[arg(long, env = "LOGRELAY_SHUTDOWN_GRACE", value_parser = logrelay_common::units::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// Deprecated name of `--shutdown-grace`, in seconds (logs a WARN).
+    #[arg(long, env = "LOGRELAY_SHUTDOWN_GRACE_SECONDS", hide = true)]
+    pub shutdown_grace_seconds: Option<u64>,
+}
+
+/// Settings of lambda mode only.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct LambdaArgs {
+    /// CloudWatch namespace of the EMF metrics in lambda mode.
+    #[arg(long, env = "LOGRELAY_METRICS_NAMESPACE", default_value = crate::telemetry::emf::DEFAULT_NAMESPACE)]
+    pub metrics_namespace: String,
+}
+
+impl Default for LambdaArgs {
+    fn default() -> Self {
+        Self {
+            metrics_namespace: crate::telemetry::emf::DEFAULT_NAMESPACE.to_owned(),
+        }
+    }
+}
+
+/// Every run setting: the settings of the chosen mode, the others at their defaults.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Delivery settings.
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+    /// Queue-fed modes' settings.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Sqs mode's settings.
+    #[command(flatten)]
+    pub sqs: SqsArgs,
+    /// Lambda mode's settings.
+    #[command(flatten)]
+    pub lambda: LambdaArgs,
+}
+
+/// Flags of `lambda`.
+#[derive(Debug, Clone, Args)]
+pub struct LambdaCommand {
+    /// Delivery settings.
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+    /// Dead-letter queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// EMF namespace.
+    #[command(flatten)]
+    pub lambda: LambdaArgs,
+}
+
+/// Flags of `sqs`.
+#[derive(Debug, Clone, Args)]
+pub struct SqsCommand {
+    /// Delivery settings.
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+    /// Dead-letter queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Queue, listen address, shutdown grace.
+    #[command(flatten)]
+    pub sqs: SqsArgs,
+}
+
+/// Flags of `replay`: delivery settings and what to replay.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayCommand {
+    /// Delivery settings.
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+    /// What to replay.
+    #[command(flatten)]
+    pub replay: ReplayArgs,
 }
 
 /// Old setting names that still work and log a WARN (flags and environment variables).
@@ -190,7 +305,7 @@ pub fn check_config_report(args: &[String], in_lambda: bool) -> Report {
         vars,
     );
     report.add_deprecated_flags(args, DEPRECATED);
-    let config = match ProcessorConfig::try_parse_from(args) {
+    let config = match ProcessorConfig::try_parse_args(args) {
         Ok(config) => config,
         Err(error) => {
             report.errors.push(error.to_string().trim().to_owned());
@@ -200,8 +315,9 @@ pub fn check_config_report(args: &[String], in_lambda: bool) -> Report {
     match config.validate(in_lambda) {
         Err(error) => report.errors.push(error.to_string()),
         Ok(mode) => {
+            let run = config.run_args().unwrap_or_else(|| config.run.clone());
             if matches!(mode, Mode::Sqs { .. }) {
-                report.listen = Some(config.listen().to_string());
+                report.listen = Some(run.listen().to_string());
                 report.http_paths = crate::telemetry::prometheus::HTTP_PATHS.to_vec();
             }
             let mode_name = match mode {
@@ -213,7 +329,7 @@ pub fn check_config_report(args: &[String], in_lambda: bool) -> Report {
             report.effective.insert("mode".into(), mode_name.into());
             report
                 .effective
-                .insert("key_prefix".into(), config.key_prefix.clone().into());
+                .insert("key_prefix".into(), run.delivery.key_prefix.into());
         }
     }
     report
@@ -223,20 +339,20 @@ pub fn check_config_report(args: &[String], in_lambda: bool) -> Report {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run as an AWS Lambda function (SQS event source).
-    Lambda,
+    Lambda(LambdaCommand),
     /// Long-poll SQS_QUEUE_URL.
-    Sqs,
+    Sqs(SqsCommand),
     /// Process notification bodies or s3://bucket/key lines from stdin.
-    Manual,
+    Manual(DeliveryArgs),
     /// Deliver a tenant's objects again (backfill).
-    Replay(ReplayArgs),
+    Replay(Box<ReplayCommand>),
     /// Onboard and diagnose tenants (validate, put, get, list, delete, enable, disable, onboard, doctor, migrate).
     Tenants(Box<crate::admin::TenantsArgs>),
     /// List quarantined lines (pods without metadata) and assign them to a tenant (list, release).
     Quarantine(Box<crate::quarantine::QuarantineArgs>),
 }
 
-/// Flags of `replay`.
+/// What `replay` delivers again.
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct ReplayArgs {
     /// The central bucket.
@@ -267,6 +383,9 @@ pub struct ReplayArgs {
     /// is reset). DUPLICATES every event already delivered; for a tenant that lost its logs.
     #[arg(long)]
     pub force: bool,
+    /// With --force: replay without asking (off a terminal --force is refused without it).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// The mode after resolving subcommand, `EXECUTION_MODE` and the Lambda environment.
@@ -305,130 +424,87 @@ impl ConfigError {
 }
 
 impl ProcessorConfig {
-    /// Checks every setting and resolves the mode. `in_lambda` says whether the process runs in a
-    /// Lambda environment (`AWS_LAMBDA_RUNTIME_API` is set).
+    /// Parses `args` (the program name first). The top level's run settings are read only when
+    /// no subcommand is given: a subcommand reads its own, so the environment's settings of other
+    /// modes (a Lambda or Deployment environment carries them all) are ignored, and a run setting
+    /// given before a subcommand's name is refused.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut full = Self::command();
+        let top_level: Vec<clap::Id> = full
+            .get_arguments()
+            .filter(|arg| !arg.is_global_set())
+            .map(|arg| arg.get_id().clone())
+            .collect();
+        let mut command = top_level.iter().fold(Self::command(), |command, id| {
+            command.mut_arg(id, |arg| arg.env(None))
+        });
+        let matches = command.try_get_matches_from_mut(&args)?;
+        let Some(name) = matches.subcommand_name() else {
+            let matches = full.try_get_matches_from_mut(&args)?;
+            return Self::from_arg_matches(&matches).map_err(|error| error.format(&mut full));
+        };
+        let misplaced = top_level
+            .iter()
+            .filter(|id| *id != "execution_mode")
+            .find(|id| {
+                matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            });
+        if let Some(id) = misplaced {
+            let flag = command
+                .get_arguments()
+                .find(|arg| arg.get_id() == id)
+                .and_then(|arg| arg.get_long())
+                .unwrap_or(id.as_str())
+                .to_owned();
+            return Err(command.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--{flag} must follow the subcommand: logrelay-processor {name} --{flag} …"
+                ),
+            ));
+        }
+        Self::from_arg_matches(&matches).map_err(|error| error.format(&mut command))
+    }
+
+    /// The run settings of the chosen mode: the subcommand's (the settings it does not take at
+    /// their defaults), or the top level's without a subcommand; `None` for `tenants` and
+    /// `quarantine`.
+    pub fn run_args(&self) -> Option<RunArgs> {
+        let with = |delivery: &DeliveryArgs| RunArgs {
+            delivery: delivery.clone(),
+            queue: QueueArgs::default(),
+            sqs: SqsArgs::default(),
+            lambda: LambdaArgs::default(),
+        };
+        match &self.command {
+            None => Some(self.run.clone()),
+            Some(Command::Lambda(command)) => Some(RunArgs {
+                queue: command.queue.clone(),
+                lambda: command.lambda.clone(),
+                ..with(&command.delivery)
+            }),
+            Some(Command::Sqs(command)) => Some(RunArgs {
+                queue: command.queue.clone(),
+                sqs: command.sqs.clone(),
+                ..with(&command.delivery)
+            }),
+            Some(Command::Manual(delivery)) => Some(with(delivery)),
+            Some(Command::Replay(command)) => Some(with(&command.delivery)),
+            Some(Command::Tenants(_) | Command::Quarantine(_)) => None,
+        }
+    }
+
+    /// Checks every setting of the chosen mode and resolves the mode. `in_lambda` says whether
+    /// the process runs in a Lambda environment (`AWS_LAMBDA_RUNTIME_API` is set).
     pub fn validate(&self, in_lambda: bool) -> Result<Mode, ConfigError> {
         let mode = self.resolve_mode(in_lambda)?;
-        check_table(
-            "TENANT_CONFIG_TABLE (--tenant-config-table)",
-            &self.tenant_config_table,
-        )?;
-        if let Some(table) = &self.delivery_progress_table {
-            check_table("DELIVERY_PROGRESS_TABLE (--delivery-progress-table)", table)?;
-        }
-        if let Some(arn) = &self.central_role_arn {
-            check_role_arn(
-                "CENTRAL_LOG_DISTRIBUTION_ROLE_ARN (--central-role-arn)",
-                arn,
-            )?;
-        }
-        if let Some(region) = &self.region
-            && (region.is_empty()
-                || !region
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
-        {
-            return Err(ConfigError::new(
-                "AWS_REGION (--region)",
-                format!("{region:?} is not a region name like eu-west-1"),
-            ));
-        }
-        if let Some(url) = &self.dlq_url {
-            check_queue_url("DLQ_URL (--dlq-url)", url)?;
-        }
-        if let Some(seconds) = self.progress_lease_seconds
-            && !(MIN_LEASE..=MAX_LEASE).contains(&Duration::from_secs(seconds))
-        {
-            return Err(ConfigError::new(
-                "LOGRELAY_PROGRESS_LEASE_SECONDS (--progress-lease-seconds)",
-                format!(
-                    "must be {} to {} seconds, is {seconds}",
-                    MIN_LEASE.as_secs(),
-                    MAX_LEASE.as_secs()
-                ),
-            ));
-        }
-        logrelay_common::key::validate_prefix(&self.key_prefix)
-            .map_err(|e| ConfigError::new("LOGRELAY_KEY_PREFIX (--key-prefix)", e.to_string()))?;
-        if let (Some(new), Some(old)) = (self.put_log_events_max_events, self.max_batch_size)
-            && new != old
-        {
-            return Err(ConfigError::new(
-                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
-                format!(
-                    "{new} differs from the deprecated MAX_BATCH_SIZE (--max-batch-size) {old}; set only the new name"
-                ),
-            ));
-        }
-        if let (Some(new), Some(old)) = (self.listen, self.metrics_listen)
-            && new != old
-        {
-            return Err(ConfigError::new(
-                "LOGRELAY_LISTEN (--listen)",
-                format!(
-                    "{new} differs from the deprecated LOGRELAY_METRICS_LISTEN (--metrics-listen) {old}; set only the new name"
-                ),
-            ));
-        }
-        if let (Some(new), Some(old)) = (self.shutdown_grace, self.shutdown_grace_seconds)
-            && new != Duration::from_secs(old)
-        {
-            return Err(ConfigError::new(
-                "LOGRELAY_SHUTDOWN_GRACE (--shutdown-grace)",
-                format!(
-                    "{new:?} differs from the deprecated LOGRELAY_SHUTDOWN_GRACE_SECONDS (--shutdown-grace-seconds) {old}; set only the new name"
-                ),
-            ));
-        }
-        if let Some(size) = self.put_log_events_max_events()
-            && !(1..=MAX_BATCH_EVENTS).contains(&size)
-        {
-            return Err(ConfigError::new(
-                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
-                format!("must be 1 to {MAX_BATCH_EVENTS} (events per PutLogEvents), is {size}"),
-            ));
-        }
-        if let Some(attempts) = self.retry_attempts
-            && !(1..=MAX_RETRY_ATTEMPTS).contains(&attempts)
-        {
-            return Err(ConfigError::new(
-                "RETRY_ATTEMPTS (--retry-attempts)",
-                format!(
-                    "must be 1 to {MAX_RETRY_ATTEMPTS} (the first attempt included), is {attempts}"
-                ),
-            ));
-        }
-        if self
-            .default_external_id
-            .as_deref()
-            .is_some_and(|id| id.len() < 2 || id.len() > MAX_EXTERNAL_ID_LEN)
-        {
-            return Err(ConfigError::new(
-                "DEFAULT_EXTERNAL_ID (--default-external-id)",
-                format!("must be 2 to {MAX_EXTERNAL_ID_LEN} characters"),
-            ));
-        }
-        if let Some(url) = &self.logs_endpoint_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(ConfigError::new(
-                "LOGRELAY_LOGS_ENDPOINT_URL (--logs-endpoint-url)",
-                format!("{url:?} is not an http(s) URL"),
-            ));
-        }
-        if let Some(n) = self.max_concurrency
-            && !(1..=MAX_CONCURRENCY_LIMIT).contains(&n)
-        {
-            return Err(ConfigError::new(
-                "MAX_CONCURRENCY (--max-concurrency)",
-                format!("must be 1 to {MAX_CONCURRENCY_LIMIT}, is {n}"),
-            ));
-        }
-        if self.metrics_namespace.is_empty() || self.metrics_namespace.starts_with(':') {
-            return Err(ConfigError::new(
-                "LOGRELAY_METRICS_NAMESPACE (--metrics-namespace)",
-                "must be a CloudWatch namespace",
-            ));
+        if let Some(run) = self.run_args() {
+            run.validate()?;
         }
         if let Mode::Replay(args) = &mode {
             logrelay_common::tenant::validate_tenant_id(&args.tenant)
@@ -451,28 +527,206 @@ impl ProcessorConfig {
         Ok(mode)
     }
 
+    /// The log format: as configured, else JSON for the unattended modes and text for operators.
+    pub fn effective_log_format(&self, mode: &Mode) -> LogFormat {
+        self.log_format.unwrap_or(match mode {
+            Mode::Lambda | Mode::Sqs { .. } => LogFormat::Json,
+            Mode::Manual | Mode::Replay(_) => LogFormat::Text,
+        })
+    }
+
+    fn resolve_mode(&self, in_lambda: bool) -> Result<Mode, ConfigError> {
+        match (&self.command, self.execution_mode) {
+            (Some(Command::Lambda(_)), _) | (None, Some(ExecutionMode::Lambda)) => Ok(Mode::Lambda),
+            (None, None) if in_lambda => Ok(Mode::Lambda),
+            (Some(Command::Manual(_)), _) | (None, Some(ExecutionMode::Manual)) => Ok(Mode::Manual),
+            (Some(Command::Sqs(SqsCommand { sqs, .. })), _) => sqs_mode(sqs),
+            (None, Some(ExecutionMode::Sqs)) => sqs_mode(&self.run.sqs),
+            (Some(Command::Replay(command)), _) => {
+                Ok(Mode::Replay(Box::new(command.replay.clone())))
+            }
+            (Some(Command::Tenants(_) | Command::Quarantine(_)), _) => Err(ConfigError::new(
+                "command",
+                "`tenants` and `quarantine` are run by their own entry points",
+            )),
+            (None, Some(ExecutionMode::Replay)) => Err(ConfigError::new(
+                "EXECUTION_MODE (--mode)",
+                "replay needs its flags: use the `replay` subcommand",
+            )),
+            (None, None) => Err(ConfigError::new(
+                "EXECUTION_MODE (--mode)",
+                "no mode: give a subcommand (lambda, sqs, manual, replay) or set EXECUTION_MODE",
+            )),
+        }
+    }
+}
+
+/// Sqs mode polling the configured queue, which must be set.
+fn sqs_mode(sqs: &SqsArgs) -> Result<Mode, ConfigError> {
+    let url = sqs.sqs_queue_url.clone().ok_or_else(|| {
+        ConfigError::new("SQS_QUEUE_URL (--sqs-queue-url)", "required in sqs mode")
+    })?;
+    check_queue_url("SQS_QUEUE_URL (--sqs-queue-url)", &url)?;
+    Ok(Mode::Sqs { queue_url: url })
+}
+
+impl RunArgs {
+    /// Checks every run setting; the error names the bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_table(
+            "TENANT_CONFIG_TABLE (--tenant-config-table)",
+            &self.delivery.table.tenant_config_table,
+        )?;
+        if let Some(table) = &self.delivery.delivery_progress_table {
+            check_table("DELIVERY_PROGRESS_TABLE (--delivery-progress-table)", table)?;
+        }
+        if let Some(arn) = &self.delivery.chain.central.central_role_arn {
+            check_role_arn(
+                "CENTRAL_LOG_DISTRIBUTION_ROLE_ARN (--central-role-arn)",
+                arn,
+            )?;
+        }
+        if let Some(region) = &self.delivery.table.aws.region
+            && (region.is_empty()
+                || !region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        {
+            return Err(ConfigError::new(
+                "AWS_REGION (--region)",
+                format!("{region:?} is not a region name like eu-west-1"),
+            ));
+        }
+        if let Some(url) = &self.queue.dlq_url {
+            check_queue_url("DLQ_URL (--dlq-url)", url)?;
+        }
+        if let Some(seconds) = self.delivery.progress_lease_seconds
+            && !(MIN_LEASE..=MAX_LEASE).contains(&Duration::from_secs(seconds))
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_PROGRESS_LEASE_SECONDS (--progress-lease-seconds)",
+                format!(
+                    "must be {} to {} seconds, is {seconds}",
+                    MIN_LEASE.as_secs(),
+                    MAX_LEASE.as_secs()
+                ),
+            ));
+        }
+        logrelay_common::key::validate_prefix(&self.delivery.key_prefix)
+            .map_err(|e| ConfigError::new("LOGRELAY_KEY_PREFIX (--key-prefix)", e.to_string()))?;
+        if let (Some(new), Some(old)) = (
+            self.delivery.put_log_events_max_events,
+            self.delivery.max_batch_size,
+        ) && new != old
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
+                format!(
+                    "{new} differs from the deprecated MAX_BATCH_SIZE (--max-batch-size) {old}; set only the new name"
+                ),
+            ));
+        }
+        if let (Some(new), Some(old)) = (self.sqs.listen, self.sqs.metrics_listen)
+            && new != old
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_LISTEN (--listen)",
+                format!(
+                    "{new} differs from the deprecated LOGRELAY_METRICS_LISTEN (--metrics-listen) {old}; set only the new name"
+                ),
+            ));
+        }
+        if let (Some(new), Some(old)) = (self.sqs.shutdown_grace, self.sqs.shutdown_grace_seconds)
+            && new != Duration::from_secs(old)
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_SHUTDOWN_GRACE (--shutdown-grace)",
+                format!(
+                    "{new:?} differs from the deprecated LOGRELAY_SHUTDOWN_GRACE_SECONDS (--shutdown-grace-seconds) {old}; set only the new name"
+                ),
+            ));
+        }
+        if let Some(size) = self.put_log_events_max_events()
+            && !(1..=MAX_BATCH_EVENTS).contains(&size)
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS (--put-log-events-max-events)",
+                format!("must be 1 to {MAX_BATCH_EVENTS} (events per PutLogEvents), is {size}"),
+            ));
+        }
+        if let Some(attempts) = self.delivery.retry_attempts
+            && !(1..=MAX_RETRY_ATTEMPTS).contains(&attempts)
+        {
+            return Err(ConfigError::new(
+                "RETRY_ATTEMPTS (--retry-attempts)",
+                format!(
+                    "must be 1 to {MAX_RETRY_ATTEMPTS} (the first attempt included), is {attempts}"
+                ),
+            ));
+        }
+        if self
+            .delivery
+            .chain
+            .default_external_id
+            .as_deref()
+            .is_some_and(|id| id.len() < 2 || id.len() > MAX_EXTERNAL_ID_LEN)
+        {
+            return Err(ConfigError::new(
+                "DEFAULT_EXTERNAL_ID (--default-external-id)",
+                format!("must be 2 to {MAX_EXTERNAL_ID_LEN} characters"),
+            ));
+        }
+        if let Some(url) = &self.delivery.chain.logs_endpoint_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_LOGS_ENDPOINT_URL (--logs-endpoint-url)",
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+        if let Some(n) = self.delivery.max_concurrency
+            && !(1..=MAX_CONCURRENCY_LIMIT).contains(&n)
+        {
+            return Err(ConfigError::new(
+                "MAX_CONCURRENCY (--max-concurrency)",
+                format!("must be 1 to {MAX_CONCURRENCY_LIMIT}, is {n}"),
+            ));
+        }
+        if self.lambda.metrics_namespace.is_empty()
+            || self.lambda.metrics_namespace.starts_with(':')
+        {
+            return Err(ConfigError::new(
+                "LOGRELAY_METRICS_NAMESPACE (--metrics-namespace)",
+                "must be a CloudWatch namespace",
+            ));
+        }
+        Ok(())
+    }
+
     /// Events per PutLogEvents request, from the setting or its deprecated name.
     pub fn put_log_events_max_events(&self) -> Option<usize> {
-        self.put_log_events_max_events.or(self.max_batch_size)
+        self.delivery
+            .put_log_events_max_events
+            .or(self.delivery.max_batch_size)
     }
 
     /// WARN lines for deprecated setting names in use (logged once logging is set up).
     pub fn deprecation_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.metrics_listen.is_some() {
+        if self.sqs.metrics_listen.is_some() {
             warnings.push(
                 "LOGRELAY_METRICS_LISTEN (--metrics-listen) is deprecated: use LOGRELAY_LISTEN (--listen), the agent's name"
                     .to_owned(),
             );
         }
-        if self.shutdown_grace_seconds.is_some() {
+        if self.sqs.shutdown_grace_seconds.is_some() {
             warnings.push(
                 "LOGRELAY_SHUTDOWN_GRACE_SECONDS (--shutdown-grace-seconds) is deprecated: use LOGRELAY_SHUTDOWN_GRACE \
                  (--shutdown-grace, a duration such as 25s), the agent's name"
                     .to_owned(),
             );
         }
-        if self.max_batch_size.is_some() {
+        if self.delivery.max_batch_size.is_some() {
             warnings.push(
                 "MAX_BATCH_SIZE (--max-batch-size) is deprecated: use LOGRELAY_PUT_LOG_EVENTS_MAX_EVENTS \
                  (--put-log-events-max-events); it counts events per PutLogEvents request, not SQS messages"
@@ -482,85 +736,31 @@ impl ProcessorConfig {
         warnings
     }
 
-    /// What the `tenants` commands use of the processor's settings.
-    pub fn admin_settings(&self) -> crate::admin::AdminSettings {
-        crate::admin::AdminSettings {
-            log_format: self.log_format,
-            region: self.region.clone(),
-            tenant_config_table: self.tenant_config_table.clone(),
-            central_role_arn: self.central_role_arn.clone(),
-            default_external_id: self.default_external_id.clone(),
-            logs_endpoint_url: self.logs_endpoint_url.clone(),
-        }
-    }
-
-    /// The log format: as configured, else JSON for the unattended modes and text for operators.
-    pub fn effective_log_format(&self, mode: &Mode) -> LogFormat {
-        self.log_format.unwrap_or(match mode {
-            Mode::Lambda | Mode::Sqs { .. } => LogFormat::Json,
-            Mode::Manual | Mode::Replay(_) => LogFormat::Text,
-        })
-    }
-
     /// The progress lease, if set.
     pub fn progress_lease(&self) -> Option<Duration> {
-        self.progress_lease_seconds.map(Duration::from_secs)
+        self.delivery
+            .progress_lease_seconds
+            .map(Duration::from_secs)
     }
 
     /// The SQS shutdown grace period, from the setting or its deprecated name.
     pub fn shutdown_grace(&self) -> Duration {
-        self.shutdown_grace
-            .or(self.shutdown_grace_seconds.map(Duration::from_secs))
+        self.sqs
+            .shutdown_grace
+            .or(self.sqs.shutdown_grace_seconds.map(Duration::from_secs))
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE)
     }
 
     /// The SQS mode's listen address, from the setting or its deprecated name.
     pub fn listen(&self) -> SocketAddr {
-        self.listen.or(self.metrics_listen).unwrap_or_else(|| {
-            DEFAULT_METRICS_LISTEN
-                .parse()
-                .expect("the default listen address is valid")
-        })
-    }
-
-    fn resolve_mode(&self, in_lambda: bool) -> Result<Mode, ConfigError> {
-        let chosen = match (&self.command, self.execution_mode) {
-            (Some(command), _) => command.clone(),
-            (None, Some(ExecutionMode::Lambda)) => Command::Lambda,
-            (None, Some(ExecutionMode::Sqs)) => Command::Sqs,
-            (None, Some(ExecutionMode::Manual)) => Command::Manual,
-            (None, Some(ExecutionMode::Replay)) => {
-                return Err(ConfigError::new(
-                    "EXECUTION_MODE (--mode)",
-                    "replay needs its flags: use the `replay` subcommand",
-                ));
-            }
-            (None, None) if in_lambda => Command::Lambda,
-            (None, None) => {
-                return Err(ConfigError::new(
-                    "EXECUTION_MODE (--mode)",
-                    "no mode: give a subcommand (lambda, sqs, manual, replay) or set EXECUTION_MODE",
-                ));
-            }
-        };
-        Ok(match chosen {
-            Command::Lambda => Mode::Lambda,
-            Command::Manual => Mode::Manual,
-            Command::Replay(args) => Mode::Replay(Box::new(args)),
-            Command::Tenants(_) | Command::Quarantine(_) => {
-                return Err(ConfigError::new(
-                    "command",
-                    "`tenants` and `quarantine` are run by their own entry points",
-                ));
-            }
-            Command::Sqs => {
-                let url = self.sqs_queue_url.clone().ok_or_else(|| {
-                    ConfigError::new("SQS_QUEUE_URL (--sqs-queue-url)", "required in sqs mode")
-                })?;
-                check_queue_url("SQS_QUEUE_URL (--sqs-queue-url)", &url)?;
-                Mode::Sqs { queue_url: url }
-            }
-        })
+        self.sqs
+            .listen
+            .or(self.sqs.metrics_listen)
+            .unwrap_or_else(|| {
+                DEFAULT_METRICS_LISTEN
+                    .parse()
+                    .expect("the default listen address is valid")
+            })
     }
 }
 
@@ -631,9 +831,18 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> ProcessorConfig {
+        try_parse(args).expect("parses")
+    }
+
+    fn try_parse(args: &[&str]) -> Result<ProcessorConfig, clap::Error> {
         let mut argv = vec!["logrelay-processor"];
         argv.extend_from_slice(args);
-        ProcessorConfig::try_parse_from(argv).expect("parses")
+        ProcessorConfig::try_parse_args(argv)
+    }
+
+    /// The run settings of `config`'s mode.
+    fn run(config: &ProcessorConfig) -> RunArgs {
+        config.run_args().expect("a run mode")
     }
 
     #[test]
@@ -690,7 +899,7 @@ mod tests {
                 &["manual", "--delivery-progress-table", "x"],
                 "DELIVERY_PROGRESS_TABLE (--delivery-progress-table)",
             ),
-            (&["manual", "--dlq-url", "dlq"], "DLQ_URL (--dlq-url)"),
+            (&["lambda", "--dlq-url", "dlq"], "DLQ_URL (--dlq-url)"),
             (&["manual", "--region", "EU West"], "AWS_REGION (--region)"),
             (
                 &["manual", "--put-log-events-max-events", "0"],
@@ -753,7 +962,7 @@ mod tests {
     #[test]
     fn valid_settings_pass() {
         let config = parse(&[
-            "manual",
+            "lambda",
             "--central-role-arn",
             "arn:aws:iam::123456789012:role/central-log-distribution",
             "--region",
@@ -769,43 +978,58 @@ mod tests {
             "--progress-lease-seconds",
             "20",
         ]);
-        assert_eq!(config.validate(false), Ok(Mode::Manual));
-        assert_eq!(config.put_log_events_max_events(), Some(500));
-        assert!(config.deprecation_warnings().is_empty());
-        assert_eq!(config.progress_lease(), Some(Duration::from_secs(20)));
-        assert_eq!(parse(&["manual"]).progress_lease(), None, "the default");
+        assert_eq!(config.validate(false), Ok(Mode::Lambda));
+        assert_eq!(run(&config).put_log_events_max_events(), Some(500));
+        assert!(run(&config).deprecation_warnings().is_empty());
+        assert_eq!(run(&config).progress_lease(), Some(Duration::from_secs(20)));
+        assert_eq!(
+            run(&parse(&["manual"])).progress_lease(),
+            None,
+            "the default"
+        );
         assert_eq!(config.effective_log_format(&Mode::Manual), LogFormat::Text);
         assert_eq!(config.effective_log_format(&Mode::Lambda), LogFormat::Json);
     }
 
     #[test]
     fn listen_and_shutdown_grace_have_the_agents_names_and_old_names_warn() {
-        let config = parse(&["manual"]);
-        assert_eq!(config.listen().to_string(), DEFAULT_METRICS_LISTEN);
-        assert_eq!(config.shutdown_grace(), DEFAULT_SHUTDOWN_GRACE);
+        let config = parse(&["sqs"]);
+        assert_eq!(run(&config).listen().to_string(), DEFAULT_METRICS_LISTEN);
+        assert_eq!(run(&config).shutdown_grace(), DEFAULT_SHUTDOWN_GRACE);
         let config = parse(&[
-            "manual",
+            "sqs",
+            "--sqs-queue-url",
+            "http://q/1/q",
             "--listen",
             "127.0.0.1:9999",
             "--shutdown-grace",
             "1m",
         ]);
-        assert_eq!(config.listen().to_string(), "127.0.0.1:9999");
-        assert_eq!(config.shutdown_grace(), Duration::from_secs(60));
-        assert!(config.deprecation_warnings().is_empty());
+        assert_eq!(run(&config).listen().to_string(), "127.0.0.1:9999");
+        assert_eq!(run(&config).shutdown_grace(), Duration::from_secs(60));
+        assert!(run(&config).deprecation_warnings().is_empty());
         let old = parse(&[
-            "manual",
+            "sqs",
+            "--sqs-queue-url",
+            "http://q/1/q",
             "--metrics-listen",
             "127.0.0.1:9998",
             "--shutdown-grace-seconds",
             "5",
         ]);
-        assert_eq!(old.validate(false), Ok(Mode::Manual));
-        assert_eq!(old.listen().to_string(), "127.0.0.1:9998");
-        assert_eq!(old.shutdown_grace(), Duration::from_secs(5));
-        assert_eq!(old.deprecation_warnings().len(), 2);
+        assert_eq!(
+            old.validate(false),
+            Ok(Mode::Sqs {
+                queue_url: "http://q/1/q".into()
+            })
+        );
+        assert_eq!(run(&old).listen().to_string(), "127.0.0.1:9998");
+        assert_eq!(run(&old).shutdown_grace(), Duration::from_secs(5));
+        assert_eq!(run(&old).deprecation_warnings().len(), 2);
         let both = parse(&[
-            "manual",
+            "sqs",
+            "--sqs-queue-url",
+            "http://q/1/q",
             "--listen",
             "127.0.0.1:1",
             "--metrics-listen",
@@ -821,8 +1045,8 @@ mod tests {
     fn deprecated_max_batch_size_still_sets_events_per_request_with_a_warning() {
         let config = parse(&["manual", "--max-batch-size", "50"]);
         assert_eq!(config.validate(false), Ok(Mode::Manual));
-        assert_eq!(config.put_log_events_max_events(), Some(50));
-        let warnings = config.deprecation_warnings();
+        assert_eq!(run(&config).put_log_events_max_events(), Some(50));
+        let warnings = run(&config).deprecation_warnings();
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("not SQS messages"), "{warnings:?}");
     }
@@ -890,8 +1114,7 @@ mod tests {
         .expect_err("range");
         assert_eq!(error.field, "--since");
         assert!(
-            ProcessorConfig::try_parse_from([
-                "p",
+            try_parse(&[
                 "replay",
                 "--bucket",
                 "b",
@@ -906,5 +1129,125 @@ mod tests {
             .validate(false)
             .expect_err("replay needs flags");
         assert!(error.message.contains("subcommand"));
+    }
+
+    /// The long help of `path` (subcommand names below the binary).
+    fn help(path: &[&str]) -> String {
+        let mut command = ProcessorConfig::command();
+        command.build();
+        let mut current = &mut command;
+        for name in path {
+            current = current.find_subcommand_mut(name).expect("subcommand");
+        }
+        current.render_long_help().to_string()
+    }
+
+    #[test]
+    fn each_subcommand_lists_only_the_settings_it_uses() {
+        let validate = help(&["tenants", "validate"]);
+        for flag in [
+            "--sqs-queue-url",
+            "--region",
+            "--table",
+            "--max-concurrency",
+        ] {
+            assert!(
+                !validate.contains(flag),
+                "validate lists {flag}:\n{validate}"
+            );
+        }
+        assert!(validate.contains("--allow-no-external-id"), "{validate}");
+        let sqs = help(&["sqs"]);
+        for flag in [
+            "--sqs-queue-url",
+            "--dlq-url",
+            "--max-concurrency",
+            "--region",
+            "--listen",
+        ] {
+            assert!(sqs.contains(flag), "sqs lacks {flag}:\n{sqs}");
+        }
+        let manual = help(&["manual"]);
+        assert!(
+            !manual.contains("--sqs-queue-url") && !manual.contains("--dlq-url"),
+            "{manual}"
+        );
+        assert!(manual.contains("--retry-attempts"), "{manual}");
+        let list = help(&["tenants", "list"]);
+        assert!(
+            list.contains("--region") && list.contains("TENANT_CONFIG_TABLE"),
+            "{list}"
+        );
+        assert!(
+            !list.contains("--sqs-queue-url") && !list.contains("--central-role-arn"),
+            "{list}"
+        );
+        let doctor = help(&["tenants", "doctor"]);
+        assert!(
+            doctor.contains("--central-role-arn") && doctor.contains("--logs-endpoint-url"),
+            "{doctor}"
+        );
+        let quarantine = help(&["quarantine", "list"]);
+        assert!(
+            quarantine.contains("--key-prefix") && !quarantine.contains("--retry-attempts"),
+            "{quarantine}"
+        );
+        let top = help(&[]);
+        assert!(
+            top.contains("--sqs-queue-url"),
+            "EXECUTION_MODE needs every run setting: {top}"
+        );
+    }
+
+    #[test]
+    fn a_run_setting_before_the_subcommand_is_refused_naming_where_it_belongs() {
+        let error = try_parse(&["--max-concurrency", "5", "sqs"]).expect_err("misplaced");
+        assert!(
+            error
+                .to_string()
+                .contains("--max-concurrency must follow the subcommand"),
+            "{error}"
+        );
+        let config = parse(&[
+            "sqs",
+            "--max-concurrency",
+            "5",
+            "--sqs-queue-url",
+            "http://q/1/q",
+        ]);
+        assert_eq!(run(&config).delivery.max_concurrency, Some(5));
+        let global = parse(&["--log-format", "text", "manual"]);
+        assert_eq!(
+            global.log_format,
+            Some(LogFormat::Text),
+            "global flags go anywhere"
+        );
+    }
+
+    #[test]
+    fn the_tenant_table_has_one_name_and_the_table_alias_everywhere() {
+        let config = parse(&["manual", "--table", "other-table"]);
+        assert_eq!(
+            run(&config).delivery.table.tenant_config_table,
+            "other-table"
+        );
+        let config = parse(&[
+            "tenants",
+            "delete",
+            "acme",
+            "s3",
+            "--tenant-config-table",
+            "t2-x",
+        ]);
+        let Some(Command::Tenants(tenants)) = config.command else {
+            panic!("tenants");
+        };
+        assert_eq!(
+            tenants
+                .command
+                .table()
+                .map(|t| t.tenant_config_table.as_str()),
+            Some("t2-x")
+        );
     }
 }

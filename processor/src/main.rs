@@ -1,15 +1,15 @@
 //! `logrelay-processor`: parses flags, builds the core [`Processor`] and runs the chosen intake.
 //! Exit codes are in `exit.rs` and `docs/processor.md`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use logrelay_common::aws::{AwsOptions, base_config, s3_client};
 use logrelay_common::check_config;
 use logrelay_common::http_endpoint;
-use logrelay_processor::config::{Command, Mode, ProcessorConfig};
+use logrelay_processor::config::{Command, Mode, ProcessorConfig, RunArgs};
 use logrelay_processor::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 use logrelay_processor::intake::dead_letter::DeadLetterQueue;
 use logrelay_processor::intake::lambda::LambdaIntake;
@@ -27,30 +27,43 @@ fn main() -> ExitCode {
         report.print();
         return ExitCode::from(if report.is_ok() { EXIT_OK } else { EXIT_CONFIG });
     }
-    let config = ProcessorConfig::parse();
+    let config = ProcessorConfig::try_parse_args(&args).unwrap_or_else(|error| error.exit());
     if let Some(Command::Quarantine(args)) = &config.command {
-        return ExitCode::from(logrelay_processor::quarantine::main(
-            args,
-            config.region.clone(),
-            &config.key_prefix,
-        ));
+        return ExitCode::from(logrelay_processor::quarantine::main(args));
     }
     if let Some(Command::Tenants(args)) = &config.command {
-        return ExitCode::from(logrelay_processor::admin::main(
-            &config.admin_settings(),
-            args,
-        ));
+        return ExitCode::from(logrelay_processor::admin::main(config.log_format, args));
     }
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    let mode = match config.validate(in_lambda) {
-        Ok(mode) => mode,
+    let (mode, run_args) = match config.validate(in_lambda) {
+        Ok(mode) => (
+            mode,
+            config.run_args().unwrap_or_else(|| config.run.clone()),
+        ),
         Err(error) => {
             eprintln!("logrelay-processor: {error}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Mode::Replay(args) = &mode
+        && args.force
+        && !args.dry_run
+    {
+        let stdin = std::io::stdin();
+        let terminal = stdin.is_terminal();
+        let answer = replay::confirm_force(
+            args.yes,
+            terminal,
+            &mut stdin.lock(),
+            &mut std::io::stderr(),
+        );
+        if let Some(refusal) = answer.refusal() {
+            eprintln!("logrelay-processor: {refusal}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     logrelay_common::logging::init(config.effective_log_format(&mode));
-    for warning in config.deprecation_warnings() {
+    for warning in run_args.deprecation_warnings() {
         tracing::warn!("{warning}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -63,7 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(run(config, mode)) {
+    match runtime.block_on(run(run_args, mode)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             // Once, in the chosen log format (a second plain line would break JSON logs).
@@ -74,20 +87,21 @@ fn main() -> ExitCode {
 }
 
 /// Runs the intake of `mode`; returns the exit code.
-async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
+async fn run(config: RunArgs, mode: Mode) -> anyhow::Result<u8> {
     let aws = base_config(&AwsOptions {
-        region: config.region.clone(),
+        region: config.delivery.table.aws.region.clone(),
         ..AwsOptions::default()
     })
     .await;
     let dead_letter = config
+        .queue
         .dlq_url
         .as_ref()
         .map(|url| DeadLetterQueue::new(aws_sdk_sqs::Client::new(&aws), url));
     tracing::info!(mode = ?mode, "logrelay-processor starting");
     match mode {
         Mode::Lambda => {
-            let (recorder, metrics) = emf::emf_recorder(&config.metrics_namespace);
+            let (recorder, metrics) = emf::emf_recorder(&config.lambda.metrics_namespace);
             metrics::set_global_recorder(recorder)
                 .map_err(|e| anyhow::anyhow!("cannot install metrics: {e}"))?;
             let processor = Arc::new(build_processor(&config, aws, false)?);
@@ -96,6 +110,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
                 .with_dead_letter_queue(dead_letter)
                 .with_max_concurrency(
                     config
+                        .delivery
                         .max_concurrency
                         .unwrap_or(lambda::DEFAULT_MAX_CONCURRENCY),
                 )
@@ -120,6 +135,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
             processor.check_tenant_table().await?;
             let mut settings = SqsSettings::new(queue_url);
             settings.max_concurrency = config
+                .delivery
                 .max_concurrency
                 .unwrap_or(sqs::DEFAULT_MAX_CONCURRENCY);
             settings.shutdown_grace = config.shutdown_grace();
@@ -144,6 +160,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
         Mode::Manual => {
             let processor = build_processor(&config, aws, false)?;
             let concurrency = config
+                .delivery
                 .max_concurrency
                 .unwrap_or(lambda::DEFAULT_MAX_CONCURRENCY);
             let tally = manual::run(
@@ -163,7 +180,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
             let processor = build_processor(&config, aws.clone(), args.force)?;
             let request = ReplayRequest {
                 bucket: args.bucket,
-                key_prefix: config.key_prefix.clone(),
+                key_prefix: config.delivery.key_prefix.clone(),
                 tenant: args.tenant,
                 cluster: args.cluster,
                 application: args.application,
@@ -171,6 +188,7 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
                 until: args.until,
                 time_basis: args.time_basis,
                 max_concurrency: config
+                    .delivery
                     .max_concurrency
                     .unwrap_or(replay::DEFAULT_MAX_CONCURRENCY),
                 dry_run: args.dry_run,
@@ -201,26 +219,27 @@ async fn run(config: ProcessorConfig, mode: Mode) -> anyhow::Result<u8> {
 
 /// The core, from the validated configuration; `force_redelivery` for `replay --force` only.
 fn build_processor(
-    config: &ProcessorConfig,
+    config: &RunArgs,
     aws: aws_config::SdkConfig,
     force_redelivery: bool,
 ) -> anyhow::Result<Processor> {
-    let mut settings = ProcessorSettings::new(aws, &config.tenant_config_table);
+    let delivery = &config.delivery;
+    let mut settings = ProcessorSettings::new(aws, &delivery.table.tenant_config_table);
     settings.force_redelivery = force_redelivery;
-    settings.delivery_progress_table = config.delivery_progress_table.clone();
-    settings.central_role_arn = config.central_role_arn.clone();
-    settings.default_external_id = config.default_external_id.clone();
-    settings.key_prefix = config.key_prefix.clone();
-    settings.central_bucket = config
+    settings.delivery_progress_table = delivery.delivery_progress_table.clone();
+    settings.central_role_arn = delivery.chain.central.central_role_arn.clone();
+    settings.default_external_id = delivery.chain.default_external_id.clone();
+    settings.key_prefix = delivery.key_prefix.clone();
+    settings.central_bucket = delivery
         .central_bucket
         .clone()
         .filter(|bucket| !bucket.is_empty());
-    settings.logs_endpoint_url = config.logs_endpoint_url.clone();
-    settings.cluster_writers = config.cluster_writers.clone().unwrap_or_default();
+    settings.logs_endpoint_url = delivery.chain.logs_endpoint_url.clone();
+    settings.cluster_writers = delivery.cluster_writers.clone().unwrap_or_default();
     if let Some(size) = config.put_log_events_max_events() {
         settings.limits.max_batch_events = size;
     }
-    if let Some(attempts) = config.retry_attempts {
+    if let Some(attempts) = delivery.retry_attempts {
         settings.limits.retry.attempts = attempts;
     }
     if let Some(lease) = config.progress_lease() {

@@ -41,6 +41,12 @@ pub struct QuarantineArgs {
     /// The central bucket.
     #[arg(long, env = "LOGRELAY_CENTRAL_BUCKET", global = true)]
     pub bucket: Option<String>,
+    /// AWS region of the central bucket (default: the SDK's region chain, then us-east-1).
+    #[arg(long, env = "AWS_REGION", global = true)]
+    pub region: Option<String>,
+    /// Deployment prefix of every object key in the central bucket ("" = none).
+    #[arg(long, env = "LOGRELAY_KEY_PREFIX", default_value = "", global = true)]
+    pub key_prefix: String,
     /// What to do.
     #[command(subcommand)]
     pub command: QuarantineCommand,
@@ -115,7 +121,7 @@ pub enum QuarantineError {
 }
 
 /// Runs `quarantine` (the binary's entry point): its own runtime, stdout for results.
-pub fn main(args: &QuarantineArgs, region: Option<String>, key_prefix: &str) -> u8 {
+pub fn main(args: &QuarantineArgs) -> u8 {
     logrelay_common::logging::init(logrelay_common::logging::LogFormat::Text);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -129,11 +135,17 @@ pub fn main(args: &QuarantineArgs, region: Option<String>, key_prefix: &str) -> 
     };
     let result = runtime.block_on(async {
         let aws = base_config(&AwsOptions {
-            region,
+            region: args.region.clone(),
             ..AwsOptions::default()
         })
         .await;
-        run(&s3_client(&aws), args, key_prefix, &mut std::io::stdout()).await
+        run(
+            &s3_client(&aws),
+            args,
+            &args.key_prefix,
+            &mut std::io::stdout(),
+        )
+        .await
     });
     match result {
         Ok(code) => code,
@@ -498,6 +510,8 @@ mod tests {
             let args = QuarantineArgs {
                 bucket: Some(self.bucket.clone()),
                 command,
+                region: None,
+                key_prefix: String::new(),
             };
             let mut out = Vec::new();
             let code = run(&self.s3, &args, "", &mut out).await.expect("runs");
@@ -585,6 +599,8 @@ mod tests {
         let args = QuarantineArgs {
             bucket: Some(rig.bucket.clone()),
             command,
+            region: None,
+            key_prefix: String::new(),
         };
         let error = run(&rig.s3, &args, "", &mut Vec::new())
             .await

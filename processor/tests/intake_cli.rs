@@ -205,7 +205,19 @@ async fn replay_force_delivers_already_delivered_objects_again_and_warns() {
     assert!(!report.contains("WARNING"), "{report}");
     assert_eq!(messages(ACCOUNT_A, &group).await, once, "a replay skips");
 
-    let forced = run(Some(&central), &[&args[..], &["--force"]].concat(), "");
+    // Off a terminal --force needs --yes: refused before anything is listed or delivered.
+    let refused = run(Some(&central), &[&args[..], &["--force"]].concat(), "yes\n");
+    let refusal = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{refusal}");
+    assert!(refusal.contains("--yes"), "{refusal}");
+    assert!(!refusal.contains("listing"), "nothing listed: {refusal}");
+    assert_eq!(messages(ACCOUNT_A, &group).await, once, "nothing delivered");
+
+    let forced = run(
+        Some(&central),
+        &[&args[..], &["--force", "--yes"]].concat(),
+        "",
+    );
     let report = stderr(&forced);
     assert_eq!(forced.status.code(), Some(0), "{report}");
     assert!(
@@ -302,6 +314,36 @@ fn check_config_reports_serving_paths_deprecated_names_and_refuses_unknown_setti
             .as_str()
             .is_some_and(|e| e.contains("RETRY_ATTEMPTS")),
         "{report}"
+    );
+}
+
+#[test]
+fn a_subcommand_reads_no_setting_of_other_modes_from_the_environment() {
+    // One environment for every mode (a Lambda function's or a Deployment's), with values only
+    // sqs and lambda mode would read, and those invalid.
+    let env = [
+        ("LOGRELAY_LISTEN", "nowhere"),
+        ("SQS_QUEUE_URL", "not a queue"),
+        ("DLQ_URL", "not a queue"),
+        ("LOGRELAY_METRICS_NAMESPACE", ""),
+    ]
+    .iter()
+    .map(|(k, v)| (*k, v.to_string()))
+    .collect();
+    let output = processor_command(&env)
+        .args(["manual", "--check-config"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = processor_command(&env)
+        .args(["sqs", "--check-config"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "sqs reads them: {}",
+        stderr(&output)
     );
 }
 

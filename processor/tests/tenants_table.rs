@@ -93,6 +93,57 @@ async fn the_binary_validates_files_listing_every_problem_with_file_index_and_fi
 }
 
 #[tokio::test]
+async fn validate_lists_and_reads_only_its_own_flags() {
+    let help = binary("http://127.0.0.1:9", "unused", &[], &["validate", "--help"]).await;
+    assert_code(&help, 0);
+    for flag in [
+        "--sqs-queue-url",
+        "--region",
+        "--max-concurrency",
+        "--table",
+    ] {
+        assert!(
+            !help.out.contains(flag),
+            "validate --help lists {flag}:\n{}",
+            help.out
+        );
+    }
+    let sqs = std::process::Command::new(env!("CARGO_BIN_EXE_logrelay-processor"))
+        .args(["sqs", "--help"])
+        .output()
+        .expect("runs");
+    let sqs = String::from_utf8_lossy(&sqs.stdout);
+    assert!(
+        sqs.contains("--sqs-queue-url") && sqs.contains("--dlq-url"),
+        "{sqs}"
+    );
+
+    // A Lambda or Deployment environment carries every run setting; validate reads none of them.
+    let dir = tempfile::tempdir().expect("dir");
+    let good = write(
+        &dir,
+        "good.json",
+        r#"[{"tenant_id": "gamma", "type": "s3", "bucket_name": "gamma-logs"}]"#,
+    );
+    let run_settings = [
+        ("EXECUTION_MODE", "sqs"),
+        ("SQS_QUEUE_URL", "not a queue"),
+        ("LOGRELAY_LISTEN", "nowhere"),
+        ("MAX_CONCURRENCY", "many"),
+        ("RETRY_ATTEMPTS", "-1"),
+        ("LOGRELAY_SHUTDOWN_GRACE", "soon"),
+    ];
+    let ran = binary(
+        "http://127.0.0.1:9",
+        "unused",
+        &run_settings,
+        &["validate", &good],
+    )
+    .await;
+    assert_code(&ran, 0);
+}
+
+#[tokio::test]
 async fn put_get_list_delete_round_trip_150_tenants_over_a_paginated_scan() {
     let moto = Moto::shared().await;
     let proxy = FaultProxy::start(moto.url()).await.expect("proxy");

@@ -18,6 +18,7 @@ pub mod containerd;
 pub mod content;
 pub mod cri;
 pub mod docker;
+pub mod exit;
 pub mod kill_loop;
 pub mod kube_objects;
 pub mod ledger;

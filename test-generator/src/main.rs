@@ -4,11 +4,12 @@
 
 use clap::{Parser, Subcommand};
 use logrelay_common::logging::{self, LogFormat};
+use logrelay_testgen::exit::{EXIT_FAILURES, HasExitCode};
 use logrelay_testgen::kill_loop::{self, KillLoopArgs};
 use logrelay_testgen::ndjson::{self, NdjsonArgs, StopReason};
 use logrelay_testgen::pods::{self, PodsArgs};
 use logrelay_testgen::shutdown;
-use logrelay_testgen::verify::{self, VerifyArgs, report::EXIT_ERROR};
+use logrelay_testgen::verify::{self, VerifyArgs};
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
@@ -44,21 +45,25 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(LogFormat::Text);
     match dispatch(cli.command).await {
-        Ok(code) => code,
-        Err(error) => {
-            // Every error of this crate already names its cause in its message.
-            eprintln!("logrelay-testgen: {error}");
-            ExitCode::from(EXIT_ERROR)
-        }
+        Ok(code) | Err(code) => code,
     }
 }
 
-async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+/// Prints `error` (every error of this crate names its cause) and gives its exit code.
+fn failed<E: std::fmt::Display + HasExitCode>(error: E) -> ExitCode {
+    eprintln!("logrelay-testgen: {error}");
+    ExitCode::from(error.exit_code())
+}
+
+/// Runs one command; the error is the exit code of a run that could not finish.
+async fn dispatch(command: Command) -> Result<ExitCode, ExitCode> {
     match command {
         Command::Ndjson(args) => {
             let stdout = std::io::stdout();
             let out = BufWriter::with_capacity(STDOUT_BUFFER_BYTES, stdout.lock());
-            let summary = ndjson::run(&args, out, shutdown::on_signals()).await?;
+            let summary = ndjson::run(&args, out, shutdown::on_signals())
+                .await
+                .map_err(failed)?;
             if summary.stop != StopReason::BrokenPipe {
                 eprintln!(
                     "logrelay-testgen ndjson: stopped ({:?}) seed={} {}",
@@ -70,7 +75,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pods(args) => {
-            let summary = pods::run(&args, shutdown::on_signals()).await?;
+            let summary = pods::run(&args, shutdown::on_signals())
+                .await
+                .map_err(failed)?;
             eprintln!(
                 "logrelay-testgen pods: stopped ({:?}) seed={} {}",
                 summary.stop,
@@ -80,7 +87,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => {
-            let report = verify::run(&args).await?;
+            let report = verify::run(&args).await.map_err(failed)?;
             let text = if args.json {
                 report.to_json()
             } else {
@@ -92,7 +99,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(report.exit_code(args.fail_on_duplicates)))
         }
         Command::KillLoop(args) => {
-            let report = kill_loop::run(&args).await?;
+            let report = kill_loop::run(&args).await.map_err(failed)?;
             let text = if args.json {
                 report.to_json()
             } else {
@@ -103,7 +110,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let _ = writeln!(stdout, "{}", text.trim_end());
             Ok(match report.passed() {
                 true => ExitCode::SUCCESS,
-                false => ExitCode::from(verify::report::EXIT_FAILED),
+                false => ExitCode::from(EXIT_FAILURES),
             })
         }
     }

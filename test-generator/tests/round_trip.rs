@@ -412,3 +412,49 @@ async fn a_record_under_another_tenants_partition_is_misrouted() {
             .all(|s| s.customer_id == "globex")
     );
 }
+
+/// Runs `logrelay-testgen verify ARGS`; its exit code and stderr.
+fn verify_with(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_logrelay-testgen"))
+        .arg("verify")
+        .args(args)
+        .output()
+        .expect("binary runs");
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn verify_that_cannot_run_exits_3_and_without_a_source_exits_2() {
+    let fixture = Fixture::generate(11).await;
+    let ledger = fixture.ledger();
+    let empty = tempfile::tempdir().expect("dir");
+    let missing_dir = empty.path().join("not-delivered");
+    let (code, err) = verify_with(&[
+        "--ledger".as_ref(),
+        ledger.as_os_str(),
+        "--dir".as_ref(),
+        missing_dir.as_os_str(),
+    ]);
+    assert_eq!(
+        code, 3,
+        "a missing delivery directory cannot be read: {err}"
+    );
+    assert!(err.contains("not-delivered"), "{err}");
+
+    let missing_ledger = empty.path().join("no-ledger.json");
+    let (code, err) = verify_with(&[
+        "--ledger".as_ref(),
+        missing_ledger.as_os_str(),
+        "--dir".as_ref(),
+        empty.path().as_os_str(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no-ledger.json"), "{err}");
+
+    let (code, err) = verify_with(&["--ledger".as_ref(), ledger.as_os_str()]);
+    assert_eq!(code, 2, "no source is invalid configuration: {err}");
+    assert!(err.contains("--dir"), "{err}");
+}

@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod onboard;
 pub mod store;
 
+use crate::config::{CentralRoleArgs, ChainArgs, TableArgs};
 use crate::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 use aws_config::SdkConfig;
 use clap::{Args, Subcommand};
@@ -34,8 +35,9 @@ pub const DEFAULT_PAGE_SIZE: i32 = 100;
 /// Flags of `tenants`.
 #[derive(Debug, Clone, Args)]
 pub struct TenantsArgs {
-    /// Tenant config table (default: --tenant-config-table / TENANT_CONFIG_TABLE).
-    #[arg(long, global = true)]
+    /// The tenant config table given before the command's name (`tenants --table T list`); wins
+    /// over the command's own `--table` / `TENANT_CONFIG_TABLE`.
+    #[arg(long = "table", value_name = "TABLE", hide = true)]
     pub table: Option<String>,
     /// What to do.
     #[command(subcommand)]
@@ -83,6 +85,9 @@ pub struct MigrateArgs {
     /// Migrate enabled cloudwatch configs without an ExternalId (they rely on DEFAULT_EXTERNAL_ID; logged).
     #[arg(long)]
     pub allow_no_external_id: bool,
+    /// Tenant config table and AWS connection.
+    #[command(flatten)]
+    pub table: TableArgs,
 }
 
 /// Flags of `validate`.
@@ -114,6 +119,9 @@ pub struct PutArgs {
     /// The config as flags.
     #[command(flatten)]
     pub fields: ConfigFlags,
+    /// Tenant config table and AWS connection.
+    #[command(flatten)]
+    pub table: TableArgs,
 }
 
 /// A config's fields as flags (names as in the config files).
@@ -225,6 +233,9 @@ pub struct GetArgs {
     /// Print ExternalIds (otherwise shown as `***`).
     #[arg(long)]
     pub show_external_id: bool,
+    /// Tenant config table and AWS connection.
+    #[command(flatten)]
+    pub table: TableArgs,
 }
 
 /// Flags of `list`.
@@ -239,6 +250,9 @@ pub struct ListArgs {
     /// Print ExternalIds in `--json` (otherwise shown as `***`).
     #[arg(long)]
     pub show_external_id: bool,
+    /// Tenant config table and AWS connection.
+    #[command(flatten)]
+    pub table: TableArgs,
 }
 
 /// A tenant and a delivery type.
@@ -249,6 +263,9 @@ pub struct KeyArgs {
     /// Delivery type: cloudwatch or s3.
     #[arg(value_parser = parse_delivery_type, value_name = "TYPE")]
     pub delivery_type: DeliveryType,
+    /// Tenant config table and AWS connection.
+    #[command(flatten)]
+    pub table: TableArgs,
 }
 
 /// Flags of `enable`.
@@ -291,6 +308,12 @@ pub struct OnboardArgs {
     /// Let logrelay create the log group on first delivery instead of the customer's stack.
     #[arg(long)]
     pub no_create_log_group: bool,
+    /// Tenant config table and AWS connection.
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// The central role the customer's role trusts.
+    #[command(flatten)]
+    pub central: CentralRoleArgs,
 }
 
 /// Flags of `doctor`.
@@ -317,23 +340,12 @@ pub struct DoctorArgs {
     /// The cluster_id session tag to send.
     #[arg(long, default_value = doctor::DEFAULT_DOCTOR_CLUSTER_ID)]
     pub cluster_id: String,
-}
-
-/// The processor settings the commands use (from `ProcessorConfig::admin_settings`).
-#[derive(Debug, Clone, Default)]
-pub struct AdminSettings {
-    /// Log format (`LOGRELAY_LOG_FORMAT`); text when unset.
-    pub log_format: Option<LogFormat>,
-    /// `AWS_REGION` override.
-    pub region: Option<String>,
-    /// `TENANT_CONFIG_TABLE`, unless `--table` names another.
-    pub tenant_config_table: String,
-    /// `CENTRAL_LOG_DISTRIBUTION_ROLE_ARN`.
-    pub central_role_arn: Option<String>,
-    /// `DEFAULT_EXTERNAL_ID`.
-    pub default_external_id: Option<String>,
-    /// `LOGRELAY_LOGS_ENDPOINT_URL`.
-    pub logs_endpoint_url: Option<String>,
+    /// Tenant config table and AWS connection.
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Central role, default ExternalId and CloudWatch Logs endpoint, as delivery uses them.
+    #[command(flatten)]
+    pub chain: ChainArgs,
 }
 
 /// Where the commands act: the processor's identity and settings.
@@ -407,8 +419,8 @@ impl TenantsError {
 }
 
 /// Entry point from `main`: logging, a runtime, the command; returns the exit code.
-pub fn main(config: &AdminSettings, args: &TenantsArgs) -> u8 {
-    logrelay_common::logging::init(config.log_format.unwrap_or(LogFormat::Text));
+pub fn main(log_format: Option<LogFormat>, args: &TenantsArgs) -> u8 {
+    logrelay_common::logging::init(log_format.unwrap_or(LogFormat::Text));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -425,7 +437,7 @@ pub fn main(config: &AdminSettings, args: &TenantsArgs) -> u8 {
         out: &mut stdout,
         err: &mut stderr,
     };
-    match runtime.block_on(run(config, args, &mut output)) {
+    match runtime.block_on(run(args, &mut output)) {
         Ok(code) => code,
         // `… | head`: the reader has what it wanted.
         Err(TenantsError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -438,31 +450,68 @@ pub fn main(config: &AdminSettings, args: &TenantsArgs) -> u8 {
     }
 }
 
-/// Runs one command with the processor's settings (`validate` touches no AWS).
-pub async fn run(
-    config: &AdminSettings,
-    args: &TenantsArgs,
-    output: &mut Output<'_>,
-) -> Result<u8, TenantsError> {
-    if let TenantsCommand::Validate(validate) = &args.command {
-        return commands::validate(validate, output);
-    }
+/// Runs one command with its settings (`validate` touches no AWS).
+pub async fn run(args: &TenantsArgs, output: &mut Output<'_>) -> Result<u8, TenantsError> {
+    let Some(table) = args.command.table() else {
+        return run_without_aws(&args.command, output);
+    };
     let aws = base_config(&AwsOptions {
-        region: config.region.clone(),
+        region: table.aws.region.clone(),
         ..AwsOptions::default()
     })
     .await;
+    let chain = args.command.chain();
     let context = Context {
         aws,
         table: args
             .table
             .clone()
-            .unwrap_or_else(|| config.tenant_config_table.clone()),
-        central_role_arn: config.central_role_arn.clone(),
-        default_external_id: config.default_external_id.clone(),
-        logs_endpoint_url: config.logs_endpoint_url.clone(),
+            .unwrap_or_else(|| table.tenant_config_table.clone()),
+        central_role_arn: chain.central.central_role_arn,
+        default_external_id: chain.default_external_id,
+        logs_endpoint_url: chain.logs_endpoint_url,
     };
     run_with(&context, &args.command, output).await
+}
+
+/// Runs a command that makes no AWS call.
+fn run_without_aws(command: &TenantsCommand, output: &mut Output<'_>) -> Result<u8, TenantsError> {
+    match command {
+        TenantsCommand::Validate(args) => commands::validate(args, output),
+        _ => Err(TenantsError::Usage(
+            "this command needs the tenant config table".into(),
+        )),
+    }
+}
+
+impl TenantsCommand {
+    /// The tenant config table and AWS connection of a command that calls AWS; `None` for `validate`.
+    pub fn table(&self) -> Option<&TableArgs> {
+        match self {
+            Self::Validate(_) => None,
+            Self::Put(args) => Some(&args.table),
+            Self::Get(args) => Some(&args.table),
+            Self::List(args) => Some(&args.table),
+            Self::Delete(args) | Self::Disable(args) => Some(&args.table),
+            Self::Enable(args) => Some(&args.key.table),
+            Self::Onboard(args) => Some(&args.table),
+            Self::Doctor(args) => Some(&args.table),
+            Self::Migrate(args) => Some(&args.table),
+        }
+    }
+
+    /// The central role, default ExternalId and Logs endpoint the command uses (unset for those
+    /// that use none).
+    pub fn chain(&self) -> ChainArgs {
+        match self {
+            Self::Onboard(args) => ChainArgs {
+                central: args.central.clone(),
+                ..ChainArgs::default()
+            },
+            Self::Doctor(args) => args.chain.clone(),
+            _ => ChainArgs::default(),
+        }
+    }
 }
 
 /// Runs one command in `context`.
@@ -594,8 +643,18 @@ mod tests {
         assert!(bad_type.is_err());
         let bad_page = Cli::try_parse_from(["p", "tenants", "list", "--page-size", "0"]);
         assert!(bad_page.is_err());
-        let args = parse(&["--table", "other", "get", "acme"]);
-        assert_eq!(args.table.as_deref(), Some("other"));
+        let args = parse(&["get", "acme", "--table", "other"]);
+        assert_eq!(
+            args.command.table().map(|t| t.tenant_config_table.as_str()),
+            Some("other"),
+            "--table names the tenant config table"
+        );
+        let before = parse(&["--table", "first", "get", "acme"]);
+        assert_eq!(
+            before.table.as_deref(),
+            Some("first"),
+            "still accepted before the command"
+        );
     }
 
     #[test]

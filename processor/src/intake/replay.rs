@@ -5,12 +5,13 @@
 //! to belong to that tenant before it is handed on. Delivery progress in the core makes replaying
 //! already delivered objects a cheap skip — unless `--force` built the core to deliver them again.
 //!
-//! Progress lines and a summary go to the given writer (stderr in the binary).
+//! Progress lines (objects done of those listed so far, objects/s, MiB/s, ETA) and a summary go
+//! to the given writer (stderr in the binary). [`confirm_force`] asks before a `--force` replay.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -32,6 +33,145 @@ pub const FORCE_WARNING: &str = "replay: WARNING: --force delivers objects again
      are overwritten with the same bytes)";
 /// Objects per ListObjectsV2 page (the S3 maximum, 1,000).
 const LIST_PAGE_SIZE: i32 = 1_000;
+/// Bytes in a MiB, for the throughput in progress lines.
+const MIB: f64 = 1_048_576.0;
+
+/// The operator's answer to a `--force` replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForceConfirmation {
+    /// `--yes`, or the operator typed `yes`.
+    Given,
+    /// The operator at the terminal did not type `yes`.
+    Declined,
+    /// No terminal to ask on and no `--yes`.
+    NoTerminal,
+}
+
+impl ForceConfirmation {
+    /// Why the replay does not start, naming `--yes`; `None` when it may.
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            Self::Given => None,
+            Self::Declined => Some(
+                "replay --force not confirmed; nothing was replayed (--yes skips the question)",
+            ),
+            Self::NoTerminal => Some(
+                "replay --force re-delivers objects already delivered (duplicates) and needs \
+                 --yes when stdin is not a terminal; nothing was replayed",
+            ),
+        }
+    }
+}
+
+/// Asks before a `--force` replay: `yes` (the `--yes` flag) goes ahead; otherwise, when
+/// `terminal` (stdin is one), prints [`FORCE_WARNING`] to `prompt` and reads one answer line from
+/// `answer`, going ahead only on `yes` or `y`; off a terminal it refuses.
+pub fn confirm_force(
+    yes: bool,
+    terminal: bool,
+    answer: &mut impl BufRead,
+    prompt: &mut impl Write,
+) -> ForceConfirmation {
+    if yes {
+        return ForceConfirmation::Given;
+    }
+    if !terminal {
+        return ForceConfirmation::NoTerminal;
+    }
+    let _ = write!(
+        prompt,
+        "{FORCE_WARNING}\nReplay with --force? Type yes to continue: "
+    );
+    let _ = prompt.flush();
+    let mut line = String::new();
+    match answer.read_line(&mut line) {
+        Ok(_) if matches!(line.trim().to_ascii_lowercase().as_str(), "yes" | "y") => {
+            ForceConfirmation::Given
+        }
+        _ => ForceConfirmation::Declined,
+    }
+}
+
+/// Where a replay stands at one moment, printed as a progress line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Objects handled (delivered, skipped or failed; listed in a dry run).
+    pub done: u64,
+    /// Objects in range listed so far.
+    pub total: u64,
+    /// Whether listing has finished (`total` is final).
+    pub listed_all: bool,
+    /// Stored bytes of the objects handled.
+    pub done_bytes: u64,
+    /// Time since delivery started.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Objects per second so far.
+    pub fn objects_per_second(&self) -> f64 {
+        per_second(self.done as f64, self.elapsed)
+    }
+
+    /// Stored MiB per second so far.
+    pub fn mib_per_second(&self) -> f64 {
+        per_second(self.done_bytes as f64 / MIB, self.elapsed)
+    }
+
+    /// Time left at the rate so far; `None` while listing or before any object is done.
+    pub fn eta(&self) -> Option<Duration> {
+        let rate = self.objects_per_second();
+        if !self.listed_all || rate <= 0.0 {
+            return None;
+        }
+        let left = self.total.saturating_sub(self.done) as f64;
+        Some(Duration::from_secs_f64(left / rate))
+    }
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (more, listing) = if self.listed_all {
+            ("", "")
+        } else {
+            ("+", " (listing)")
+        };
+        write!(
+            f,
+            "{}/{}{more} objects{listing}, {:.1} objects/s, {:.2} MiB/s, ETA ",
+            self.done,
+            self.total,
+            self.objects_per_second(),
+            self.mib_per_second()
+        )?;
+        match self.eta() {
+            Some(eta) => write!(f, "{}", HumanDuration(eta)),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+fn per_second(amount: f64, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
+    if seconds > 0.0 { amount / seconds } else { 0.0 }
+}
+
+/// A duration as `1h02m`, `3m05s` or `42s` (rounded up to the second).
+struct HumanDuration(Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut secs = self.0.as_secs();
+        if self.0.subsec_nanos() > 0 {
+            secs += 1;
+        }
+        match (secs / 3600, secs % 3600 / 60, secs % 60) {
+            (0, 0, s) => write!(f, "{s}s"),
+            (0, m, s) => write!(f, "{m}m{s:02}s"),
+            (h, m, _) => write!(f, "{h}h{m:02}m"),
+        }
+    }
+}
 
 /// Which timestamp decides whether an object is in the range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -172,6 +312,8 @@ struct ListCounters {
     foreign: AtomicU64,
     out_of_range: AtomicU64,
     matched: AtomicU64,
+    /// Listing reached the last page (or failed): `matched` is final.
+    finished: AtomicBool,
 }
 
 /// Lists, filters and delivers; see the module doc.
@@ -199,13 +341,15 @@ pub async fn run<H: ObjectHandler>(
     let counters = Arc::new(ListCounters::default());
     let concurrency = request.max_concurrency.max(1);
     let (tx, rx) = mpsc::channel::<ObjectRef>(2 * concurrency);
-    let lister = tokio::spawn(list(
-        s3.clone(),
-        request.clone(),
-        prefix.clone(),
-        counters.clone(),
-        tx,
-    ));
+    let lister = {
+        let counters = counters.clone();
+        let (s3, request, prefix) = (s3.clone(), request.clone(), prefix.clone());
+        tokio::spawn(async move {
+            let listed = list(s3, request, prefix, counters.clone(), tx).await;
+            counters.finished.store(true, Ordering::Relaxed);
+            listed
+        })
+    };
 
     let candidates = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|object| (object, rx))
@@ -222,8 +366,12 @@ pub async fn run<H: ObjectHandler>(
         .buffer_unordered(concurrency);
     let mut results = std::pin::pin!(results);
     let mut tally = Tally::default();
-    let mut last_progress = Instant::now();
+    let started = Instant::now();
+    let mut last_progress = started;
+    let (mut done, mut done_bytes) = (0_u64, 0_u64);
     while let Some((object, outcome)) = results.next().await {
+        done += 1;
+        done_bytes += object.size.unwrap_or(0);
         let url = format!("s3://{}/{}", object.bucket, object.key);
         match &outcome {
             None => {
@@ -242,7 +390,14 @@ pub async fn run<H: ObjectHandler>(
         }
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             last_progress = Instant::now();
-            let _ = writeln!(report, "replay: {}", summary(&counters, tally));
+            let progress = Progress {
+                done,
+                total: counters.matched.load(Ordering::Relaxed),
+                listed_all: counters.finished.load(Ordering::Relaxed),
+                done_bytes,
+                elapsed: started.elapsed(),
+            };
+            let _ = writeln!(report, "replay: {progress} ({})", summary(&counters, tally));
         }
     }
     let listed = lister.await;
@@ -386,6 +541,73 @@ mod tests {
                 encode_segment("c 1")
             )
         );
+    }
+
+    #[test]
+    fn progress_lines_give_rates_and_an_eta_once_listing_is_done() {
+        let mut progress = Progress {
+            done: 120,
+            total: 480,
+            listed_all: true,
+            done_bytes: 60 * 1_048_576,
+            elapsed: Duration::from_secs(30),
+        };
+        assert_eq!(
+            progress.to_string(),
+            "120/480 objects, 4.0 objects/s, 2.00 MiB/s, ETA 1m30s"
+        );
+        progress.listed_all = false;
+        assert_eq!(
+            progress.to_string(),
+            "120/480+ objects (listing), 4.0 objects/s, 2.00 MiB/s, ETA unknown"
+        );
+        let slow = Progress {
+            done: 1,
+            total: 7_201,
+            listed_all: true,
+            done_bytes: 0,
+            elapsed: Duration::from_secs(1),
+        };
+        assert_eq!(slow.eta(), Some(Duration::from_secs(7_200)));
+        assert!(slow.to_string().ends_with("ETA 2h00m"), "{slow}");
+        let start = Progress {
+            done: 0,
+            total: 10,
+            listed_all: true,
+            done_bytes: 0,
+            elapsed: Duration::ZERO,
+        };
+        assert_eq!(
+            start.to_string(),
+            "0/10 objects, 0.0 objects/s, 0.00 MiB/s, ETA unknown"
+        );
+        assert_eq!(
+            HumanDuration(Duration::from_millis(41_200)).to_string(),
+            "42s"
+        );
+    }
+
+    #[test]
+    fn force_needs_yes_off_a_terminal_and_an_answer_on_one() {
+        let ask = |yes, terminal, typed: &str| {
+            let mut prompt = Vec::new();
+            let answer = confirm_force(yes, terminal, &mut typed.as_bytes(), &mut prompt);
+            (answer, String::from_utf8(prompt).expect("utf-8"))
+        };
+        assert_eq!(ask(true, false, "").0, ForceConfirmation::Given);
+        let (answer, prompt) = ask(false, false, "yes\n");
+        assert_eq!(answer, ForceConfirmation::NoTerminal);
+        assert!(prompt.is_empty(), "nobody to ask: {prompt}");
+        assert!(answer.refusal().is_some_and(|r| r.contains("--yes")));
+        let (answer, prompt) = ask(false, true, "yes\n");
+        assert_eq!(answer, ForceConfirmation::Given);
+        assert!(
+            prompt.contains("twice") && prompt.contains("Type yes"),
+            "{prompt}"
+        );
+        assert_eq!(ask(false, true, "n\n").0, ForceConfirmation::Declined);
+        assert_eq!(ask(false, true, "").0, ForceConfirmation::Declined);
+        assert!(ForceConfirmation::Given.refusal().is_none());
     }
 
     #[test]

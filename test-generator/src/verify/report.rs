@@ -4,12 +4,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 /// Exit code when everything expected arrived and nothing was misrouted.
-pub const EXIT_OK: u8 = 0;
+pub const EXIT_OK: u8 = logrelay_common::exit::EXIT_OK;
 /// Exit code when lines are missing, corrupted or misrouted (or duplicated, with
 /// `--fail-on-duplicates`).
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code when verification itself could not run (bad flags, unreadable ledger, AWS errors).
-pub const EXIT_ERROR: u8 = 2;
+pub const EXIT_FAILED: u8 = logrelay_common::exit::EXIT_FAILURES;
 
 /// An inclusive range of sequence numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
