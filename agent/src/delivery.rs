@@ -5,12 +5,14 @@
 //! Backpressure: while the memory held by batching reaches the memory cap with nothing left to
 //! move to disk, or the disk buffer is full, the loop stops taking events; the channel fills and
 //! the sources stop reading (the log files wait on disk). Uploads keep retrying meanwhile. A
-//! sealed body is read from the disk buffer only when its upload starts, and an upload starts
-//! only while its body fits under the memory cap (one always may). Shutdown: when the input channel closes (sources
+//! sealed body in the disk buffer is streamed from its file by the upload; the rare body split
+//! between file and memory is read whole, and its upload starts only while it fits under the
+//! memory cap (one always may). Shutdown: when the input channel closes (sources
 //! stopped) every open batch is sealed and uploads are awaited until done or until the grace
 //! period after the shutdown signal ends; unfinished uploads are abandoned and their lines stay
 //! unacknowledged (read again on the next start).
 
+use crate::batch::ObjectBody;
 use crate::batch::buffer::{BufferError, DiskBuffer};
 use crate::batch::{BatchError, BatchLimits, Batcher, SealReason, SealedBatch};
 use crate::checkpoint::saver::{SharedAcks, lock_acks};
@@ -19,6 +21,7 @@ use crate::internal_events::InternalEvent;
 use crate::internal_events::batch::{Backpressure, BatchMemory, LineEncodeFailed};
 use crate::internal_events::sink::UploadsAbandoned;
 use crate::sink::Uploader;
+use crate::sink::request_builder::RequestBody;
 use crate::source_event::{Line, SourceEvent};
 use crate::timer::sleep_until_opt;
 use std::collections::VecDeque;
@@ -251,7 +254,7 @@ impl Delivery {
             let Some(front) = self.queue.front() else {
                 break;
             };
-            let loaded = front.batch.body.on_disk();
+            let loaded = upload_memory(&front.batch.body);
             if !self.uploading.is_empty()
                 && self.memory_used() + loaded > self.config.limits.memory_limit
             {
@@ -263,8 +266,20 @@ impl Delivery {
             self.sealed_bytes += loaded;
             let uploader = Arc::clone(&self.uploader);
             self.uploading.spawn(async move {
-                let body = pending.batch.body.load().await?;
-                uploader.upload(&pending.batch, body).await;
+                let body = request_body(&pending.batch.body).await?;
+                let path = pending
+                    .batch
+                    .body
+                    .spilled
+                    .as_ref()
+                    .map(|f| f.path().to_path_buf());
+                uploader
+                    .upload(&pending.batch, body)
+                    .await
+                    .map_err(|source| BufferError::Read {
+                        path: path.unwrap_or_default(),
+                        source,
+                    })?;
                 Ok(pending.batch)
             });
         }
@@ -274,7 +289,8 @@ impl Delivery {
     fn confirm(&mut self, batch: &SealedBatch) {
         self.acks.confirm(batch.id);
         self.batcher.release(&batch.body);
-        self.sealed_bytes = self.sealed_bytes.saturating_sub(batch.body.len());
+        let held = batch.body.memory() + upload_memory(&batch.body);
+        self.sealed_bytes = self.sealed_bytes.saturating_sub(held);
         self.sealed_batches = self.sealed_batches.saturating_sub(1);
         self.sealed_lines = self.sealed_lines.saturating_sub(batch.lines);
     }
@@ -340,6 +356,28 @@ impl Delivery {
                 .saturating_sub(buffer_open_bytes),
         }
         .emit();
+    }
+}
+
+/// The body as its upload takes it: streamed from its disk buffer file, or in memory. A body
+/// whose file and memory both hold members (a write the buffer refused) is read into memory.
+async fn request_body(body: &ObjectBody) -> Result<RequestBody, BufferError> {
+    Ok(match &body.spilled {
+        None => RequestBody::Memory(body.tail.clone()),
+        Some(file) if body.tail.is_empty() => RequestBody::File {
+            path: file.path().to_path_buf(),
+            len: file.len(),
+        },
+        Some(_) => RequestBody::Memory(body.load().await?),
+    })
+}
+
+/// Memory an upload of `body` takes beyond the body's own in-memory members.
+fn upload_memory(body: &ObjectBody) -> u64 {
+    if body.spilled.is_some() && !body.tail.is_empty() {
+        body.on_disk()
+    } else {
+        0
     }
 }
 

@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use logrelay_common::record::LogRecord;
 
 /// Capacity of the channel from sources to the batcher, in events. When it is full, sources stop
-/// reading: the log files on disk are the buffer (backpressure, bounded memory).
-pub const SOURCE_CHANNEL_CAPACITY: usize = 4096;
+/// reading: the log files on disk are the buffer (backpressure, bounded memory). 1024 events are
+/// four of the batcher's turns ([`crate::delivery`] takes up to 256 at once), and at most a few
+/// MiB of lines with the occasional long message.
+pub const SOURCE_CHANNEL_CAPACITY: usize = 1024;
 
 /// A file (or the stdin stream) known to this agent run; assigned by the source side, unique per run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

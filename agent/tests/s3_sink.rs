@@ -11,6 +11,7 @@ use logrelay_agent::batch::buffer::DiskBuffer;
 use logrelay_agent::batch::{BatchLimits, Batcher, SealReason, SealedBatch};
 use logrelay_agent::checkpoint::FileRegistry;
 use logrelay_agent::sink::config::S3Settings;
+use logrelay_agent::sink::request_builder::RequestBody;
 use logrelay_agent::sink::retry::RetryPolicy;
 use logrelay_agent::sink::s3::{S3Service, WriterRole};
 use logrelay_agent::sink::{ObjectService, Uploader};
@@ -57,6 +58,23 @@ fn record(pod: &str, message: &str) -> LogRecord {
 struct Sealed {
     batch: SealedBatch,
     body: Bytes,
+}
+
+impl Sealed {
+    /// The body held in memory.
+    fn in_memory(&self) -> RequestBody {
+        RequestBody::Memory(self.body.clone())
+    }
+
+    /// The body streamed from a file in `dir`, as the disk buffer hands it over.
+    fn in_file(&self, dir: &std::path::Path) -> RequestBody {
+        let path = dir.join(format!("{}.gz", self.batch.id.0));
+        std::fs::write(&path, &self.body).expect("writes");
+        RequestBody::File {
+            path,
+            len: self.body.len() as u64,
+        }
+    }
 }
 
 /// Seals `count` batches of `lines_each` lines (pods `pod-0..`), each from its own file.
@@ -172,9 +190,16 @@ async fn objects_land_under_their_keys_as_gzip_ndjson_with_headers() {
     let service = S3Service::with_config(&config, &bucket, S3Settings::default());
     let uploader = Uploader::new(ObjectService::S3(service), fast_retries(), "prod/eu");
     let sealed = batches(3, 50, 40).await;
-    for s in &sealed {
+    let files = tempfile::tempdir().expect("tempdir");
+    for (i, s) in sealed.iter().enumerate() {
+        // Bodies in memory and bodies streamed from the disk buffer alike.
+        let body = if i % 2 == 0 {
+            s.in_memory()
+        } else {
+            s.in_file(files.path())
+        };
         assert_eq!(
-            uploader.upload(&s.batch, s.body.clone()).await,
+            uploader.upload(&s.batch, body).await.expect("uploads"),
             1,
             "no retries needed"
         );
@@ -225,13 +250,19 @@ async fn objects_above_the_threshold_use_a_multipart_upload() {
         fast_retries(),
         "",
     );
-    let Sealed { batch, body: sent } = batches(1, 800, 10_000).await.remove(0);
+    let sealed = batches(1, 800, 10_000).await.remove(0);
+    let (batch, sent) = (&sealed.batch, sealed.body.clone());
     assert!(
         sent.len() > 5 << 20,
         "compressed body {} must exceed one part",
         sent.len()
     );
-    uploader.upload(&batch, sent.clone()).await;
+    // Parts are streamed from the file, each with its own Content-MD5.
+    let files = tempfile::tempdir().expect("tempdir");
+    uploader
+        .upload(batch, sealed.in_file(files.path()))
+        .await
+        .expect("uploads");
     // create + 2 parts + complete.
     assert_eq!(proxy.requests_seen(), 4);
     let key = batch.key.to_key();
@@ -275,8 +306,15 @@ async fn uploads_retry_through_injected_faults_and_replays_overwrite_instead_of_
     });
     let sealed = batches(12, 20, 30).await;
     let mut retried = 0;
-    for s in &sealed {
-        retried += uploader.upload(&s.batch, s.body.clone()).await - 1;
+    let files = tempfile::tempdir().expect("tempdir");
+    for (i, s) in sealed.iter().enumerate() {
+        // A body streamed from its file is opened again by every attempt.
+        let body = if i % 2 == 0 {
+            s.in_memory()
+        } else {
+            s.in_file(files.path())
+        };
+        retried += uploader.upload(&s.batch, body).await.expect("uploads") - 1;
     }
     assert!(
         proxy.faults_injected() > 0 && retried > 0,
@@ -284,7 +322,10 @@ async fn uploads_retry_through_injected_faults_and_replays_overwrite_instead_of_
     );
     // A replay after a crash seals the same source ranges again: same keys, overwritten.
     for s in &batches(12, 20, 30).await {
-        uploader.upload(&s.batch, s.body.clone()).await;
+        uploader
+            .upload(&s.batch, s.in_memory())
+            .await
+            .expect("uploads");
     }
     proxy.heal();
     let keys = list_keys(&config, &bucket).await;
@@ -318,15 +359,16 @@ async fn writer_role_is_assumed_for_uploads_when_the_base_identity_may_not_write
     .expect("role");
     moto.enforce_from_now().await.expect("enforcement on");
     let base = static_config(moto.url(), node_credentials).await;
-    let Sealed { batch, body } = batches(1, 5, 10).await.remove(0);
+    let sealed = batches(1, 5, 10).await.remove(0);
+    let (batch, body) = (&sealed.batch, sealed.in_memory());
 
     let as_node = S3Service::with_config(&base, &bucket, S3Settings::default());
     let refused = as_node
-        .put(&logrelay_agent::sink::request_builder::build_request(
-            &batch,
-            body.clone(),
-            "",
-        ))
+        .put(
+            &logrelay_agent::sink::request_builder::build_request(batch, body.clone(), "")
+                .await
+                .expect("builds"),
+        )
         .await;
     let refused = refused.expect_err("the node identity cannot write");
     assert_eq!(
@@ -344,8 +386,9 @@ async fn writer_role_is_assumed_for_uploads_when_the_base_identity_may_not_write
         .expect("assumes");
     assert_eq!(
         Uploader::new(ObjectService::S3(service), fast_retries(), "")
-            .upload(&batch, body)
-            .await,
+            .upload(batch, body)
+            .await
+            .expect("uploads"),
         1
     );
     let as_writer = logrelay_common::aws::assume_role_chain(

@@ -2,12 +2,12 @@
 //! Each object is written to a temporary file, fsynced and renamed into place (then the directory
 //! is fsynced), so a reader never sees half an object and a confirmed object survives a crash.
 
-use super::request_builder::UploadRequest;
+use super::request_builder::{RequestBody, UploadRequest};
 use super::retry::{ErrorClass, PutError};
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sink::SinkRequest;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +45,7 @@ impl DirectoryService {
         let tmp_id = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let body = request.body.clone();
         let started = Instant::now();
+        // A body in the disk buffer is copied from its file, not read into memory.
         let result = tokio::task::spawn_blocking(move || write_atomically(&path, tmp_id, &body))
             .await
             .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
@@ -67,7 +68,7 @@ impl DirectoryService {
     }
 }
 
-fn write_atomically(path: &Path, tmp_id: u64, body: &[u8]) -> std::io::Result<()> {
+fn write_atomically(path: &Path, tmp_id: u64, body: &RequestBody) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("object path has no parent"))?;
@@ -82,7 +83,18 @@ fn write_atomically(path: &Path, tmp_id: u64, body: &[u8]) -> std::io::Result<()
     ));
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&tmp)?;
-        file.write_all(body)?;
+        match body {
+            RequestBody::Memory(bytes) => file.write_all(bytes)?,
+            RequestBody::File { path: from, len } => {
+                let copied = std::io::copy(&mut File::open(from)?.take(*len), &mut file)?;
+                if copied < *len {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("{} ends before byte {len}", from.display()),
+                    ));
+                }
+            }
+        }
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
@@ -104,7 +116,7 @@ mod tests {
         let request = UploadRequest {
             batch: BatchId(1),
             key: "acme/c1/api/pod-1/20240101T000000Z-abc.json.gz".into(),
-            body: bytes::Bytes::from_static(b"gzip bytes"),
+            body: RequestBody::Memory(bytes::Bytes::from_static(b"gzip bytes")),
             content_md5: String::new(),
             lines: 1,
         };

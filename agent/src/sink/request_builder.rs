@@ -1,9 +1,92 @@
 //! Turns a sealed batch into an upload request: full key (deployment prefix + object key), body
-//! and its Content-MD5.
+//! and its Content-MD5. A body in the disk buffer stays there: it is streamed from its file by
+//! each attempt, so uploads in flight hold no object in memory.
 
 use crate::batch::{BatchId, SealedBatch};
 use bytes::Bytes;
 use md5::{Digest, Md5};
+use std::io;
+use std::path::PathBuf;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// Bytes read at a time when hashing or copying a body from its file.
+const READ_BLOCK: usize = 64 << 10;
+
+/// The bytes of one object.
+#[derive(Debug, Clone)]
+pub enum RequestBody {
+    /// Held in memory.
+    Memory(Bytes),
+    /// The first `len` bytes of a disk buffer file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Bytes of the body.
+        len: u64,
+    },
+}
+
+impl RequestBody {
+    /// Size of the body.
+    pub fn len(&self) -> u64 {
+        match self {
+            RequestBody::Memory(bytes) => bytes.len() as u64,
+            RequestBody::File { len, .. } => *len,
+        }
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with each block of the body's bytes in `start..start + len`, in order.
+    pub async fn for_each_block(
+        &self,
+        start: u64,
+        len: u64,
+        mut f: impl FnMut(&[u8]),
+    ) -> io::Result<()> {
+        match self {
+            RequestBody::Memory(bytes) => {
+                let range = usize::try_from(start).unwrap_or(usize::MAX)
+                    ..usize::try_from(start + len).unwrap_or(usize::MAX);
+                let slice = bytes.get(range).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "range past the body")
+                })?;
+                f(slice);
+                Ok(())
+            }
+            RequestBody::File { path, .. } => {
+                let mut file = tokio::fs::File::open(path).await?;
+                file.seek(io::SeekFrom::Start(start)).await?;
+                let mut left = len;
+                let mut block = vec![0; READ_BLOCK.min(len as usize)];
+                while left > 0 {
+                    let want = block.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let got = file.read(&mut block[..want]).await?;
+                    if got == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("{} ends before byte {}", path.display(), start + len),
+                        ));
+                    }
+                    f(&block[..got]);
+                    left -= got as u64;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Base64 MD5 of the bytes in `start..start + len`.
+    pub async fn content_md5_of(&self, start: u64, len: u64) -> io::Result<String> {
+        let mut md5 = Md5::new();
+        self.for_each_block(start, len, |block| md5.update(block))
+            .await?;
+        Ok(aws_smithy_types::base64::encode(md5.finalize()))
+    }
+}
 
 /// One object to store.
 #[derive(Debug, Clone)]
@@ -13,7 +96,7 @@ pub struct UploadRequest {
     /// Full object key, deployment prefix included.
     pub key: String,
     /// Gzip NDJSON body.
-    pub body: Bytes,
+    pub body: RequestBody,
     /// Base64 MD5 of the body (the `Content-MD5` header): S3 rejects a body damaged in transit.
     pub content_md5: String,
     /// Records in the body.
@@ -21,15 +104,19 @@ pub struct UploadRequest {
 }
 
 /// Builds the request for `batch`, whose whole body is `body`, below the deployment `prefix`
-/// (`""` = none).
-pub fn build_request(batch: &SealedBatch, body: Bytes, prefix: &str) -> UploadRequest {
-    UploadRequest {
+/// (`""` = none). Reads a file body once to hash it.
+pub async fn build_request(
+    batch: &SealedBatch,
+    body: RequestBody,
+    prefix: &str,
+) -> io::Result<UploadRequest> {
+    Ok(UploadRequest {
         batch: batch.id,
         key: batch.key.to_key_with_prefix(prefix),
-        content_md5: content_md5(&body),
+        content_md5: body.content_md5_of(0, body.len()).await?,
         body,
         lines: batch.lines,
-    }
+    })
 }
 
 /// Base64 of the MD5 digest of `bytes`, as the `Content-MD5` header wants it (RFC 1864).
@@ -45,5 +132,48 @@ mod tests {
     fn content_md5_is_base64_of_the_digest() {
         // RFC 1321 test vector: MD5("abc") = 900150983cd24fb0d6963f7d28e17f72.
         assert_eq!(content_md5(b"abc"), "kAFQmDzST7DWlj99KOF/cg==");
+    }
+
+    #[tokio::test]
+    async fn a_file_body_hashes_like_the_same_bytes_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("body");
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        // Bytes past `len` (a torn write not yet cut) are not part of the body.
+        let mut on_disk = bytes.clone();
+        on_disk.extend_from_slice(b"torn");
+        std::fs::write(&path, &on_disk).expect("writes");
+        let file = RequestBody::File {
+            path,
+            len: bytes.len() as u64,
+        };
+        let memory = RequestBody::Memory(Bytes::from(bytes.clone()));
+        let whole = content_md5(&bytes);
+        assert_eq!(
+            file.content_md5_of(0, file.len()).await.expect("reads"),
+            whole
+        );
+        assert_eq!(
+            memory.content_md5_of(0, memory.len()).await.expect("reads"),
+            whole
+        );
+        let part = content_md5(&bytes[70_000..150_000]);
+        assert_eq!(
+            file.content_md5_of(70_000, 80_000).await.expect("reads"),
+            part
+        );
+        assert_eq!(
+            memory.content_md5_of(70_000, 80_000).await.expect("reads"),
+            part
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_its_body_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("body");
+        std::fs::write(&path, b"short").expect("writes");
+        let file = RequestBody::File { path, len: 100 };
+        assert!(file.content_md5_of(0, 100).await.is_err());
     }
 }

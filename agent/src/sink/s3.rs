@@ -7,7 +7,7 @@
 //! (cached, refreshed before expiry).
 
 use super::config::{CONTENT_ENCODING, CONTENT_TYPE, S3Settings};
-use super::request_builder::{UploadRequest, content_md5};
+use super::request_builder::{RequestBody, UploadRequest};
 use super::retry::{ErrorClass, PutError};
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sink::SinkRequest;
@@ -78,15 +78,16 @@ impl S3Service {
 
     /// Stores one object: one `PutObject`, or a multipart upload above the threshold.
     pub async fn put(&self, request: &UploadRequest) -> Result<(), PutError> {
-        if request.body.len() as u64 > self.settings.multipart_threshold {
+        if request.body.len() > self.settings.multipart_threshold {
             return self.put_multipart(request).await;
         }
+        let body = byte_stream(&request.body, 0, request.body.len(), "put_object").await?;
         let put = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(&request.key)
-            .body(ByteStream::from(request.body.clone()))
+            .body(body)
             .content_length(request.body.len() as i64)
             .content_md5(&request.content_md5)
             .content_type(CONTENT_TYPE)
@@ -132,15 +133,20 @@ impl S3Service {
     }
 
     async fn upload_parts(&self, request: &UploadRequest, upload_id: &str) -> Result<(), PutError> {
-        let part_size = usize::try_from(self.settings.part_size)
-            .unwrap_or(usize::MAX)
-            .max(1);
+        let part_size = self.settings.part_size.max(1);
+        let total = request.body.len();
         let mut parts = Vec::new();
-        for (index, start) in (0..request.body.len()).step_by(part_size).enumerate() {
-            let chunk = request
-                .body
-                .slice(start..(start + part_size).min(request.body.len()));
+        for (index, start) in (0..total)
+            .step_by(usize::try_from(part_size).unwrap_or(usize::MAX))
+            .enumerate()
+        {
+            let len = part_size.min(total - start);
             let part_number = i32::try_from(index + 1).unwrap_or(i32::MAX);
+            let md5 = request
+                .body
+                .content_md5_of(start, len)
+                .await
+                .map_err(|err| read_error("upload_part", &err))?;
             let upload = self
                 .client
                 .upload_part()
@@ -148,9 +154,9 @@ impl S3Service {
                 .key(&request.key)
                 .upload_id(upload_id)
                 .part_number(part_number)
-                .content_length(chunk.len() as i64)
-                .content_md5(content_md5(&chunk))
-                .body(ByteStream::from(chunk))
+                .content_length(len as i64)
+                .content_md5(md5)
+                .body(byte_stream(&request.body, start, len, "upload_part").await?)
                 .send();
             let uploaded = self.call("upload_part", upload).await?;
             parts.push(
@@ -214,5 +220,44 @@ impl S3Service {
         }
         .emit();
         result
+    }
+}
+/// The bytes `start..start + len` of `body` as a request body: a slice of memory, or a stream
+/// over its file that each attempt opens again.
+async fn byte_stream(
+    body: &RequestBody,
+    start: u64,
+    len: u64,
+    operation: &'static str,
+) -> Result<ByteStream, PutError> {
+    match body {
+        RequestBody::Memory(bytes) => {
+            let range = usize::try_from(start).unwrap_or(usize::MAX)
+                ..usize::try_from(start + len).unwrap_or(usize::MAX);
+            bytes
+                .get(range.clone())
+                .map(|_| ByteStream::from(bytes.slice(range)))
+                .ok_or_else(|| PutError {
+                    class: ErrorClass::Transient,
+                    operation,
+                    message: "part range past the body".into(),
+                })
+        }
+        RequestBody::File { path, .. } => ByteStream::read_from()
+            .path(path)
+            .offset(start)
+            .length(aws_smithy_types::byte_stream::Length::Exact(len))
+            .build()
+            .await
+            .map_err(|err| read_error(operation, &err)),
+    }
+}
+
+/// A body that could not be read from the disk buffer (retried like a failed request).
+fn read_error(operation: &'static str, err: &dyn std::error::Error) -> PutError {
+    PutError {
+        class: ErrorClass::Transient,
+        operation,
+        message: format!("cannot read the body from the disk buffer: {err}"),
     }
 }

@@ -2,13 +2,12 @@
 //! again until it succeeds (or the task is cancelled at the shutdown deadline). Keeps the sink's
 //! health for `/readyz`.
 
-use super::request_builder::build_request;
+use super::request_builder::{RequestBody, build_request};
 use super::retry::RetryPolicy;
 use super::service::ObjectService;
 use crate::batch::SealedBatch;
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sink::{ObjectStored, UploadRetrying};
-use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::sync::{Arc, Mutex};
@@ -73,10 +72,10 @@ impl Uploader {
         self.health.clone()
     }
 
-    /// Stores `batch` with its loaded `body`, retrying until it is stored; returns the attempts it
-    /// took.
-    pub async fn upload(&self, batch: &SealedBatch, body: Bytes) -> u32 {
-        let request = build_request(batch, body, &self.prefix);
+    /// Stores `batch` with its whole `body`, retrying until it is stored; returns the attempts it
+    /// took. Fails only when a body in the disk buffer cannot be read.
+    pub async fn upload(&self, batch: &SealedBatch, body: RequestBody) -> std::io::Result<u32> {
+        let request = build_request(batch, body, &self.prefix).await?;
         let mut rng = SmallRng::from_os_rng();
         let mut attempt = 0u32;
         loop {
@@ -91,7 +90,7 @@ impl Uploader {
                         attempts: attempt,
                     }
                     .emit();
-                    return attempt;
+                    return Ok(attempt);
                 }
                 Err(error) => {
                     self.health.record_failure();

@@ -71,8 +71,10 @@ pub enum SplitItem<'a> {
     },
 }
 
-/// Capacity above which an emptied line buffer is released, so idle files hold no large buffers.
-const KEEP_LINE_CAPACITY: usize = 64 * 1024;
+/// Capacity above which an emptied line buffer is released. The buffer only holds a line that
+/// spans two reads, one per file at a time, so a node with 1,000 busy files keeps the tails in
+/// flight rather than each file's longest line so far.
+const KEEP_LINE_CAPACITY: usize = 4 * 1024;
 
 /// Splits a file's bytes into lines; see the module documentation.
 #[derive(Debug)]
@@ -311,6 +313,25 @@ mod tests {
         );
         let single = collect(&mut LineSplitter::new(0, b"", 4), &[b"abcdefgh\n"]);
         assert_eq!(single, vec![line(0, 9, b"abcdefgh\n", b"abcd", 4)]);
+    }
+
+    #[test]
+    fn a_long_line_spanning_two_reads_leaves_no_buffer_behind() {
+        let mut splitter = LineSplitter::new(0, b"", 1 << 20);
+        let long = vec![b'y'; 16 * 1024];
+        assert!(
+            collect(&mut splitter, &[&long]).is_empty(),
+            "no newline yet"
+        );
+        assert!(splitter.line.capacity() >= 16 * 1024);
+        let items = collect(&mut splitter, &[b"\nshort"]);
+        assert_eq!(items.len(), 1);
+        // The short tail is held; the long line's buffer is gone.
+        assert!(
+            splitter.line.capacity() < long.len(),
+            "{} bytes kept",
+            splitter.line.capacity()
+        );
     }
 
     #[test]
