@@ -181,7 +181,10 @@ pub struct NdjsonGzReader<R: AsyncBufRead + Unpin> {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// The current line when it had to be assembled (it crossed the end of `buf`).
     line: Vec<u8>,
+    /// The current line's range in `buf` when it lies there whole (lent, not copied).
+    lent: Option<(usize, usize)>,
     line_number: u64,
     decompressed: u64,
     skipped_empty: u64,
@@ -211,6 +214,7 @@ impl<R: AsyncBufRead + Unpin> NdjsonGzReader<R> {
             start: 0,
             end: 0,
             line: Vec::new(),
+            lent: None,
             line_number: 0,
             decompressed: 0,
             skipped_empty: 0,
@@ -227,7 +231,7 @@ impl<R: AsyncBufRead + Unpin> NdjsonGzReader<R> {
         Ok(self
             .read_line()
             .await?
-            .map(|(number, result)| (number, result.map(|()| self.line.clone()))))
+            .map(|(number, result)| (number, result.map(|()| self.current().to_vec()))))
     }
 
     /// Like [`next_line`](Self::next_line), but lends the line instead of copying it (no
@@ -238,7 +242,7 @@ impl<R: AsyncBufRead + Unpin> NdjsonGzReader<R> {
         Ok(self
             .read_line()
             .await?
-            .map(|(number, result)| (number, result.map(|()| self.line.as_slice()))))
+            .map(|(number, result)| (number, result.map(|()| self.current()))))
     }
 
     /// The next non-blank line parsed as JSON into `T`, with its 1-based line number, or `None`
@@ -250,8 +254,9 @@ impl<R: AsyncBufRead + Unpin> NdjsonGzReader<R> {
             return Ok(None);
         };
         let parsed = result.and_then(|()| {
-            std::str::from_utf8(&self.line).map_err(|_| LineError::InvalidUtf8)?;
-            serde_json::from_slice(&self.line).map_err(|e| LineError::InvalidJson {
+            let line = self.current();
+            std::str::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?;
+            serde_json::from_slice(line).map_err(|e| LineError::InvalidJson {
                 message: e.to_string(),
             })
         });
@@ -273,10 +278,34 @@ impl<R: AsyncBufRead + Unpin> NdjsonGzReader<R> {
         self.line_number
     }
 
-    /// Reads the next non-blank line into `self.line`.
+    /// The line [`read_line`](Self::read_line) found last.
+    fn current(&self) -> &[u8] {
+        match self.lent {
+            Some((start, end)) => self.buf.get(start..end).unwrap_or_default(),
+            None => &self.line,
+        }
+    }
+
+    /// Finds the next non-blank line: lent from the buffer when it lies there whole (most lines),
+    /// otherwise assembled into `self.line`.
     async fn read_line(&mut self) -> Result<Option<(u64, Result<(), LineError>)>, CodecError> {
         loop {
             self.line.clear();
+            self.lent = None;
+            let chunk = &self.buf[self.start..self.end];
+            if let Some(at) = memchr::memchr(b'\n', chunk)
+                && at <= self.limits.max_line_bytes
+            {
+                let (start, end) = (self.start, self.start + at);
+                self.start = end + 1;
+                self.line_number += 1;
+                if self.buf[start..end].iter().all(u8::is_ascii_whitespace) {
+                    self.skipped_empty += 1;
+                    continue;
+                }
+                self.lent = Some((start, end));
+                return Ok(Some((self.line_number, Ok(()))));
+            }
             let mut too_long: Option<u64> = None;
             let mut saw_bytes = false;
             loop {
@@ -288,7 +317,7 @@ impl<R: AsyncBufRead + Unpin> NdjsonGzReader<R> {
                 }
                 saw_bytes = true;
                 let chunk = &self.buf[self.start..self.end];
-                let newline = chunk.iter().position(|&b| b == b'\n');
+                let newline = memchr::memchr(b'\n', chunk);
                 let part = &chunk[..newline.unwrap_or(chunk.len())];
                 append_bounded(
                     &mut self.line,
@@ -681,6 +710,59 @@ mod tests {
         );
         assert_eq!(reader.skipped_empty_lines(), 2);
         assert_eq!(reader.lines_read(), 7);
+        assert_eq!(reader.decompressed_bytes(), text.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn lines_across_buffer_ends_read_like_a_plain_split() {
+        // Lines of many lengths (blank, whitespace-only, over the limit, longer than the read
+        // buffer, one ending exactly at a buffer end) so that some lie whole in the buffer and
+        // others cross one or several of its ends; the last has no newline.
+        let limits = ReadLimits {
+            max_line_bytes: READ_BUFFER_BYTES + 100,
+            ..ReadLimits::default()
+        };
+        let mut lines: Vec<String> = Vec::new();
+        let mut length = 1;
+        while lines.iter().map(|l| l.len() + 1).sum::<usize>() < 5 * READ_BUFFER_BYTES {
+            length = (length * 7 + 13) % 3001;
+            lines.push(format!("{{\"n\":{}}}{}", lines.len(), "x".repeat(length)));
+            if lines.len().is_multiple_of(17) {
+                lines.push(String::new());
+                lines.push(" \t\r".to_owned());
+            }
+        }
+        let used: usize = lines.iter().map(|l| l.len() + 1).sum();
+        let fill = READ_BUFFER_BYTES - used % READ_BUFFER_BYTES - 1;
+        lines.push("e".repeat(fill)); // ends exactly at the end of a buffer
+        lines.push("b".repeat(READ_BUFFER_BYTES + 50)); // longer than the buffer, under the limit
+        lines.push("t".repeat(READ_BUFFER_BYTES + 101)); // over the limit
+        lines.push("é€ last".to_owned());
+        let text = lines.join("\n");
+        let data = gzip(text.as_bytes());
+        let mut reader = reader(&data, limits);
+        let mut read = Vec::new();
+        while let Some((number, line)) = reader.next_line_borrowed().await.expect("reads") {
+            read.push((number, line.map(<[u8]>::to_vec)));
+        }
+        let expected: Vec<(u64, Result<Vec<u8>, LineError>)> = (1u64..)
+            .zip(&lines)
+            .filter(|(_, line)| !line.bytes().all(|b| b.is_ascii_whitespace()))
+            .map(|(number, line)| {
+                let result = if line.len() > limits.max_line_bytes {
+                    Err(LineError::TooLong {
+                        len: line.len() as u64,
+                        limit: limits.max_line_bytes,
+                    })
+                } else {
+                    Ok(line.as_bytes().to_vec())
+                };
+                (number, result)
+            })
+            .collect();
+        assert_eq!(read.len(), expected.len());
+        assert!(read == expected, "every line, numbered, in order");
+        assert_eq!(reader.lines_read(), lines.len() as u64);
         assert_eq!(reader.decompressed_bytes(), text.len() as u64);
     }
 

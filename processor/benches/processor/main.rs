@@ -131,14 +131,23 @@ async fn run(options: Options, bench: bool) -> anyhow::Result<()> {
     let notes = report::machine_notes();
     eprintln!("{notes}");
 
-    // Lambda init first, while this process is still small.
+    let moto = Moto::start_private().await;
+    let aws = moto.config(DEFAULT_ACCOUNT_ID).await;
+    let central = Central::create(&moto, &aws).await?;
+    // Lambda init before the objects are generated, while this process is still small; the
+    // processor probes its tenant table at start, so it needs the emulator.
     let processor_bin = Path::new(env!("CARGO_BIN_EXE_logrelay-processor"));
     eprintln!(
         "lambda init: {} runs of {}",
         options.init_runs,
         processor_bin.display()
     );
-    let init = lambda_init::measure(Subject::Processor(processor_bin), options.init_runs).await?;
+    let subject = Subject::Processor {
+        path: processor_bin,
+        endpoint_url: moto.url(),
+        tenant_table: &central.tenant_table,
+    };
+    let init = lambda_init::measure(subject, options.init_runs).await?;
     let floor = lambda_init::measure(Subject::Floor, options.init_runs).await?;
 
     let partition = Partition::new(
@@ -161,9 +170,6 @@ async fn run(options: Options, bench: bool) -> anyhow::Result<()> {
         generated.push((mib, object));
     }
 
-    let moto = Moto::start_private().await;
-    let aws = moto.config(DEFAULT_ACCOUNT_ID).await;
-    let central = Central::create(&moto, &aws).await?;
     // Control for the RSS figures: the smallest object stored again under as many keys as it takes
     // to make the largest object's bytes, all delivered by one process, so a peak that grows with
     // the run's length is told apart from one that grows with the object's size.

@@ -1,9 +1,10 @@
 //! CloudWatch Logs delivery, split like Vector's sinks: [`batch`] builds requests under every
-//! limit, [`service`] sends them (PutLogEvents, creating the group/stream when missing), [`retry`]
+//! limit, [`encode`] writes their bodies, [`service`] sends them (PutLogEvents, creating the group/stream when missing), [`retry`]
 //! decides what a failure means. [`CloudWatchTarget`] is one tenant config's delivery of one object:
 //! its service, its progress and its counts.
 
 pub mod batch;
+pub mod encode;
 pub mod request_builder;
 pub mod retry;
 pub mod service;

@@ -6,6 +6,7 @@
 //! creation instead of racing it, and only a create CloudWatch accepted is logged and counted.
 
 use super::batch::{LogEvent, Rejected};
+use super::encode::put_log_events_body;
 use super::retry::{Next, RESOURCE_ALREADY_EXISTS, RESOURCE_NOT_FOUND, decide};
 use crate::error::DeliveryError;
 use crate::retry::{Classified, RetryPolicy, with_retries};
@@ -13,7 +14,9 @@ use crate::telemetry::InternalEvent;
 use crate::telemetry::events::LogResourceCreated;
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatchlogs::Client;
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
 use logrelay_common::aws::without_sdk_retries;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -100,6 +103,14 @@ pub struct PutOutcome {
     pub requests: u32,
 }
 
+/// Makes `body` the request's body, with its length.
+fn replace_body(request: &mut HttpRequest, body: Bytes) {
+    request
+        .headers_mut()
+        .insert("content-length", body.len().to_string());
+    *request.body_mut() = SdkBody::from(body);
+}
+
 /// A CloudWatch Logs client over a tenant's session `config`, retried only by [`LogsService`]'s
 /// policy, each request attempt bounded by `attempt_timeout`; `endpoint_url` overrides the endpoint
 /// (an emulator or a proxy in tests).
@@ -160,8 +171,8 @@ impl LogsService {
 
     /// Delivers one sorted, non-empty batch to `stream`. Events CloudWatch calls invalid are
     /// isolated by bisection and counted; the rest are delivered. An error means the batch as a
-    /// whole could not be delivered (parts of it may have been, when bisecting). The messages move
-    /// into the request; each attempt sends a copy of it (the SDK consumes its input).
+    /// whole could not be delivered (parts of it may have been, when bisecting). Each request's
+    /// body is written once from the events and shared by its retries.
     pub async fn deliver(
         &self,
         stream: &str,
@@ -171,21 +182,11 @@ impl LogsService {
         if events.is_empty() {
             return Ok(outcome); // never send an empty batch (CloudWatch rejects it)
         }
-        let input: Vec<InputLogEvent> = events
-            .into_iter()
-            .map(|event| {
-                InputLogEvent::builder()
-                    .timestamp(event.timestamp_ms)
-                    .message(event.message)
-                    .build()
-                    .map_err(|error| DeliveryError::permanent("invalid_event", error.to_string()))
-            })
-            .collect::<Result<_, _>>()?;
         // Depth-first, left half first, so bisected parts are still sent in order.
-        let mut pending = vec![(0, input.len())];
+        let mut pending = vec![(0, events.len())];
         let mut budget = MAX_BISECT_REQUESTS;
         while let Some((start, end)) = pending.pop() {
-            let chunk = &input[start..end];
+            let chunk = &events[start..end];
             outcome.requests += 1;
             match self.put(stream, chunk).await {
                 Ok(rejected) => {
@@ -193,7 +194,7 @@ impl LogsService {
                     outcome.accepted += accepted.len() as u64;
                     outcome.accepted_bytes += chunk[accepted]
                         .iter()
-                        .map(|event| event.message().len() as u64)
+                        .map(|event| event.message.len() as u64)
                         .sum::<u64>();
                     outcome.rejected.expired += rejected.expired;
                     outcome.rejected.too_old += rejected.too_old;
@@ -231,15 +232,20 @@ impl LogsService {
     }
 
     /// One PutLogEvents (with retries), creating the group/stream when missing.
-    async fn put(&self, stream: &str, events: &[InputLogEvent]) -> Result<Rejected, PutFailure> {
+    async fn put(&self, stream: &str, events: &[LogEvent]) -> Result<Rejected, PutFailure> {
+        let body = put_log_events_body(&self.group, stream, events);
         let mut create_rounds = 0;
         loop {
             let result = with_retries(&self.policy, &self.tenant_id, "logs:PutLogEvents", || {
+                let body = body.clone();
+                // The SDK serializes the group and stream only; the written body replaces its
+                // request body before signing, so the signature covers the events.
                 self.client
                     .put_log_events()
                     .log_group_name(&self.group)
                     .log_stream_name(stream)
-                    .set_log_events(Some(events.to_vec()))
+                    .customize()
+                    .mutate_request(move |request| replace_body(request, body.clone()))
                     .send()
             })
             .await;
