@@ -747,6 +747,10 @@ async fn the_agent_uses_exactly_what_the_shipped_rbac_grants() {
     fake.upsert_pod(pod("hcp-a", "api-5d8f-x1", "uid-1"));
     let mut rig = start(fake, data.path(), Duration::from_secs(30), "").await;
     rig.ready().await;
+    assert!(
+        rig.fake.wait_for_watches(2, SOON).await,
+        "both watches open"
+    );
     // A dropped watch and an expired resourceVersion: the agent resumes and relists.
     rig.fake.drop_watches();
     rig.fake.expire_resource_versions();
