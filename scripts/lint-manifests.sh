@@ -19,6 +19,10 @@
 #   hadolint            the Containerfiles
 #   shell scripts       ShellCheck on deploy.sh, scripts/*.sh, .ci/run (apt-get installs it in CI when missing)
 #   deploy.sh           --help and a --dry-run without AWS; --param renames and refusals (cloudformation/checks/deploy_params.sh)
+#   top_level_wiring.py deploy.sh --top-level-stacks passes each stack what main.yaml passes the nested stack
+#                       (cloudformation/checks/top_level_wiring.py), plus its self-test
+#   top_level_moto.py   deploy.sh --top-level-stacks --include-lambda into the moto emulator through the AWS CLI:
+#                       three stacks CREATE_COMPLETE, their outputs, output wiring (about 25 s; skipped without `aws`)
 #   moto_smoke.py       core + SQS stacks deployed into the moto emulator (cloudformation/checks/moto_smoke.py),
 #                       the queue alarms through CloudWatch's API (moto's CloudFormation skips alarms)
 #   monitoring          promtool check/test rules on monitoring/alerts.rules.yaml, and monitoring/check.py: every
@@ -178,6 +182,9 @@ check "hadolint" "${venv}/hadolint" "${containerfiles[@]}"
 check "shellcheck" run_shellcheck
 check "deploy.sh dry run" smoke_deploy_script
 check "deploy.sh --param names" cloudformation/checks/deploy_params.sh
+check "deploy.sh --top-level-stacks wiring equals main.yaml's" "${venv}/python" cloudformation/checks/top_level_wiring.py
+check "deploy.sh --top-level-stacks wiring, self-test" "${venv}/python" cloudformation/checks/top_level_wiring.py --self-test
+check "deploy.sh --top-level-stacks into moto (core, SQS, Lambda stacks)" "${venv}/python" cloudformation/checks/top_level_moto.py
 check "moto smoke deploy (core + SQS stacks, queue alarms)" "${venv}/python" cloudformation/checks/moto_smoke.py
 check "alert rules (promtool check + test rules) and dashboard queries" run_monitoring_checks
 

@@ -1,6 +1,8 @@
 //! The metadata stage against the fake Kubernetes API, through the real kube client (kubeconfig →
 //! HTTP list and watch): late pods, deleted pods, dropped watches, 410 relists, namespace label
-//! changes, hostile values, wait expiry and the cache file across a restart.
+//! changes, hostile values, wait expiry and the cache file across a restart. The fake enforces the RBAC
+//! the shipped manifests grant the agent's ServiceAccount (`k8s/agent/base/rbac.yaml`): the agent uses
+//! exactly those grants, and a request outside them is refused and reported.
 //!
 //! Lines are synthetic `SourceEvent`s built exactly as the tailer builds them
 //! (`tail::record::from_path` from a kubelet log path).
@@ -18,8 +20,10 @@ use logrelay_agent::tail::{PodLogPath, RecordContext, from_path};
 use logrelay_common::key::{self, ObjectKey, Partition, QUARANTINE_CUSTOMER};
 use logrelay_common::record::{LogRecord, Stream};
 use logrelay_testkit::fake_kube::FakeKube;
+use logrelay_testkit::rbac::RbacPolicy;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -32,6 +36,15 @@ const HCP_LABEL_SELECTOR: &str = "hypershift.openshift.io/hosted-control-plane=t
 const CUSTOMER_KEY: &str = "logrelay.io/customer-id";
 /// Generous bound for anything that should happen "soon" (watch reconnects back off ~1 s).
 const SOON: Duration = Duration::from_secs(15);
+
+/// The fake API, authorizing every request as the agent's ServiceAccount with the RBAC the shipped
+/// manifests grant it: a request the manifests do not allow fails the test.
+async fn agent_fake() -> FakeKube {
+    let fake = FakeKube::start().await.expect("fake");
+    let (policy, _) = RbacPolicy::agent().expect("the agent's RBAC renders");
+    fake.enforce_rbac(policy);
+    fake
+}
 
 fn namespace(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
@@ -196,13 +209,7 @@ fn is_enriched(record: &LogRecord) -> bool {
 #[tokio::test]
 async fn pod_created_after_its_log_file_is_held_then_enriched() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mut rig = start(
-        FakeKube::start().await.expect("fake"),
-        data.path(),
-        Duration::from_secs(30),
-        "",
-    )
-    .await;
+    let mut rig = start(agent_fake().await, data.path(), Duration::from_secs(30), "").await;
     rig.ready().await;
     for n in 0..3 {
         rig.send(line(1, n, "hcp-a", "api-5d8f-x1", "uid-1", "main"))
@@ -245,7 +252,7 @@ async fn pod_created_after_its_log_file_is_held_then_enriched() {
 #[tokio::test]
 async fn pod_deleted_before_its_file_is_drained_is_still_enriched() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
     fake.upsert_pod(pod("hcp-a", "short-1", "uid-1"));
     let mut rig = start(fake, data.path(), Duration::from_secs(30), "").await;
@@ -271,7 +278,7 @@ async fn pod_deleted_before_its_file_is_drained_is_still_enriched() {
 #[tokio::test]
 async fn dropped_watch_reconnects_without_losing_updates() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
     fake.upsert_pod(pod("hcp-a", "api-1", "uid-1"));
     let mut rig = start(fake, data.path(), Duration::from_secs(30), "").await;
@@ -343,7 +350,7 @@ async fn dropped_watch_reconnects_without_losing_updates() {
 #[tokio::test]
 async fn gone_410_forces_a_relist_that_catches_up() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
     fake.upsert_pod(pod("hcp-a", "old", "uid-old"));
     let mut rig = start(fake, data.path(), Duration::from_secs(30), "").await;
@@ -376,7 +383,7 @@ async fn gone_410_forces_a_relist_that_catches_up() {
 #[tokio::test]
 async fn namespace_label_change_changes_selection() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(namespace("plain", json!({})));
     fake.upsert_pod(pod("plain", "api-1", "uid-1"));
     // Default selector: hosted control planes only.
@@ -460,7 +467,7 @@ async fn namespace_label_change_changes_selection() {
 #[tokio::test]
 async fn by_default_a_pods_customer_id_annotation_does_not_choose_its_tenant() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
     fake.upsert_pod(pod_on(
         NODE,
@@ -485,7 +492,7 @@ async fn by_default_a_pods_customer_id_annotation_does_not_choose_its_tenant() {
 #[tokio::test]
 async fn hostile_values_stay_inside_their_tenant_segment() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
     let hostile = [
         "../x".to_string(),
@@ -585,13 +592,7 @@ async fn metadata_wait_expiry_ships_to_quarantine_with_a_counted_marker() {
     let _guard = metrics::set_default_local_recorder(&recorder);
     let data = tempfile::tempdir().expect("tempdir");
     let wait = Duration::from_millis(400);
-    let mut rig = start(
-        FakeKube::start().await.expect("fake"),
-        data.path(),
-        wait,
-        "",
-    )
-    .await;
+    let mut rig = start(agent_fake().await, data.path(), wait, "").await;
     rig.ready().await;
     let started = Instant::now();
     rig.send(line(1, 0, "hcp-z", "ghost", "uid-ghost", "main"))
@@ -637,7 +638,7 @@ async fn metadata_wait_expiry_ships_to_quarantine_with_a_counted_marker() {
 #[tokio::test]
 async fn restart_with_the_cache_file_enriches_a_pod_that_is_gone() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
     fake.upsert_pod(pod("hcp-a", "finished", "uid-f"));
     let rig = start(fake, data.path(), Duration::from_secs(30), "").await;
@@ -671,7 +672,7 @@ async fn restart_with_the_cache_file_enriches_a_pod_that_is_gone() {
 #[tokio::test]
 async fn a_new_pod_is_in_the_cache_file_within_seconds_not_only_at_shutdown() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
     let rig = start(fake, data.path(), Duration::from_secs(30), "").await;
     rig.ready().await;
@@ -696,7 +697,7 @@ async fn a_new_pod_is_in_the_cache_file_within_seconds_not_only_at_shutdown() {
 #[tokio::test]
 async fn slow_api_delays_lines_but_never_loses_them() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
     fake.upsert_pod(pod("hcp-a", "api-1", "uid-1"));
     fake.set_delay(Duration::from_millis(1500));
@@ -712,7 +713,7 @@ async fn slow_api_delays_lines_but_never_loses_them() {
 #[tokio::test]
 async fn static_pod_lines_are_found_by_the_config_hash_in_their_path() {
     let data = tempfile::tempdir().expect("tempdir");
-    let fake = FakeKube::start().await.expect("fake");
+    let fake = agent_fake().await;
     fake.upsert_namespace(namespace("kube-system", json!({})));
     // The mirror pod the kubelet creates: its own UID, the config hash in annotations.
     fake.upsert_pod(json!({
@@ -735,4 +736,101 @@ async fn static_pod_lines_are_found_by_the_config_hash_in_their_path() {
     assert_eq!(k.extra["config_hash"], json!("0123abcd"));
     assert_eq!(k.container_image.as_deref(), Some("registry/etcd:3"));
     rig.stop().await;
+}
+
+#[tokio::test]
+async fn the_agent_uses_exactly_what_the_shipped_rbac_grants() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (policy, rendered_by) = RbacPolicy::agent().expect("the agent's RBAC renders");
+    let fake = agent_fake().await;
+    fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
+    fake.upsert_pod(pod("hcp-a", "api-5d8f-x1", "uid-1"));
+    let mut rig = start(fake, data.path(), Duration::from_secs(30), "").await;
+    rig.ready().await;
+    assert!(
+        rig.fake.wait_for_watches(2, SOON).await,
+        "both watches open"
+    );
+    // A dropped watch and an expired resourceVersion: the agent resumes and relists.
+    rig.fake.drop_watches();
+    rig.fake.expire_resource_versions();
+    rig.fake.upsert_pod(pod("hcp-a", "api-5d8f-x2", "uid-2"));
+    rig.send(line(1, 0, "hcp-a", "api-5d8f-x2", "uid-2", "main"))
+        .await;
+    assert!(is_enriched(&rig.next_record().await));
+    let fake = rig.stop().await;
+    assert_eq!(fake.stats().forbidden, 0, "nothing refused");
+    assert_eq!(
+        fake.access(),
+        policy.cluster_grants(),
+        "every grant is used and nothing else is requested (manifests rendered by {rendered_by:?})"
+    );
+    assert_eq!(
+        fake.access(),
+        BTreeSet::from(
+            [
+                "list namespaces",
+                "list pods",
+                "watch namespaces",
+                "watch pods"
+            ]
+            .map(str::to_owned)
+        )
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_role_without_namespaces_is_refused_and_reported() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let data = tempfile::tempdir().expect("tempdir");
+    let fake = FakeKube::start().await.expect("fake");
+    let pods_only = "
+kind: ClusterRole
+metadata: {name: logrelay-agent}
+rules: [{apiGroups: [''], resources: [pods], verbs: [list, watch]}]
+---
+kind: ClusterRoleBinding
+metadata: {name: logrelay-agent}
+roleRef: {kind: ClusterRole, name: logrelay-agent}
+subjects: [{kind: ServiceAccount, name: logrelay-agent, namespace: logrelay}]
+";
+    fake.enforce_rbac(
+        RbacPolicy::from_manifests(pods_only, "logrelay", "logrelay-agent").expect("policy"),
+    );
+    fake.upsert_namespace(tenant_namespace("hcp-a", "tenant-a"));
+    fake.upsert_pod(pod("hcp-a", "api-5d8f-x1", "uid-1"));
+    let wait = Duration::from_millis(400);
+    let mut rig = start(fake, data.path(), wait, "").await;
+    rig.send(line(1, 0, "hcp-a", "api-5d8f-x1", "uid-1", "main"))
+        .await;
+    let record = rig.next_record().await;
+    assert!(
+        !is_enriched(&record),
+        "without its namespace a pod's lines ship unenriched"
+    );
+    assert_eq!(record.customer_id, QUARANTINE_CUSTOMER);
+    let fake = rig.stop().await;
+    assert!(
+        fake.stats().forbidden >= 1,
+        "the namespace list was refused"
+    );
+    assert_eq!(fake.stats().namespace_lists, 0);
+    let restarts: u64 = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "logrelay_agent_metadata_watch_restarts_total")
+        .filter(|(key, ..)| {
+            key.key()
+                .labels()
+                .any(|l| l.key() == "resource" && l.value() == "namespaces")
+        })
+        .map(|(.., value)| match value {
+            DebugValue::Counter(n) => n,
+            _ => 0,
+        })
+        .sum();
+    assert!(restarts >= 1, "the refused watch is counted");
 }

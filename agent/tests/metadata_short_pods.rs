@@ -10,6 +10,7 @@ use logrelay_agent::metadata::config::{KubeSource, MetadataConfig};
 use logrelay_agent::source_event::{FileId, SourceEvent};
 use logrelay_agent::tail::{RecordContext, Tailer, TailerConfig};
 use logrelay_testkit::fake_kube::FakeKube;
+use logrelay_testkit::rbac::RbacPolicy;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -87,6 +88,9 @@ async fn two_second_pods_at_ten_per_second_lose_nothing() {
     let data = tempfile::tempdir().expect("tempdir");
     let root = logs.path().to_path_buf();
     let fake = Arc::new(FakeKube::start().await.expect("fake"));
+    // Requests as the agent's ServiceAccount, with the RBAC the shipped manifests grant it.
+    let (policy, _) = RbacPolicy::agent().expect("the agent's RBAC renders");
+    fake.enforce_rbac(policy);
     fake.upsert_namespace(json!({"metadata": {"name": "hcp-a", "labels": {
         "hypershift.openshift.io/hosted-control-plane": "true", "logrelay.io/customer-id": "tenant-a"}}}));
 

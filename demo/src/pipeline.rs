@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use logrelay_testkit::fake_kube::FakeKube;
 use logrelay_testkit::lambda_runtime_api::LambdaRuntimeApi;
+use logrelay_testkit::rbac::RbacPolicy;
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -177,6 +178,10 @@ impl Pipeline {
         let kube = FakeKube::start()
             .await
             .context("start the fake Kubernetes API")?;
+        // The agent talks to the fake API as its ServiceAccount, with the RBAC the shipped manifests grant it.
+        let (rbac, _) =
+            RbacPolicy::agent().context("render the agent's RBAC from k8s/agent/base")?;
+        kube.enforce_rbac(rbac);
         kube.load_dir_hiding(&work.kube_objects, options.unlisted_deployment.clone())
             .context("serve the generator's Kubernetes objects")?;
         let kubeconfig = kube

@@ -122,10 +122,10 @@ def egress_ports(policy: dict) -> set[tuple[str, int]]:
 
 # Properties of the other objects rendered with the DaemonSet (RBAC, network policy).
 RENDER_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
-    "ClusterRole: get/list/watch of pods and namespaces, nothing else": lambda docs: of_kind(
+    "ClusterRole: list/watch of pods and namespaces, nothing else": lambda docs: of_kind(
         docs, "ClusterRole", "logrelay-agent"
     )["rules"]
-    == [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list", "watch"]}],
+    == [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["list", "watch"]}],
     "NetworkPolicy: egress limited to HTTPS, the API server and DNS": lambda docs: "Egress"
     in of_kind(docs, "NetworkPolicy", "logrelay-agent")["spec"]["policyTypes"]
     and egress_ports(of_kind(docs, "NetworkPolicy", "logrelay-agent"))
@@ -133,7 +133,7 @@ RENDER_CHECKS: dict[str, Callable[[list[dict]], bool]] = {
 }
 
 RENDER_BREAKS: dict[str, Callable[[list[dict]], None]] = {
-    "ClusterRole: get/list/watch of pods and namespaces, nothing else": lambda docs: of_kind(
+    "ClusterRole: list/watch of pods and namespaces, nothing else": lambda docs: of_kind(
         docs, "ClusterRole", "logrelay-agent"
     )["rules"][0]["resources"].append("nodes"),
     "NetworkPolicy: egress limited to HTTPS, the API server and DNS": lambda docs: of_kind(

@@ -11,6 +11,13 @@
 //! resourceVersion older than the history gets an `ERROR` event with a `410 Gone` Status (what the
 //! apiserver sends after compaction), which makes kube-rs relist.
 //!
+//! Authorization: after [`FakeKube::enforce_rbac`] every request is made as the policy's ServiceAccount and
+//! authorized like the apiserver's RBAC authorizer does, before routing: verb from the method (`GET` of one
+//! object → `get`, of a collection → `list`, with `watch=true` → `watch`; `POST` → `create`, …), API group,
+//! resource and namespace from the path, for any resource path (also ones the fake does not serve, such as
+//! `/api/v1/nodes`). A request the rules do not allow gets `403` with the apiserver's `Forbidden` Status.
+//! [`FakeKube::access`] lists every (verb, resource) served, so a test can compare them with the grants.
+//!
 //! Fault injection: [`FakeKube::drop_watches`] (connections reset mid-stream),
 //! [`FakeKube::close_watches`] (clean end), [`FakeKube::expire_resource_versions`] (next watch
 //! → 410), [`FakeKube::set_delay`] (every response late), [`FakeKube::set_unavailable`] (503).
@@ -18,6 +25,7 @@
 //! Objects are plain JSON (`serde_json::Value`), e.g. what `logrelay-testgen pods --kube-objects
 //! DIR` writes; [`FakeKube::load_dir`] serves such a directory and follows its changes.
 
+use crate::rbac::{RbacPolicy, Request as AuthzRequest};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -27,7 +35,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -94,6 +102,8 @@ pub struct FakeKubeStats {
     pub namespace_watches: u64,
     /// Watches answered with `410 Gone`.
     pub gone: u64,
+    /// Requests refused with `403 Forbidden` by the enforced RBAC policy.
+    pub forbidden: u64,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +117,10 @@ struct State {
     stats: FakeKubeStats,
     delay: Duration,
     unavailable: bool,
+    /// Enforced on every request when set.
+    rbac: Option<RbacPolicy>,
+    /// `verb resource` of every request that passed authorization.
+    access: BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -295,6 +309,16 @@ impl FakeKube {
         if unavailable {
             self.shared.end(WatchEnd::Reset);
         }
+    }
+
+    /// Authorizes every later request as `policy`'s ServiceAccount (see the module comment).
+    pub fn enforce_rbac(&self, policy: RbacPolicy) {
+        self.shared.lock().rbac = Some(policy);
+    }
+
+    /// `verb resource` of every request authorized so far (`list pods`, `watch namespaces`, …).
+    pub fn access(&self) -> BTreeSet<String> {
+        self.shared.lock().access.clone()
     }
 
     /// Request counts so far.
@@ -713,6 +737,10 @@ async fn route(
             "injected outage",
         ));
     }
+    let query = Query::parse(request.uri().query());
+    if let Some(refused) = authorize(&shared, request.method(), request.uri().path(), &query) {
+        return Ok(refused);
+    }
     if request.method() != Method::GET {
         return Ok(status(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -723,7 +751,6 @@ async fn route(
     let Some(target) = target(request.uri().path()) else {
         return Ok(status(StatusCode::NOT_FOUND, "NotFound", "no such path"));
     };
-    let query = Query::parse(request.uri().query());
     let selectors = (
         parse_selector(query.get("fieldSelector").unwrap_or("")),
         parse_selector(query.get("labelSelector").unwrap_or("")),
@@ -748,6 +775,80 @@ async fn route(
         return Ok(start_watch(shared, filter, &query));
     }
     Ok(list(&shared, &filter))
+}
+
+/// The authorization attributes of a resource request; `None` for non-resource paths (discovery, `/version`),
+/// which every authenticated user may read.
+fn attributes<'a>(method: &Method, path: &'a str, query: &Query) -> Option<AuthzRequest<'a>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let (resource, namespace, name) = match rest {
+        ["namespaces", namespace, resource, rest @ ..] => {
+            (*resource, Some(*namespace), rest.first().copied())
+        }
+        [resource, rest @ ..] => (*resource, None, rest.first().copied()),
+        [] => return None,
+    };
+    let verb = match (method, name) {
+        (&Method::GET | &Method::HEAD, Some(_)) => "get",
+        (&Method::GET | &Method::HEAD, None) if query.flag("watch") => "watch",
+        (&Method::GET | &Method::HEAD, None) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
+        (&Method::DELETE, None) => "deletecollection",
+        _ => "unknown",
+    };
+    Some(AuthzRequest {
+        verb,
+        api_group: group,
+        resource,
+        namespace,
+        name,
+    })
+}
+
+/// Authorizes a request against the enforced policy (none: everything is allowed) and records what it
+/// accessed; `Some(403 response)` when refused.
+fn authorize(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: &Query,
+) -> Option<Response<Body>> {
+    let request = attributes(method, path, query)?;
+    let AuthzRequest {
+        verb,
+        resource,
+        name,
+        ..
+    } = request;
+    let mut state = shared.lock();
+    let refused = state
+        .rbac
+        .as_ref()
+        .filter(|policy| !policy.allows(&request))
+        .map(|policy| request.forbidden_message(policy.user()));
+    let Some(message) = refused else {
+        state.access.insert(format!("{verb} {resource}"));
+        return None;
+    };
+    state.stats.forbidden += 1;
+    tracing::debug!(%message, "fake kube: forbidden");
+    let mut details = json!({"kind": resource});
+    if let Some(name) = name {
+        details["name"] = json!(name);
+    }
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": "Forbidden", "details": details, "code": 403,
+    });
+    Some(json_response(StatusCode::FORBIDDEN, &body))
 }
 
 /// Which objects a list or watch covers.
@@ -1145,6 +1246,61 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn requests_outside_the_enforced_role_get_403_forbidden() {
+        let fake = FakeKube::start().await.expect("starts");
+        fake.upsert_pod(pod("a", "p", "n1"));
+        let rbac = "
+kind: ClusterRole
+metadata: {name: r}
+rules: [{apiGroups: [''], resources: [pods], verbs: [list, watch]}]
+---
+kind: ClusterRoleBinding
+metadata: {name: r}
+roleRef: {kind: ClusterRole, name: r}
+subjects: [{kind: ServiceAccount, name: sa, namespace: ns}]
+";
+        fake.enforce_rbac(RbacPolicy::from_manifests(rbac, "ns", "sa").expect("policy"));
+        assert_eq!(names(&pods(&fake), &ListParams::default()).await, ["p"]);
+
+        let client = kube::Client::try_from(fake.client_config()).expect("client");
+        let namespaces: Api<DynamicObject> = Api::all_with(
+            client.clone(),
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Namespace")),
+        );
+        match namespaces.list(&ListParams::default()).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 403);
+                assert_eq!(status.reason, "Forbidden");
+                assert_eq!(
+                    status.message,
+                    "namespaces is forbidden: User \"system:serviceaccount:ns:sa\" cannot list resource \
+                     \"namespaces\" in API group \"\" at the cluster scope"
+                );
+            }
+            other => panic!("expected 403, got {other:?}"),
+        }
+        let one_pod: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "a",
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Pod")),
+        );
+        assert!(
+            matches!(one_pod.get("p").await, Err(kube::Error::Api(s)) if s.code == 403),
+            "get is not granted"
+        );
+        let nodes: Api<DynamicObject> = Api::all_with(
+            client,
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Node")),
+        );
+        assert!(
+            matches!(nodes.list(&ListParams::default()).await, Err(kube::Error::Api(s)) if s.code == 403),
+            "paths the fake does not serve are authorized first, as by the apiserver"
+        );
+        assert_eq!(fake.stats().forbidden, 3);
+        assert_eq!(fake.access(), BTreeSet::from(["list pods".to_owned()]));
     }
 
     #[test]
