@@ -7,7 +7,8 @@ resources moto did not create), and that every
 parameter wired from an output (`deploy.sh --print-wiring`) holds that output's value. deploy.sh prints the template
 resources moto did not create (types its CloudFormation skips, see moto_smoke.py).
 
-Needs the AWS CLI (`aws`, v1 or v2) on PATH; without it the check is skipped (exit code 0, with a SKIPPED line).
+Uses the AWS CLI pinned in tools/requirements.txt (the venv's `aws`, else one on PATH); without one it fails, naming
+scripts/dev-env.sh.
 
 Usage: .venv/bin/python cloudformation/checks/top_level_moto.py   (exit code 0 = passed)
 """
@@ -60,9 +61,10 @@ def declared_outputs(template: str, created: set[str]) -> set[str]:
 
 
 def main() -> int:
-    if shutil.which("aws") is None:
-        print("  SKIPPED: no AWS CLI on PATH (pip install awscli)")
-        return 0
+    venv_bin = pathlib.Path(sys.executable).parent
+    if not (venv_bin / "aws").exists() and shutil.which("aws") is None:
+        print("  no AWS CLI: run scripts/dev-env.sh (tools/requirements.txt pins awscli)")
+        return 1
     port = free_port()
     started = time.monotonic()
     moto = start_moto(port)
