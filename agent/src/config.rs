@@ -125,7 +125,7 @@ pub struct AgentConfig {
     pub batch_timeout: Duration,
     /// Cap on memory of open batches' pending lines plus sealed bodies held in memory; reaching it
     /// moves the largest pending lines to the disk buffer, then stops reading (backpressure).
-    #[arg(long, env = "LOGRELAY_BATCH_MEMORY_LIMIT", default_value = "24MiB", value_parser = parse_bytes)]
+    #[arg(long, env = "LOGRELAY_BATCH_MEMORY_LIMIT", default_value = "16MiB", value_parser = parse_bytes)]
     pub batch_memory_limit: u64,
     /// Cap on the disk buffer under `--data-dir` (compressed batches being filled or awaiting
     /// upload); reaching it seals the batches holding most of it, then stops reading.

@@ -7,6 +7,7 @@
 //! [`sink`] (S3 or a local directory) → [`checkpoint`] (acknowledged offsets). [`stdin`] is the other
 //! source; [`server`] serves metrics and health probes.
 
+pub mod allocator;
 pub mod app;
 pub mod batch;
 pub mod checkpoint;

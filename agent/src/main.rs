@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use logrelay_common::exit::{EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, EXIT_RUNTIME};
 
 fn main() -> ExitCode {
+    let heap_tuned = logrelay_agent::allocator::tune();
     let args: Vec<String> = std::env::args().collect();
     if check_config::requested(&args) {
         let report = check_config_report(&args);
@@ -27,6 +28,10 @@ fn main() -> ExitCode {
     }
     let flags = AgentConfig::parse();
     logrelay_common::logging::init(flags.log_format);
+    tracing::debug!(
+        tuned = heap_tuned,
+        "glibc malloc: 2 arenas, 128 KiB mmap threshold unless MALLOC_* or GLIBC_TUNABLES is set"
+    );
     let config = match flags.validate() {
         Ok(config) => config,
         Err(error) => {

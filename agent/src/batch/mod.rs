@@ -44,10 +44,10 @@ pub const DEFAULT_BATCH_MAX_BYTES: u64 = 10 << 20;
 /// (`batch.timeout_secs = 300`).
 pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Default `--batch-memory-limit`: 24 MiB for open batches' pending lines plus the sealed bodies
-/// held in memory (small ones, and those being uploaded). With the runtime, read buffers and
+/// Default `--batch-memory-limit`: 16 MiB for open batches' pending lines plus the sealed bodies
+/// held in memory (those that never needed the disk buffer). With the runtime, read buffers and
 /// channels the agent stays under 64 MiB of RSS at 1,000 busy files (BENCHMARKS.md).
-pub const DEFAULT_BATCH_MEMORY_LIMIT: u64 = 24 << 20;
+pub const DEFAULT_BATCH_MEMORY_LIMIT: u64 = 16 << 20;
 
 /// Default `--batch-max-open`: open batches (partitions) at once; bounds the map and the
 /// bookkeeping per batch. An open batch costs only its pending lines (see [`chunked`]), which the
