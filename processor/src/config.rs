@@ -404,6 +404,18 @@ pub enum Mode {
     Replay(Box<ReplayArgs>),
 }
 
+impl Mode {
+    /// The mode's name as operators write it (`--mode`, `EXECUTION_MODE`, the subcommand).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Lambda => "lambda",
+            Mode::Sqs { .. } => "sqs",
+            Mode::Manual => "manual",
+            Mode::Replay(_) => "replay",
+        }
+    }
+}
+
 /// A setting is invalid; names the field (flag and environment variable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {field}: {message}")]

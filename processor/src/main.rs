@@ -98,7 +98,12 @@ async fn run(config: RunArgs, mode: Mode) -> anyhow::Result<u8> {
         .dlq_url
         .as_ref()
         .map(|url| DeadLetterQueue::new(aws_sdk_sqs::Client::new(&aws), url));
-    tracing::info!(mode = ?mode, "logrelay-processor starting");
+    match &mode {
+        Mode::Sqs { queue_url } => {
+            tracing::info!(mode = mode.name(), queue_url, "logrelay-processor starting");
+        }
+        _ => tracing::info!(mode = mode.name(), "logrelay-processor starting"),
+    }
     match mode {
         Mode::Lambda => {
             let (recorder, metrics) = emf::emf_recorder(&config.lambda.metrics_namespace);

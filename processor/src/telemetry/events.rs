@@ -210,7 +210,20 @@ impl InternalEvent for ConfigDelivered<'_> {
         }
         let rejected: u64 = self.rejected.iter().map(|(_, count)| count).sum();
         if rejected > 0 {
-            tracing::warn!(tenant = self.tenant, delivery = kind, rejected = ?self.rejected, "events not accepted");
+            let reasons = self
+                .rejected
+                .iter()
+                .filter(|(_, count)| *count > 0)
+                .map(|(reason, count)| format!("{reason}={count}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            tracing::warn!(
+                tenant = self.tenant,
+                delivery = kind,
+                rejected,
+                reasons,
+                "events not accepted"
+            );
         }
         tracing::debug!(
             tenant = self.tenant,
