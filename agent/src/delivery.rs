@@ -455,17 +455,22 @@ mod tests {
         start_with_buffer(rig, limits, 1 << 30)
     }
 
-    fn start_with_buffer(rig: &Rig, limits: BatchLimits, buffer_limit: u64) -> Started {
-        let (tx, rx) = mpsc::channel(64);
-        let shutdown = CancellationToken::new();
+    /// A delivery loop over the rig's sink and a disk buffer of `buffer_limit` bytes.
+    fn delivery(rig: &Rig, limits: BatchLimits, buffer_limit: u64) -> Delivery {
         let (buffer, _) = DiskBuffer::open(&rig.buffer, buffer_limit).expect("opens");
-        let delivery = Delivery::new(
+        Delivery::new(
             config(limits),
             FileRegistry::new(),
             rig.acks.clone(),
             rig.uploader.clone(),
             buffer,
-        );
+        )
+    }
+
+    fn start_with_buffer(rig: &Rig, limits: BatchLimits, buffer_limit: u64) -> Started {
+        let (tx, rx) = mpsc::channel(64);
+        let shutdown = CancellationToken::new();
+        let delivery = delivery(rig, limits, buffer_limit);
         let task = tokio::spawn(delivery.run(rx, shutdown.clone()));
         (tx, shutdown, task)
     }
@@ -584,20 +589,12 @@ mod tests {
             tx.try_send(event).expect("room");
         }
         drop(tx);
-        let (buffer, _) = DiskBuffer::open(&rig.buffer, 1 << 30).expect("opens");
         let limits = BatchLimits {
             timeout: Duration::from_millis(20),
             ..limits()
         };
         let started = Instant::now();
-        let delivery = Delivery::new(
-            config(limits),
-            FileRegistry::new(),
-            rig.acks.clone(),
-            rig.uploader.clone(),
-            buffer,
-        );
-        let outcome = delivery
+        let outcome = delivery(&rig, limits, 1 << 30)
             .run(rx, CancellationToken::new())
             .await
             .expect("delivers");

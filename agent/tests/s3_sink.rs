@@ -66,6 +66,15 @@ impl Sealed {
         RequestBody::Memory(self.body.clone())
     }
 
+    /// Every other body in memory, the others streamed from a file in `dir`.
+    fn alternating(&self, index: usize, dir: &std::path::Path) -> RequestBody {
+        if index.is_multiple_of(2) {
+            self.in_memory()
+        } else {
+            self.in_file(dir)
+        }
+    }
+
     /// The body streamed from a file in `dir`, as the disk buffer hands it over.
     fn in_file(&self, dir: &std::path::Path) -> RequestBody {
         let path = dir.join(format!("{}.gz", self.batch.id.0));
@@ -193,11 +202,7 @@ async fn objects_land_under_their_keys_as_gzip_ndjson_with_headers() {
     let files = tempfile::tempdir().expect("tempdir");
     for (i, s) in sealed.iter().enumerate() {
         // Bodies in memory and bodies streamed from the disk buffer alike.
-        let body = if i % 2 == 0 {
-            s.in_memory()
-        } else {
-            s.in_file(files.path())
-        };
+        let body = s.alternating(i, files.path());
         assert_eq!(
             uploader.upload(&s.batch, body).await.expect("uploads"),
             1,
@@ -309,11 +314,7 @@ async fn uploads_retry_through_injected_faults_and_replays_overwrite_instead_of_
     let files = tempfile::tempdir().expect("tempdir");
     for (i, s) in sealed.iter().enumerate() {
         // A body streamed from its file is opened again by every attempt.
-        let body = if i % 2 == 0 {
-            s.in_memory()
-        } else {
-            s.in_file(files.path())
-        };
+        let body = s.alternating(i, files.path());
         retried += uploader.upload(&s.batch, body).await.expect("uploads") - 1;
     }
     assert!(
