@@ -267,19 +267,7 @@ impl Delivery {
             let uploader = Arc::clone(&self.uploader);
             self.uploading.spawn(async move {
                 let body = request_body(&pending.batch.body).await?;
-                let path = pending
-                    .batch
-                    .body
-                    .spilled
-                    .as_ref()
-                    .map(|f| f.path().to_path_buf());
-                uploader
-                    .upload(&pending.batch, body)
-                    .await
-                    .map_err(|source| BufferError::Read {
-                        path: path.unwrap_or_default(),
-                        source,
-                    })?;
+                uploader.upload(&pending.batch, body).await?;
                 Ok(pending.batch)
             });
         }

@@ -11,7 +11,6 @@
 //! kill every line of a file here is read again from the logs. The directory is emptied at start.
 
 use crate::batch::BatchId;
-use bytes::Bytes;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -227,21 +226,10 @@ fn write_at_end(path: &Path, len: u64, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// A body of `tail` alone, or of a file's members followed by `tail`.
-pub async fn body_of(spill: Option<&SpillFile>, tail: &Bytes) -> Result<Bytes, BufferError> {
-    match spill {
-        None => Ok(tail.clone()),
-        Some(file) => {
-            let mut body = file.read(tail.len()).await?;
-            body.extend_from_slice(tail);
-            Ok(Bytes::from(body))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::testing::test_buffer;
 
     #[tokio::test]
     async fn members_append_to_one_file_per_batch_and_release_frees_them() {
@@ -258,9 +246,13 @@ mod tests {
             (a.len(), b.len(), buffer.used(), buffer.files()),
             (5, 2, 7, 2)
         );
-        let body = body_of(Some(&a), &Bytes::from_static(b"!"))
-            .await
-            .expect("reads");
+        let body = crate::batch::ObjectBody {
+            spilled: Some(a.clone()),
+            tail: bytes::Bytes::from_static(b"!"),
+        }
+        .load()
+        .await
+        .expect("reads");
         assert_eq!(&body[..], b"aaaAA!");
         buffer.release(&a);
         assert!(!a.path().exists());
@@ -282,8 +274,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_leaves_the_batch_as_it_was() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut buffer, _) = DiskBuffer::open(dir.path().join("buffer"), 1 << 20).expect("opens");
+        let (_dir, mut buffer) = test_buffer(1 << 20);
         let mut spill = None;
         buffer
             .append(&mut spill, BatchId(1), b"first")
@@ -302,24 +293,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_shorter_than_written_is_an_error_not_a_short_body() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut buffer, _) = DiskBuffer::open(dir.path().join("buffer"), 1 << 20).expect("opens");
+        let (_dir, mut buffer) = test_buffer(1 << 20);
         let mut spill = None;
         buffer
             .append(&mut spill, BatchId(1), b"0123456789")
             .expect("writes");
         let file = spill.expect("file");
         fs::write(file.path(), b"0123").expect("truncates");
-        let error = body_of(Some(&file), &Bytes::new())
-            .await
-            .expect_err("short");
+        let error = file.read(0).await.expect_err("short");
         assert!(matches!(error, BufferError::Read { .. }), "{error}");
     }
 
     #[test]
     fn is_full_at_the_limit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut buffer, _) = DiskBuffer::open(dir.path().join("buffer"), 4).expect("opens");
+        let (_dir, mut buffer) = test_buffer(4);
         let mut spill = None;
         buffer
             .append(&mut spill, BatchId(1), b"abc")

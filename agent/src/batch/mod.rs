@@ -175,7 +175,14 @@ impl ObjectBody {
 
     /// The whole body, read from the disk buffer when needed.
     pub async fn load(&self) -> Result<Bytes, BufferError> {
-        buffer::body_of(self.spilled.as_ref(), &self.tail).await
+        match &self.spilled {
+            None => Ok(self.tail.clone()),
+            Some(file) => {
+                let mut body = file.read(self.tail.len()).await?;
+                body.extend_from_slice(&self.tail);
+                Ok(Bytes::from(body))
+            }
+        }
     }
 }
 

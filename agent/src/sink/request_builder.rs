@@ -2,11 +2,12 @@
 //! and its Content-MD5. A body in the disk buffer stays there: it is streamed from its file by
 //! each attempt, so uploads in flight hold no object in memory.
 
+use crate::batch::buffer::BufferError;
 use crate::batch::{BatchId, SealedBatch};
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Bytes read at a time when hashing or copying a body from its file.
@@ -46,46 +47,67 @@ impl RequestBody {
         start: u64,
         len: u64,
         mut f: impl FnMut(&[u8]),
-    ) -> io::Result<()> {
+    ) -> Result<(), BufferError> {
         match self {
             RequestBody::Memory(bytes) => {
-                let range = usize::try_from(start).unwrap_or(usize::MAX)
-                    ..usize::try_from(start + len).unwrap_or(usize::MAX);
-                let slice = bytes.get(range).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::UnexpectedEof, "range past the body")
+                let slice = memory_range(bytes, start, len).ok_or_else(|| BufferError::Read {
+                    path: PathBuf::new(),
+                    source: io::Error::new(io::ErrorKind::UnexpectedEof, "range past the body"),
                 })?;
-                f(slice);
+                f(&slice);
                 Ok(())
             }
             RequestBody::File { path, .. } => {
-                let mut file = tokio::fs::File::open(path).await?;
-                file.seek(io::SeekFrom::Start(start)).await?;
-                let mut left = len;
-                let mut block = vec![0; READ_BLOCK.min(len as usize)];
-                while left > 0 {
-                    let want = block.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    let got = file.read(&mut block[..want]).await?;
-                    if got == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("{} ends before byte {}", path.display(), start + len),
-                        ));
-                    }
-                    f(&block[..got]);
-                    left -= got as u64;
-                }
-                Ok(())
+                read_blocks(path, start, len, f)
+                    .await
+                    .map_err(|source| BufferError::Read {
+                        path: path.clone(),
+                        source,
+                    })
             }
         }
     }
 
     /// Base64 MD5 of the bytes in `start..start + len`.
-    pub async fn content_md5_of(&self, start: u64, len: u64) -> io::Result<String> {
+    pub async fn content_md5_of(&self, start: u64, len: u64) -> Result<String, BufferError> {
         let mut md5 = Md5::new();
         self.for_each_block(start, len, |block| md5.update(block))
             .await?;
         Ok(aws_smithy_types::base64::encode(md5.finalize()))
     }
+}
+
+/// The bytes `start..start + len` of `bytes` (shared, not copied), if the range is inside.
+pub fn memory_range(bytes: &Bytes, start: u64, len: u64) -> Option<Bytes> {
+    let start = usize::try_from(start).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    (end <= bytes.len()).then(|| bytes.slice(start..end))
+}
+
+/// Calls `f` with each block of `path`'s bytes in `start..start + len`, in order.
+async fn read_blocks(
+    path: &Path,
+    start: u64,
+    len: u64,
+    mut f: impl FnMut(&[u8]),
+) -> io::Result<()> {
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(io::SeekFrom::Start(start)).await?;
+    let mut left = len;
+    let mut block = vec![0; READ_BLOCK.min(usize::try_from(len).unwrap_or(READ_BLOCK))];
+    while left > 0 {
+        let want = block.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let got = file.read(&mut block[..want]).await?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("ends before byte {}", start + len),
+            ));
+        }
+        f(&block[..got]);
+        left -= got as u64;
+    }
+    Ok(())
 }
 
 /// One object to store.
@@ -109,7 +131,7 @@ pub async fn build_request(
     batch: &SealedBatch,
     body: RequestBody,
     prefix: &str,
-) -> io::Result<UploadRequest> {
+) -> Result<UploadRequest, BufferError> {
     Ok(UploadRequest {
         batch: batch.id,
         key: batch.key.to_key_with_prefix(prefix),

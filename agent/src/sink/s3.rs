@@ -7,7 +7,7 @@
 //! (cached, refreshed before expiry).
 
 use super::config::{CONTENT_ENCODING, CONTENT_TYPE, S3Settings};
-use super::request_builder::{RequestBody, UploadRequest};
+use super::request_builder::{RequestBody, UploadRequest, memory_range};
 use super::retry::{ErrorClass, PutError};
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sink::SinkRequest;
@@ -231,18 +231,13 @@ async fn byte_stream(
     operation: &'static str,
 ) -> Result<ByteStream, PutError> {
     match body {
-        RequestBody::Memory(bytes) => {
-            let range = usize::try_from(start).unwrap_or(usize::MAX)
-                ..usize::try_from(start + len).unwrap_or(usize::MAX);
-            bytes
-                .get(range.clone())
-                .map(|_| ByteStream::from(bytes.slice(range)))
-                .ok_or_else(|| PutError {
-                    class: ErrorClass::Transient,
-                    operation,
-                    message: "part range past the body".into(),
-                })
-        }
+        RequestBody::Memory(bytes) => memory_range(bytes, start, len)
+            .map(ByteStream::from)
+            .ok_or_else(|| PutError {
+                class: ErrorClass::Transient,
+                operation,
+                message: "part range past the body".into(),
+            }),
         RequestBody::File { path, .. } => ByteStream::read_from()
             .path(path)
             .offset(start)

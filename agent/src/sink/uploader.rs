@@ -6,6 +6,7 @@ use super::request_builder::{RequestBody, build_request};
 use super::retry::RetryPolicy;
 use super::service::ObjectService;
 use crate::batch::SealedBatch;
+use crate::batch::buffer::BufferError;
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sink::{ObjectStored, UploadRetrying};
 use rand::SeedableRng;
@@ -74,7 +75,7 @@ impl Uploader {
 
     /// Stores `batch` with its whole `body`, retrying until it is stored; returns the attempts it
     /// took. Fails only when a body in the disk buffer cannot be read.
-    pub async fn upload(&self, batch: &SealedBatch, body: RequestBody) -> std::io::Result<u32> {
+    pub async fn upload(&self, batch: &SealedBatch, body: RequestBody) -> Result<u32, BufferError> {
         let request = build_request(batch, body, &self.prefix).await?;
         let mut rng = SmallRng::from_os_rng();
         let mut attempt = 0u32;
