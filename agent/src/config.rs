@@ -646,6 +646,11 @@ mod tests {
                 "--batch-memory-limit (LOGRELAY_BATCH_MEMORY_LIMIT)",
             ),
             (
+                "--buffer-max-bytes",
+                "1MiB",
+                "--buffer-max-bytes (LOGRELAY_BUFFER_MAX_BYTES)",
+            ),
+            (
                 "--upload-concurrency",
                 "0",
                 "--upload-concurrency (LOGRELAY_UPLOAD_CONCURRENCY)",
